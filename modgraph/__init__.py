@@ -1,1 +1,17 @@
-"""modgraph."""
+"""modgraph: networks declared as NetworkX DAGs whose connections are weighted, inspected and pruned by attention."""
+
+from . import ops  # noqa: F401  (registers the built-in ops)
+from .attention import AttentionModule, BranchAttention, NeuronAttention, Scorer
+from .errors import CheckpointError, DataError, GraphSpecError, ModgraphError, PruneError
+from .gate import Gate
+from .module_graph import ModuleGraph
+from .registry import Built, available_ops, register_op
+from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionModule", "BranchAttention", "Built", "CheckpointError", "DataError", "Gate", "GraphSpecError",
+    "ModgraphError", "ModuleGraph", "NeuronAttention", "PruneError", "Scorer", "available_ops", "graph_from_dict",
+    "graph_to_dict", "load_spec", "register_op", "save_spec",
+]

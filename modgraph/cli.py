@@ -1,0 +1,62 @@
+"""The ``modgraph`` command: check and summarise spec files (and more subcommands as they land).
+
+Exit codes: 0 success, 2 a user error (one line on stderr naming the fault).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import ModgraphError
+
+EXAMPLES = """examples:
+  modgraph check arch.yaml        validate a spec; exit 2 with the fault named
+  modgraph summary arch.yaml      nodes, widths, parameters per node and edge
+"""
+
+
+def _check(args) -> int:
+    from .module_graph import ModuleGraph
+
+    net = ModuleGraph.from_file(args.spec)
+    print(f"{args.spec}: ok ({len(net.plan.steps)} nodes, {net.graph.number_of_edges()} edges, "
+          f"{sum(p.numel() for p in net.parameters()):,} parameters)")
+    return 0
+
+
+def _summary(args) -> int:
+    from .module_graph import ModuleGraph
+
+    print(ModuleGraph.from_file(args.spec).summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modgraph", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate a spec file (YAML or JSON)")
+    p.add_argument("spec")
+    p.set_defaults(run=_check)
+    p = sub.add_parser("summary", help="print nodes, widths and parameters of a spec file")
+    p.add_argument("spec")
+    p.set_defaults(run=_summary)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except ModgraphError as err:
+        print(f"modgraph {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Compiling a validated DAG: shape inference, edge settings, and the modules of every node and gate.
+
+``compile_graph`` is the one step from data to modules. It returns a :class:`Plan` (a list of steps, one per
+node in topological order) and the modules that ``ModuleGraph`` registers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+import torch
+import torch.nn as nn
+
+from .attention import NEURON_SCORES, BranchAttention, NeuronAttention
+from .errors import GraphSpecError
+from .functional.normalize import NORMALIZERS
+from .functional.scores import SCORES
+from .gate import Gate
+from .ops.basic import Linear
+from .registry import build_op, get_op
+from .validate import check_structure
+
+ATTENTION_ONLY = ("threshold", "score", "temperature", "heads", "hidden", "level")
+GROUP_SETTINGS = ("attention", "threshold", "score", "temperature", "heads", "hidden")
+
+
+def edge_key(u: str, v: str) -> str:
+    return f"{u}->{v}"
+
+
+@dataclass
+class EdgeSettings:
+    attention: str | None = None
+    threshold: float | None = None
+    score: str | None = None
+    temperature: float = 1.0
+    heads: int = 1
+    hidden: int = 32
+    level: str | None = None
+    learnable: bool = False
+    weight: float = 1.0
+
+
+@dataclass
+class Step:
+    name: str
+    source: bool = False  # an input node
+    width: int = 0  # output width
+    preds: list = field(default_factory=list)
+    scales: list = field(default_factory=list)  # (position, parameter key or None, constant) per scaled in-edge
+    neuron: str | None = None  # key of the NeuronAttention on the single in-edge
+    branch: list | None = None  # positions of the in-edges weighted by this node's BranchAttention
+    merge: str = "sum"
+    has_module: bool = False
+    needs_graph: bool = False
+
+
+@dataclass
+class Plan:
+    inputs: list
+    outputs: list
+    steps: list
+    widths: dict
+    levels: dict  # (u, v) -> "neuron" | "branch" for attended edges
+
+
+def _edge_settings(u, v, attrs) -> EdgeSettings:
+    where = f"edge {u!r} -> {v!r}"
+    s = EdgeSettings(**{k: attrs[k] for k in attrs})
+    if s.attention is None:
+        extra = [k for k in ATTENTION_ONLY if k in attrs]
+        if extra:
+            raise GraphSpecError(f"{where}: setting(s) {', '.join(map(repr, extra))} need 'attention' "
+                                 f"({', '.join(NORMALIZERS)})")
+    elif s.attention not in NORMALIZERS:
+        raise GraphSpecError(f"{where}: unknown attention {s.attention!r}; valid: {', '.join(NORMALIZERS)}")
+    if s.threshold is not None and (isinstance(s.threshold, bool) or not isinstance(s.threshold, (int, float))
+                                    or not 0.0 <= s.threshold <= 1.0):
+        raise GraphSpecError(f"{where}: threshold must be a number in [0, 1], got {s.threshold!r}")
+    if isinstance(s.temperature, bool) or not isinstance(s.temperature, (int, float)) or not s.temperature > 0:
+        raise GraphSpecError(f"{where}: temperature must be a positive number, got {s.temperature!r}")
+    for name in ("heads", "hidden"):
+        val = getattr(s, name)
+        if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+            raise GraphSpecError(f"{where}: {name} must be a positive integer, got {val!r}")
+    if s.level not in (None, "neuron", "branch"):
+        raise GraphSpecError(f"{where}: level must be 'neuron' or 'branch', got {s.level!r}")
+    if not isinstance(s.learnable, bool):
+        raise GraphSpecError(f"{where}: learnable must be true or false, got {s.learnable!r}")
+    if isinstance(s.weight, bool) or not isinstance(s.weight, (int, float)) or not math.isfinite(s.weight):
+        raise GraphSpecError(f"{where}: weight must be a finite number, got {s.weight!r}")
+    return s
+
+
+def _probe_width(module: nn.Module, in_width: int, where: str) -> int:
+    try:
+        with torch.no_grad():
+            out = module.eval()(torch.zeros(2, in_width))
+    except Exception as err:
+        raise GraphSpecError(f"{where}: the module failed on an input of width {in_width}: {err}") from None
+    module.train()
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise GraphSpecError(f"{where}: the module must map [B, {in_width}] to a [B, F] tensor")
+    return out.shape[-1]
+
+
+def compile_graph(g: nx.DiGraph):
+    """Validate and compile ``g``; return ``(plan, node_modules, neuron_attention, branch_attention, adjacency)``."""
+    inputs, outputs, order = check_structure(g)
+    widths: dict = {}
+    steps, levels = [], {}
+    node_modules, neuron_att, branch_att = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
+    adjacency = nn.ParameterDict()
+    for v in order:
+        attrs = dict(g.nodes[v])
+        where = f"node {v!r}"
+        opname, module = attrs.pop("op", None), attrs.pop("module", None)
+        merge, declared_in = attrs.pop("merge", None), attrs.pop("in_features", None)
+        opdef = get_op(opname, where) if module is None else None
+        if opdef is not None and not opdef.takes_input:  # the input op
+            if merge is not None or declared_in is not None:
+                raise GraphSpecError(f"{where}: an input takes neither 'merge' nor 'in_features'")
+            built = build_op(opdef, None, attrs, where)
+            widths[v] = built.out_features
+            steps.append(Step(v, source=True, width=built.out_features))
+            continue
+        preds = list(g.predecessors(v))
+        settings = {u: _edge_settings(u, v, g.edges[u, v]) for u in preds}
+        merge = merge if merge is not None else (opdef.merge if opdef else "sum")
+        if merge not in ("sum", "concat"):
+            raise GraphSpecError(f"{where}: merge must be 'sum' or 'concat', got {merge!r}")
+        in_widths = [widths[u] for u in preds]
+        if merge == "sum" and len(set(in_widths)) > 1:
+            detail = ", ".join(f"{u!r} -> {v!r} gives {w}" for u, w in zip(preds, in_widths))
+            raise GraphSpecError(f"{where}: a sum merge needs in-edges of equal width, but {detail} "
+                                 f"(use merge: concat, or project the branches to one width)")
+        in_width = sum(in_widths) if merge == "concat" else in_widths[0]
+        if declared_in is not None and declared_in != in_width:
+            if len(preds) == 1:
+                raise GraphSpecError(f"edge {preds[0]!r} -> {v!r}: expected {declared_in} features, got {in_width}")
+            raise GraphSpecError(f"{where}: expected {declared_in} input features, got {in_width} from the "
+                                 f"{merge} of {', '.join(map(repr, preds))}")
+        if module is not None:
+            if not isinstance(module, nn.Module):
+                raise GraphSpecError(f"{where}: 'module' must be a torch.nn.Module, got {type(module).__name__}")
+            out_width = attrs.pop("out_features", None) or _probe_width(module, in_width, where)
+            if attrs:
+                raise GraphSpecError(f"{where}: a 'module' node takes only in_features/out_features/merge, "
+                                     f"got {', '.join(map(repr, attrs))}")
+        else:
+            built = build_op(opdef, in_width, attrs, where)
+            module, out_width = built.module, built.out_features
+        step = Step(v, width=out_width, preds=preds, merge=merge, has_module=module is not None,
+                    needs_graph=bool(getattr(module, "needs_graph", False)))
+        if module is not None:
+            node_modules[v] = module
+        # learnable adjacency and fixed edge weights
+        for i, u in enumerate(preds):
+            s = settings[u]
+            if s.learnable:
+                adjacency[edge_key(u, v)] = nn.Parameter(torch.tensor(float(s.weight)))
+                step.scales.append((i, edge_key(u, v), None))
+            elif s.weight != 1.0:
+                step.scales.append((i, None, float(s.weight)))
+        # attention: neuron level on a single edge into a linear layer, else branch level over attended in-edges
+        attended = [u for u in preds if settings[u].attention is not None]
+        for u in attended:
+            s = settings[u]
+            level = s.level or ("neuron" if isinstance(module, Linear) and len(preds) == 1 else "branch")
+            if level == "neuron" and not (isinstance(module, Linear) and len(preds) == 1):
+                raise GraphSpecError(f"edge {u!r} -> {v!r}: neuron-level attention needs a linear target with "
+                                     f"this single in-edge; {v!r} is op {opname!r} with {len(preds)} in-edge(s)")
+            levels[(u, v)] = level
+        if attended and levels[(attended[0], v)] == "neuron":
+            u, s = attended[0], settings[attended[0]]
+            score = s.score or "linear"
+            if score not in NEURON_SCORES:
+                raise GraphSpecError(f"edge {u!r} -> {v!r}: unknown neuron-level score {score!r}; valid: "
+                                     f"{', '.join(NEURON_SCORES)}")
+            if s.heads != 1:
+                raise GraphSpecError(f"edge {u!r} -> {v!r}: neuron-level attention has no heads, got {s.heads}")
+            gate = Gate(s.attention, s.threshold, s.temperature, level="neuron", name=(u, v))
+            neuron_att[edge_key(u, v)] = NeuronAttention(widths[u], out_width, gate, score)
+            step.neuron = edge_key(u, v)
+        elif attended:
+            first = settings[attended[0]]
+            for u in attended[1:]:
+                for key in GROUP_SETTINGS:
+                    a, b = getattr(first, key), getattr(settings[u], key)
+                    if a != b:
+                        raise GraphSpecError(f"{where}: its attended in-edges form one group and must agree on "
+                                             f"{key!r}: {attended[0]!r} -> {v!r} has {a!r}, {u!r} -> {v!r} has {b!r}")
+            score = first.score or "additive"
+            if score not in SCORES:
+                raise GraphSpecError(f"edge {attended[0]!r} -> {v!r}: unknown score {score!r}; valid: "
+                                     f"{', '.join(SCORES)}")
+            dims = [widths[u] for u in attended]
+            if any(d % first.heads for d in dims) or first.hidden % first.heads:
+                raise GraphSpecError(f"{where}: heads={first.heads} must divide hidden={first.hidden} and every "
+                                     f"attended branch width {dims}")
+            gate = Gate(first.attention, first.threshold, first.temperature, level="branch", name=v)
+            gate.edges = [(u, v) for u in attended]
+            branch_att[v] = BranchAttention(dims, gate, score, first.heads, first.hidden)
+            step.branch = [preds.index(u) for u in attended]
+        widths[v] = out_width
+        steps.append(step)
+    plan = Plan(inputs, outputs, steps, widths, levels)
+    return plan, node_modules, neuron_att, branch_att, adjacency

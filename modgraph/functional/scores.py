@@ -1,0 +1,51 @@
+"""Scoring functions: one unnormalised attention score per (key, query) pair.
+
+Every level of attention scores its parallel inputs with these. Keys are what competes (a branch's projected
+output, a neighbour's projected features); queries are what asks (a learned vector, the target node's features).
+
+=============  ==============================================  ================================
+kind           score                                           reference
+=============  ==============================================  ================================
+additive       ``v . tanh(k + q)``                             Bahdanau et al. 2015
+mlp            ``v . relu(k + q)``                             a one-hidden-layer scorer
+dot            ``k . q``                                       Luong et al. 2015
+scaled_dot     ``k . q / sqrt(D)``                             Vaswani et al. 2017
+cosine         ``k . q / (|k| |q|)``                           Graves et al. 2014
+gat            ``leaky_relu(v . (k + q), 0.2)``                Velickovic et al. 2018 (with k, q
+                                                               projected separately, ``a^T[Wh_i||Wh_j]``)
+=============  ==============================================  ================================
+
+Shapes:
+    keys, queries ``[..., H, D]`` (broadcastable; ``H`` heads of width ``D``), ``v`` ``[H, D]``;
+    output ``[..., H]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SCORES = ("additive", "mlp", "dot", "scaled_dot", "cosine", "gat")
+NEEDS_VECTOR = ("additive", "mlp", "gat")
+
+
+def pair_scores(kind: str, keys: torch.Tensor, queries: torch.Tensor, v: torch.Tensor | None = None,
+                negative_slope: float = 0.2) -> torch.Tensor:
+    """Score every key against its query; see the module docstring for the formulas."""
+    if kind in NEEDS_VECTOR and v is None:
+        raise ValueError(f"score {kind!r} needs the vector v of shape [heads, dim]")
+    if kind == "additive":
+        return (torch.tanh(keys + queries) * v).sum(-1)
+    if kind == "mlp":
+        return (torch.relu(keys + queries) * v).sum(-1)
+    if kind == "gat":
+        return F.leaky_relu(((keys + queries) * v).sum(-1), negative_slope)
+    if kind == "dot":
+        return (keys * queries).sum(-1)
+    if kind == "scaled_dot":
+        return (keys * queries).sum(-1) / math.sqrt(keys.shape[-1])
+    if kind == "cosine":
+        return F.cosine_similarity(keys, queries, dim=-1, eps=1e-8)
+    raise ValueError(f"unknown score {kind!r}; valid scores: {', '.join(SCORES)}")

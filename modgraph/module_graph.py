@@ -1,0 +1,250 @@
+"""``ModuleGraph``: a ``torch.nn.Module`` compiled from a NetworkX DAG of modules with attention-weighted edges."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import networkx as nx
+import torch
+import torch.nn as nn
+
+from .attention import AttentionModule, scale_heads
+from .compile import compile_graph
+from .errors import GraphSpecError
+from .gate import Gate
+from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
+
+
+class ModuleGraph(nn.Module):
+    """A network declared as a DAG: nodes are ops, edges carry a learnable adjacency and attention gates.
+
+    Args:
+        graph: a ``networkx.DiGraph``. Node attributes: ``op`` (a registered op) with its arguments, or
+            ``module`` (a ready ``nn.Module``); optional ``merge`` (``"sum"``, the default weighted sum, or
+            ``"concat"``) and ``in_features`` (checked). Edge attributes: ``attention`` (``"sigmoid"``,
+            ``"softmax"``, ``"sparsemax"``), ``threshold``, ``score``, ``temperature``, ``heads``, ``hidden``,
+            ``level`` (``"neuron"``/``"branch"``), ``learnable`` (a trainable scalar on the edge) and ``weight``
+            (its initial or fixed value).
+
+    The graph is validated and compiled at construction; every fault raises :class:`GraphSpecError` naming it.
+
+    Example::
+
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=5)
+        g.add_node("h", op="linear", out_features=18, activation="sigmoid")
+        g.add_node("y", op="linear", out_features=3)
+        g.add_edges_from([("x", "h")]); g.add_edge("h", "y", attention="sigmoid")
+        net = ModuleGraph(g)
+        net(torch.randn(32, 5)).shape          # torch.Size([32, 3])
+        net.edge_weights()[("h", "y")].shape   # torch.Size([32, 18, 3])
+    """
+
+    def __init__(self, graph: nx.DiGraph):
+        super().__init__()
+        if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
+            raise GraphSpecError(f"expected a networkx.DiGraph, got {type(graph).__name__}")
+        self.graph = graph.copy()
+        plan, nodes, neuron, branch, adjacency = compile_graph(self.graph)
+        self.plan = plan
+        self.nodes = nodes
+        self.neuron_attention = neuron
+        self.branch_attention = branch
+        self.adjacency_weights = adjacency
+        self.keep_weights = True  # store the last forward's weights for edge_weights(); off inside torch.func
+        self._last: dict = {}
+        for gate in self.gates():
+            gate.register_weight_hook(self._store_weights)
+
+    # ----------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, spec: dict, source: str = "spec") -> "ModuleGraph":
+        return cls(graph_from_dict(spec, source))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "ModuleGraph":
+        """Build from a YAML or JSON spec file; every error names the file."""
+        spec = load_spec(path)
+        try:
+            return cls.from_dict(spec, source=str(path))
+        except GraphSpecError as err:
+            msg = str(err)
+            raise GraphSpecError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+
+    def to_dict(self) -> dict:
+        return graph_to_dict(self.graph)
+
+    def save_spec(self, path: str | os.PathLike):
+        """Write the spec (not the weights) to a YAML or JSON file, atomically."""
+        return save_spec(self.to_dict(), path)
+
+    # ----------------------------------------------------------------------------------------- execution
+    @property
+    def inputs(self) -> list:
+        return self.plan.inputs
+
+    @property
+    def outputs(self) -> list:
+        return self.plan.outputs
+
+    @property
+    def needs_graph(self) -> bool:
+        return any(step.needs_graph for step in self.plan.steps)
+
+    def _feeds(self, inputs) -> dict:
+        names = self.plan.inputs
+        if isinstance(inputs, torch.Tensor):
+            if len(names) != 1:
+                raise ValueError(f"this network has {len(names)} inputs ({', '.join(map(repr, names))}); "
+                                 f"pass a dict {{input name: tensor}}")
+            inputs = {names[0]: inputs}
+        if not isinstance(inputs, dict):
+            raise TypeError(f"expected a tensor or a dict {{input name: tensor}}, got {type(inputs).__name__}")
+        missing = [n for n in names if n not in inputs]
+        extra = [n for n in inputs if n not in names]
+        if missing or extra:
+            raise ValueError(f"inputs must be exactly {', '.join(map(repr, names))}; missing {missing}, "
+                             f"unexpected {extra}")
+        for n in names:
+            x, want = inputs[n], self.plan.widths[n]
+            if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != want:
+                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ValueError(f"input {n!r}: expected a tensor [..., {want}], got {got}")
+        return inputs
+
+    def forward(self, inputs, edge_index: torch.Tensor | None = None):
+        """Run the DAG in topological order. One input: a tensor; several: a dict. Graph ops take ``edge_index``."""
+        feeds = self._feeds(inputs)
+        if edge_index is None and self.needs_graph:
+            raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        out: dict = {}
+        for step in self.plan.steps:
+            if step.source:
+                out[step.name] = feeds[step.name]
+                continue
+            msgs = [out[u] for u in step.preds]
+            for i, key, const in step.scales:  # learnable adjacency (or fixed edge weight)
+                msgs[i] = msgs[i] * (self.adjacency_weights[key] if key is not None else const)
+            module = self.nodes[step.name] if step.has_module else None
+            if step.neuron is not None:
+                weights = self.neuron_attention[step.neuron](out[step.preds[0]])  # (B, in, out)
+                out[step.name] = module(msgs[0], weights)
+                continue
+            if step.branch is not None:
+                weights = self.branch_attention[step.name]([msgs[i] for i in step.branch])  # (B, K, H)
+                if weights is not None:
+                    for k, i in enumerate(step.branch):
+                        msgs[i] = scale_heads(msgs[i], weights[..., k, :])
+            if len(msgs) == 1:
+                x = msgs[0]
+            elif step.merge == "concat":
+                x = torch.cat(msgs, dim=-1)
+            else:
+                x = torch.stack(msgs, dim=0).sum(dim=0)
+            if module is None:
+                out[step.name] = x
+            elif step.needs_graph:
+                out[step.name] = module(x, edge_index)
+            else:
+                out[step.name] = module(x)
+        if len(self.plan.outputs) == 1:
+            return out[self.plan.outputs[0]]
+        return {name: out[name] for name in self.plan.outputs}
+
+    # ----------------------------------------------------------------------------------------- attention
+    def gates(self) -> list[Gate]:
+        """Every gate of the network: the one hook point of recording and pruning."""
+        return [m for m in self.modules() if isinstance(m, Gate)]
+
+    def _store_weights(self, gate: Gate, weights: torch.Tensor, context: dict) -> None:
+        if self.keep_weights:
+            self._last[gate.name] = (weights.detach(), context.get("index"))
+
+    def edge_weights(self) -> dict:
+        """Attention weights of the last forward, ``{(src, dst): Tensor}``.
+
+        Neuron level: ``[B, in, out]``. Branch level: ``[B]`` (``[B, heads]`` with heads). Graph-level weights
+        of graph ops are in :meth:`graph_weights`.
+        """
+        result = {}
+        for gate in self.gates():
+            if gate.name not in self._last:
+                continue
+            weights, _ = self._last[gate.name]
+            if gate.level == "neuron":
+                result[gate.name] = weights
+            elif gate.level == "branch":
+                for k, edge in enumerate(gate.edges):
+                    w = weights[..., k, :]
+                    result[edge] = w.squeeze(-1) if w.shape[-1] == 1 else w
+        return result
+
+    def graph_weights(self) -> dict:
+        """Graph-level weights of the last forward: ``{node: (edge_index [2, E], weights [E, heads])}``."""
+        return {g.name: self._last[g.name] for g in self.gates() if g.level == "graph" and g.name in self._last}
+
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the attention networks and the learnable adjacency (the alternating schedule's 2nd set)."""
+        seen, params = set(), []
+        for m in self.modules():
+            if isinstance(m, AttentionModule):
+                for p in m.parameters():
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        params.append(p)
+        for p in self.adjacency_weights.values():
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        return params
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not an attention parameter."""
+        att = {id(p) for p in self.attention_parameters()}
+        return [p for p in self.parameters() if id(p) not in att]
+
+    def set_attention(self, enabled: bool) -> None:
+        """Switch every gate on or off; off, attention is masked out and connections are unscaled."""
+        for gate in self.gates():
+            gate.enabled = bool(enabled)
+
+    @contextmanager
+    def attention_off(self):
+        states = [(g, g.enabled) for g in self.gates()]
+        self.set_attention(False)
+        try:
+            yield self
+        finally:
+            for g, state in states:
+                g.enabled = state
+
+    # ----------------------------------------------------------------------------------------- adjacency
+    def adjacency(self) -> nx.DiGraph:
+        """The learnable adjacency with node names: a DiGraph whose edges carry ``weight`` (float)."""
+        adj = nx.DiGraph()
+        adj.add_nodes_from(self.graph.nodes)
+        for u, v, attrs in self.graph.edges(data=True):
+            key = f"{u}->{v}"
+            if key in self.adjacency_weights:
+                w = float(self.adjacency_weights[key].detach())
+            else:
+                w = float(attrs.get("weight", 1.0))
+            adj.add_edge(u, v, weight=w, learnable=key in self.adjacency_weights)
+        return adj
+
+    def adjacency_matrix(self) -> tuple[list, torch.Tensor]:
+        """``(node names, A)`` with ``A[i, j]`` the weight of edge ``names[i] -> names[j]`` (0 where none)."""
+        names = list(self.graph.nodes)
+        matrix = nx.to_numpy_array(self.adjacency(), nodelist=names, weight="weight")
+        return names, torch.as_tensor(matrix, dtype=torch.float32)
+
+    # ----------------------------------------------------------------------------------------- inspection
+    def summary(self) -> str:
+        """A table of nodes (op, widths, parameters) and edges (gate level, normaliser, parameters)."""
+        from .summary import summarize
+
+        return summarize(self)
+
+    def extra_repr(self) -> str:
+        return f"inputs={self.plan.inputs}, outputs={self.plan.outputs}"

@@ -1,0 +1,306 @@
+"""Tests for modgraph.functional.normalize against per-group dense references and the entmax package."""
+
+import entmax
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modgraph.functional import (
+    NORMALIZERS,
+    normalize,
+    segment_softmax,
+    segment_sparsemax,
+    sparsemax,
+    threshold,
+)
+
+DENSE = {
+    "sigmoid": lambda z: torch.sigmoid(z),
+    "softmax": lambda z: torch.softmax(z, dim=0),
+    "sparsemax": lambda z: entmax.sparsemax(z, dim=0),
+}
+
+
+def per_group_reference(scores, index, num_segments, kind):
+    """Plain loop: normalise the rows of each group with the dense reference (entmax for sparsemax)."""
+    out = torch.zeros_like(scores)
+    for g in range(num_segments):
+        mask = index == g
+        if mask.any():
+            out[mask] = DENSE[kind](scores[mask])
+    return out
+
+
+def random_segments(num_edges, num_segments, heads=None, seed=0, scale=1.0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (num_edges,) if heads is None else (num_edges, heads)
+    scores = scale * torch.randn(shape, generator=gen, dtype=dtype)
+    index = torch.randint(0, num_segments, (num_edges,), generator=gen)
+    return scores, index
+
+
+def group_sums(p, index, num_segments):
+    return torch.zeros((num_segments,) + p.shape[1:], dtype=p.dtype).index_add_(0, index, p)
+
+
+# ----------------------------------------------------------------------------------------------------
+# dense
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_dense_sparsemax_matches_entmax(dim):
+    z = torch.randn(5, 7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(sparsemax(z, dim=dim), entmax.sparsemax(z, dim=dim))
+    torch.testing.assert_close(normalize(z, "sparsemax", dim=dim), entmax.sparsemax(z, dim=dim))
+
+
+def test_dense_sparsemax_hand_example_and_exact_zeros():
+    p = sparsemax(torch.tensor([0.5, 0.3, -1.0]))
+    torch.testing.assert_close(p, torch.tensor([0.6, 0.4, 0.0]))
+    assert p[2].item() == 0.0  # exactly zero, not merely small
+    torch.testing.assert_close(sparsemax(torch.tensor([2.0, 1.0, -1.0])), torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_dense_softmax_and_sigmoid():
+    z = torch.randn(4, 6, dtype=torch.float64)
+    torch.testing.assert_close(normalize(z, "softmax", dim=0), torch.softmax(z, dim=0))
+    s = normalize(100 * z, "sigmoid")
+    torch.testing.assert_close(s, torch.sigmoid(100 * z))
+    s = normalize(z, "sigmoid")
+    assert ((s > 0) & (s < 1)).all()
+
+
+def test_dense_temperature_divides_scores():
+    z = torch.randn(3, 5, dtype=torch.float64)
+    for kind in NORMALIZERS:
+        torch.testing.assert_close(normalize(z, kind, temperature=0.25), normalize(4 * z, kind))
+
+
+def test_dense_sparsemax_edge_shapes():
+    assert sparsemax(torch.zeros(3, 0)).shape == (3, 0)
+    assert sparsemax(torch.zeros(0, 4)).shape == (0, 4)
+    assert sparsemax(torch.tensor(3.0)).item() == 1.0
+    # ties: equal scores share the mass equally
+    p = sparsemax(torch.tensor([1.0, 1.0, 1.0, -5.0]))
+    torch.testing.assert_close(p, torch.tensor([1 / 3] * 3 + [0.0]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# segment vs dense reference
+
+
+@pytest.mark.parametrize("kind", NORMALIZERS)
+@pytest.mark.parametrize("heads", [None, 3])
+def test_segment_matches_per_group_dense(kind, heads):
+    scores, index = random_segments(40, 7, heads=heads, seed=2, scale=0.7)
+    num_segments = 9  # segments 7 and 8 are empty
+    expected = per_group_reference(scores, index, num_segments, kind)
+    out = normalize(scores, kind, index=index, num_segments=num_segments)
+    torch.testing.assert_close(out, expected)
+    if kind != "sigmoid":
+        sums = group_sums(out, index, num_segments)
+        present = torch.bincount(index, minlength=num_segments) > 0
+        torch.testing.assert_close(sums[present], torch.ones_like(sums[present]))
+
+
+def test_segment_functions_match_normalize():
+    scores, index = random_segments(30, 5, heads=2, seed=3)
+    torch.testing.assert_close(segment_sparsemax(scores, index), normalize(scores, "sparsemax", index=index))
+    torch.testing.assert_close(segment_softmax(scores, index), normalize(scores, "softmax", index=index))
+    # the dense dim plays no role once an index is given
+    by_last = normalize(scores, "sparsemax", index=index, dim=-1)
+    torch.testing.assert_close(by_last, normalize(scores, "sparsemax", index=index, dim=0))
+
+
+def test_segment_sparsemax_matches_entmax_many_segments_float32():
+    # large float32 scores over many segments: the cross-segment cumsum must not lose precision
+    scores, index = random_segments(3000, 400, heads=2, seed=4, scale=50.0, dtype=torch.float32)
+    scores = scores + 1e4 * index.unsqueeze(1).float()  # very different offsets per segment
+    out = segment_sparsemax(scores, index)
+    torch.testing.assert_close(out, per_group_reference(scores, index, 400, "sparsemax"), atol=1e-5, rtol=0)
+
+
+def test_segment_sparsemax_hand_example_exact_zeros_and_size_one_segments():
+    scores = torch.tensor([0.5, 0.3, -1.0, 7.0, -3.0])
+    index = torch.tensor([0, 0, 0, 1, 2])
+    p = segment_sparsemax(scores, index)
+    torch.testing.assert_close(p, torch.tensor([0.6, 0.4, 0.0, 1.0, 1.0]))
+    assert p[2].item() == 0.0
+    # heads are independent
+    two = torch.stack([scores, -scores], dim=1)
+    torch.testing.assert_close(segment_sparsemax(two, index)[:, 0], p)
+    torch.testing.assert_close(segment_sparsemax(two, index)[:, 1], segment_sparsemax(-scores, index))
+
+
+def test_segment_sparsemax_ties():
+    scores = torch.tensor([2.0, 2.0, 2.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    index = torch.tensor([0, 1, 0, 0, 1, 1, 0, 2])
+    p = segment_sparsemax(scores, index)
+    torch.testing.assert_close(p, per_group_reference(scores, index, 3, "sparsemax"))
+    torch.testing.assert_close(p[[0, 2]], torch.tensor([0.5, 0.5]))  # tied maxima share the mass
+
+
+def test_segment_empty_input():
+    scores = torch.zeros(0, 4)
+    index = torch.zeros(0, dtype=torch.long)
+    for kind in NORMALIZERS:
+        out = normalize(scores, kind, index=index)
+        assert out.shape == (0, 4)
+    assert segment_sparsemax(torch.zeros(0), index, num_segments=3).shape == (0,)
+    assert segment_softmax(torch.zeros(0), index).shape == (0,)
+
+
+def test_segment_sparsemax_out_of_order_index_and_input_unchanged():
+    scores = torch.tensor([[0.1, 3.0], [0.2, 0.0], [0.3, 0.1], [0.25, 0.2]])
+    index = torch.tensor([1, 0, 1, 0])
+    before = scores.clone()
+    out = segment_sparsemax(scores, index)
+    torch.testing.assert_close(out, per_group_reference(scores, index, 2, "sparsemax"))
+    torch.testing.assert_close(scores, before)
+
+
+# ----------------------------------------------------------------------------------------------------
+# gradients
+
+
+def test_gradcheck_dense_sparsemax():
+    z = (0.3 * torch.randn(4, 6, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: sparsemax(x, dim=-1), (z,))
+    assert torch.autograd.gradcheck(lambda x: sparsemax(x, dim=0), (z,))
+
+
+@pytest.mark.parametrize("heads", [None, 3])
+def test_gradcheck_segment_sparsemax(heads):
+    scores, index = random_segments(20, 4, heads=heads, seed=5, scale=0.3)
+    scores.requires_grad_()
+    # support of several entries in most groups, so the Jacobian is not trivially zero
+    assert (segment_sparsemax(scores, index) > 0).sum() > 4 + 4
+    assert torch.autograd.gradcheck(lambda x: segment_sparsemax(x, index, num_segments=5), (scores,))
+
+
+@pytest.mark.parametrize("heads", [None, 2])
+def test_gradcheck_segment_softmax(heads):
+    scores, index = random_segments(15, 4, heads=heads, seed=6)
+    scores.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: segment_softmax(x, index), (scores,))
+
+
+def test_segment_sparsemax_gradient_matches_entmax_autograd():
+    scores, index = random_segments(25, 4, heads=2, seed=7, scale=0.4)
+    upstream = torch.randn_like(scores)
+    ours = scores.clone().requires_grad_()
+    (segment_sparsemax(ours, index) * upstream).sum().backward()
+    ref = scores.clone().requires_grad_()
+    (per_group_reference(ref, index, 4, "sparsemax") * upstream).sum().backward()
+    torch.testing.assert_close(ours.grad, ref.grad)
+
+
+# ----------------------------------------------------------------------------------------------------
+# threshold
+
+
+def test_threshold_exact_zeros_and_zero_gradient():
+    w = torch.tensor([0.05, 0.1, 0.3, 0.55], requires_grad=True)
+    out = threshold(w, 0.1)
+    assert out.tolist() == pytest.approx([0.0, 0.1, 0.3, 0.55])
+    assert out[0].item() == 0.0
+    out.backward(torch.tensor([7.0, 1.0, 2.0, 3.0]))
+    assert w.grad.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_threshold_none_or_zero_is_identity():
+    w = torch.rand(5)
+    assert threshold(w, None) is w
+    assert threshold(w, 0) is w
+    assert threshold(w, 0.0) is w
+
+
+def test_threshold_after_sparsemax_cuts_small_nonzero_weights():
+    z = torch.tensor([0.5, 0.45, 0.0, -2.0], dtype=torch.float64, requires_grad=True)
+    p = sparsemax(z)  # [0.5167, 0.4667, 0.0167, 0]: three in the support
+    p.retain_grad()
+    w = threshold(p, 0.3)
+    assert (w == 0).tolist() == [False, False, True, True]
+    w.sum().backward()
+    assert p.grad.tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# errors
+
+
+def test_errors():
+    z = torch.randn(4)
+    index = torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"unknown kind 'relu'.*sigmoid, softmax, sparsemax"):
+        normalize(z, "relu")
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+        normalize(z, "softmax", temperature=0)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got -1.0"):
+        normalize(z, "softmax", temperature=-1.0)
+    with pytest.raises(ValueError, match=r"dim=2 is out of range for scores of shape \(4,\)"):
+        normalize(z, "softmax", dim=2)
+    with pytest.raises(ValueError, match="index has 3 entries but scores has shape"):
+        normalize(z, "softmax", index=index[:3])
+    with pytest.raises(ValueError, match="index holds segment 1 but num_segments=1"):
+        segment_sparsemax(z, index, num_segments=1)
+    with pytest.raises(ValueError, match="index must be non-negative, got minimum -1"):
+        segment_softmax(z, torch.tensor([0, -1, 1, 1]))
+    with pytest.raises(ValueError, match=r"expected a 1-D index \[E\]"):
+        segment_sparsemax(z, index.view(2, 2))
+    with pytest.raises(ValueError, match="num_segments was given without an index"):
+        normalize(z, "softmax", num_segments=3)
+    with pytest.raises(ValueError, match=r"threshold in \[0, 1\] or None, got 1.5"):
+        threshold(z, 1.5)
+    with pytest.raises(ValueError, match=r"threshold in \[0, 1\] or None, got -0.1"):
+        threshold(z, -0.1)
+    with pytest.raises(TypeError, match="expected index of dtype torch.long"):
+        segment_sparsemax(z, index.int())
+    with pytest.raises(TypeError, match="expected floating-point scores"):
+        sparsemax(torch.tensor([1, 2]))
+
+
+# ----------------------------------------------------------------------------------------------------
+# property: segment sparsemax is the Euclidean projection onto each segment's simplex
+
+
+@st.composite
+def segment_inputs(draw):
+    num_edges = draw(st.integers(0, 25))
+    num_segments = draw(st.integers(1, 6))
+    heads = draw(st.sampled_from([None, 1, 3]))
+    width = 1 if heads is None else heads
+    # a small grid of values makes ties frequent
+    values = st.one_of(st.floats(-3, 3, allow_nan=False), st.sampled_from([0.0, 0.5, 1.0, -1.0]))
+    flat = draw(st.lists(values, min_size=num_edges * width, max_size=num_edges * width))
+    index = draw(st.lists(st.integers(0, num_segments - 1), min_size=num_edges, max_size=num_edges))
+    shape = (num_edges,) if heads is None else (num_edges, heads)
+    scores = torch.tensor(flat, dtype=torch.float64).reshape(shape)
+    return scores, torch.tensor(index, dtype=torch.long), num_segments
+
+
+@settings(max_examples=150, deadline=None)
+@given(segment_inputs())
+def test_property_segment_sparsemax_is_simplex_projection(data):
+    scores, index, num_segments = data
+    p = segment_sparsemax(scores, index, num_segments=num_segments)
+    assert p.shape == scores.shape
+    assert (p >= 0).all()
+    present = torch.bincount(index, minlength=num_segments) > 0
+    sums = group_sums(p, index, num_segments)
+    torch.testing.assert_close(sums[present], torch.ones_like(sums[present]))
+    # KKT: p = relu(z - tau) with one tau per (segment, head): z_i - p_i = tau on the support,
+    # and z_i <= tau off it.
+    width = 1 if scores.dim() == 1 else scores.size(1)
+    p2, z2 = p.reshape(len(index), width), scores.reshape(len(index), width)
+    for g in range(num_segments):
+        for h in range(p2.size(1)):
+            pg, zg = p2[index == g, h], z2[index == g, h]
+            if pg.numel() == 0:
+                continue
+            support = pg > 0
+            assert support.any()
+            taus = zg[support] - pg[support]
+            torch.testing.assert_close(taus, taus[:1].expand_as(taus), atol=1e-9, rtol=0)
+            assert (zg[~support] <= taus[0] + 1e-9).all()

@@ -1,0 +1,185 @@
+import io
+
+import networkx as nx
+import pytest
+import torch
+import torch.nn.functional as F
+
+import modgraph as mg
+
+from .helpers import mlp_graph, random_dag
+
+
+def test_readme_example_shapes():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph())
+    out = net(torch.randn(32, 5))
+    assert out.shape == (32, 3)
+    w = net.edge_weights()[("h", "y")]
+    assert w.shape == (32, 18, 3)
+    assert ((w > 0) & (w < 1)).all()
+
+
+def test_neuron_attention_matches_hand_written_forward():
+    torch.manual_seed(1)
+    net = mg.ModuleGraph(mlp_graph())
+    x = torch.randn(7, 5)
+    h_lin, y_lin = net.nodes["h"], net.nodes["y"]
+    alloc = net.neuron_attention["h->y"].allocator
+    h = torch.sigmoid(x @ h_lin.weight.T + h_lin.bias)  # (B, 18)
+    a = torch.sigmoid((h @ alloc.weight.T + alloc.bias).reshape(7, 18, 3))  # the [hidden, out] matrix
+    expected = torch.stack([(h[b][:, None] * a[b] * y_lin.weight.T).sum(0) for b in range(7)]) + y_lin.bias
+    torch.testing.assert_close(net(x), expected)
+    torch.testing.assert_close(net.edge_weights()[("h", "y")], a)
+
+
+def test_neuron_softmax_groups_are_the_inputs_of_each_output_neuron():
+    net = mg.ModuleGraph(mlp_graph(attention="softmax"))
+    net(torch.randn(4, 5))
+    w = net.edge_weights()[("h", "y")]
+    torch.testing.assert_close(w.sum(dim=1), torch.ones(4, 3))
+
+
+def _reference_forward(net, g, x):
+    """Independent forward of a random DAG: numeric node order, merges written out by hand."""
+    out = {"x": x}
+    order = sorted((v for v in g.nodes if v != "x"), key=lambda v: int(v[1:]))
+    for v in order:
+        preds = next(s.preds for s in net.plan.steps if s.name == v)  # pairs each branch with its key projection
+        msgs = [out[u] for u in preds]
+        if len(msgs) > 1:
+            att = net.branch_attention[v]
+            keys = torch.stack([lin(m) for lin, m in zip(att.keys, msgs)], 1)  # (B, K, D)
+            scores = (torch.tanh(keys + att.query[0]) * att.scorer.v[0]).sum(-1)  # (B, K)
+            w = torch.softmax(scores, dim=1)
+            merged = sum(w[:, k:k + 1] * m for k, m in enumerate(msgs))
+        else:
+            merged = msgs[0]
+        lin = net.nodes[v]
+        out[v] = torch.tanh(merged @ lin.weight.T + lin.bias)
+    sinks = [v for v in order if g.out_degree(v) == 0]
+    return {s: out[s] for s in sinks}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_dags_match_reference(seed):
+    torch.manual_seed(seed)
+    g = random_dag(12, 0.3, seed)
+    net = mg.ModuleGraph(g)
+    x = torch.randn(6, 8)
+    got = net(x)
+    ref = _reference_forward(net, g, x)
+    got = got if isinstance(got, dict) else {net.outputs[0]: got}
+    assert set(got) == set(ref)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k])
+    for w in net.edge_weights().values():
+        assert w.shape == (6,)
+    # per merge, the branch weights of one sample sum to one (softmax)
+    for att in net.branch_attention.values():
+        total = sum(net.edge_weights()[e] for e in att.gate.edges)
+        torch.testing.assert_close(total, torch.ones(6))
+
+
+def test_concat_merge_and_multiple_inputs_and_outputs():
+    g = nx.DiGraph()
+    g.add_node("a", op="input", features=3)
+    g.add_node("b", op="input", features=4)
+    g.add_node("c", op="concat")
+    g.add_node("y1", op="linear", out_features=2)
+    g.add_node("y2", op="relu")
+    g.add_edges_from([("a", "c"), ("b", "c"), ("c", "y1"), ("b", "y2")])
+    net = mg.ModuleGraph(g)
+    a, b = torch.randn(5, 3), torch.randn(5, 4)
+    out = net({"a": a, "b": b})
+    assert set(out) == {"y1", "y2"}
+    lin = net.nodes["y1"]
+    torch.testing.assert_close(out["y1"], torch.cat([a, b], 1) @ lin.weight.T + lin.bias)
+    torch.testing.assert_close(out["y2"], F.relu(b))
+
+
+def test_learnable_adjacency_is_a_registered_parameter_and_scales_the_sum():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="identity")
+    g.add_node("q", op="tanh")
+    g.add_node("m", op="identity")
+    g.add_edges_from([("x", "p"), ("x", "q")])
+    g.add_edge("p", "m", learnable=True, weight=0.5)
+    g.add_edge("q", "m", weight=2.0)
+    net = mg.ModuleGraph(g)
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["adjacency_weights.p->m"]
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(net(x), 0.5 * x + 2.0 * torch.tanh(x))
+    net(x).sum().backward()
+    assert net.adjacency_weights["p->m"].grad is not None
+    adj = net.adjacency()
+    assert adj.edges["p", "m"]["weight"] == 0.5 and adj.edges["p", "m"]["learnable"]
+    assert adj.edges["q", "m"]["weight"] == 2.0
+    names, matrix = net.adjacency_matrix()
+    assert matrix[names.index("q"), names.index("m")] == 2.0 and matrix[names.index("m"), names.index("q")] == 0
+
+
+def test_threshold_gives_exact_zeros_and_zero_gradient():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid", threshold=0.5))
+    x = torch.randn(16, 5)
+    net(x).sum().backward()
+    w = net.edge_weights()[("h", "y")]
+    assert (w == 0).any() and (w[w > 0] >= 0.5).all()
+
+
+def test_state_dict_round_trip_gives_identical_outputs():
+    torch.manual_seed(0)
+    g = random_dag(8, 0.4, 3)
+    net = mg.ModuleGraph(g)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    buf.seek(0)
+    other = mg.ModuleGraph.from_dict(net.to_dict())
+    other.load_state_dict(torch.load(buf, weights_only=True))
+    x = torch.randn(4, 8)
+    a, b = net(x), other(x)
+    a = a if isinstance(a, dict) else {"o": a}
+    b = b if isinstance(b, dict) else {"o": b}
+    for k in a:
+        assert torch.equal(a[k], b[k])
+
+
+def test_attention_off_means_unscaled_connections():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph())
+    x = torch.randn(5, 5)
+    with net.attention_off():
+        y = net(x)
+    h = net.nodes["h"](x)
+    torch.testing.assert_close(y, net.nodes["y"](h))
+    assert all(g.enabled for g in net.gates())
+
+
+def test_parameter_groups_partition_the_parameters():
+    net = mg.ModuleGraph(mlp_graph())
+    att, main = net.attention_parameters(), net.main_parameters()
+    assert {id(p) for p in att}.isdisjoint(id(p) for p in main)
+    assert len(att) + len(main) == len(list(net.parameters()))
+    assert sum(p.numel() for p in att) == 18 * 18 * 3 + 18 * 3
+
+
+def test_module_node_probes_its_width():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=torch.nn.Linear(4, 6))
+    g.add_edge("x", "m")
+    net = mg.ModuleGraph(g)
+    assert net(torch.randn(2, 4)).shape == (2, 6)
+    with pytest.raises(mg.GraphSpecError, match="node 'm' holds a ready torch.nn.Module"):
+        net.to_dict()
+
+
+def test_input_errors_name_the_input():
+    net = mg.ModuleGraph(mlp_graph())
+    with pytest.raises(ValueError, match=r"input 'x': expected a tensor \[\.\.\., 5\], got \(3, 4\)"):
+        net(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="missing"):
+        net({"z": torch.randn(3, 5)})

@@ -1,0 +1,170 @@
+"""Every structural and argument fault raises GraphSpecError naming it."""
+
+import networkx as nx
+import pytest
+
+import modgraph as mg
+
+from .helpers import mlp_graph
+
+
+def build(g):
+    return mg.ModuleGraph(g)
+
+
+def test_cycle_prints_its_edges():
+    g = mlp_graph()
+    g.add_node("z", op="relu")
+    g.add_edges_from([("h", "z"), ("z", "h")])
+    with pytest.raises(mg.GraphSpecError, match=r"cycle: 'h' -> 'z' -> 'h'"):
+        build(g)
+
+
+def test_no_input():
+    g = nx.DiGraph()
+    g.add_node("a", op="relu")
+    g.add_node("b", op="relu")
+    g.add_edge("a", "b")
+    with pytest.raises(mg.GraphSpecError, match="no input node"):
+        build(g)
+
+
+def test_unreachable_node():
+    g = mlp_graph()
+    g.add_node("lonely", op="relu")
+    g.add_edge("lonely", "y")
+    with pytest.raises(mg.GraphSpecError, match=r"'lonely' cannot be reached from any input \('x'\)"):
+        build(g)
+
+
+def test_node_that_reaches_no_output():
+    g = mlp_graph()
+    g.graph["outputs"] = ["y"]
+    g.add_node("dead", op="relu")
+    g.add_edge("h", "dead")
+    with pytest.raises(mg.GraphSpecError, match=r"'dead' reach no output \('y'\)"):
+        build(g)
+
+
+def test_unknown_op_lists_valid_ones():
+    g = mlp_graph()
+    g.nodes["h"]["op"] = "linaer"
+    with pytest.raises(mg.GraphSpecError, match=r"node 'h': unknown op 'linaer'; valid ops: .*linear"):
+        build(g)
+
+
+def test_unexpected_argument():
+    g = mlp_graph()
+    g.nodes["h"]["out_feature"] = 3
+    with pytest.raises(mg.GraphSpecError, match=r"node 'h': unexpected argument\(s\) 'out_feature' for op "
+                                                r"'linear'; expected: out_features"):
+        build(g)
+
+
+def test_missing_argument():
+    g = mlp_graph()
+    del g.nodes["y"]["out_features"]
+    with pytest.raises(mg.GraphSpecError, match=r"node 'y': op 'linear' needs argument\(s\) 'out_features'"):
+        build(g)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "8", True])
+def test_bad_argument_value(value):
+    g = mlp_graph()
+    g.nodes["h"]["out_features"] = value
+    with pytest.raises(mg.GraphSpecError, match=r"node 'h': bad arguments for op 'linear': out_features must be "
+                                                r"a positive integer"):
+        build(g)
+
+
+def test_bad_activation_lists_choices():
+    g = mlp_graph()
+    g.nodes["h"]["activation"] = "swish"
+    with pytest.raises(mg.GraphSpecError, match=r"activation must be one of 'relu', 'tanh'"):
+        build(g)
+
+
+def test_shape_mismatch_on_an_edge():
+    g = mlp_graph(hidden=20)
+    g.nodes["y"]["in_features"] = 18
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': expected 18 features, got 20"):
+        build(g)
+
+
+def test_shape_mismatch_at_a_merge_names_both_edges():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("a", op="linear", out_features=16)
+    g.add_node("b", op="linear", out_features=20)
+    g.add_node("m", op="relu")
+    g.add_edges_from([("x", "a"), ("x", "b"), ("a", "m"), ("b", "m")])
+    with pytest.raises(mg.GraphSpecError, match=r"node 'm': a sum merge needs in-edges of equal width, but "
+                                                r"'a' -> 'm' gives 16, 'b' -> 'm' gives 20"):
+        build(g)
+
+
+def test_unknown_attention():
+    g = mlp_graph(attention="softmaxx")
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': unknown attention 'softmaxx'; valid: sigmoid"):
+        build(g)
+
+
+@pytest.mark.parametrize("t", [-0.1, 1.5, "a"])
+def test_threshold_out_of_range(t):
+    g = mlp_graph(threshold=t)
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': threshold must be a number in \[0, 1\]"):
+        build(g)
+
+
+def test_gate_settings_without_attention():
+    g = mlp_graph(attention=None)
+    g.edges["h", "y"]["threshold"] = 0.1
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': setting\(s\) 'threshold' need 'attention'"):
+        build(g)
+
+
+def test_neuron_level_needs_a_linear_target():
+    g = mlp_graph(attention=None)
+    g.add_node("r", op="relu")
+    g.add_edge("y", "r", attention="sigmoid", level="neuron")
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'y' -> 'r': neuron-level attention needs a linear target"):
+        build(g)
+
+
+def test_attended_in_edges_must_agree():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("a", op="relu")
+    g.add_node("b", op="tanh")
+    g.add_node("m", op="identity")
+    g.add_edges_from([("x", "a"), ("x", "b")])
+    g.add_edge("a", "m", attention="softmax")
+    g.add_edge("b", "m", attention="sparsemax")
+    with pytest.raises(mg.GraphSpecError, match=r"must agree on 'attention': 'a' -> 'm' has 'softmax', "
+                                                r"'b' -> 'm' has 'sparsemax'"):
+        build(g)
+
+
+def test_input_with_in_edges_and_bad_names():
+    g = mlp_graph()
+    g.add_node("x2", op="input", features=5)
+    g.add_edge("h", "x2")
+    with pytest.raises(mg.GraphSpecError, match="input node 'x2' has in-edges from 'h'"):
+        build(g)
+    g = nx.relabel_nodes(mlp_graph(), {"h": 1})
+    with pytest.raises(mg.GraphSpecError, match="node 1: names must be non-empty strings"):
+        build(g)
+
+
+def test_not_a_digraph_and_empty():
+    with pytest.raises(mg.GraphSpecError, match="expected a networkx.DiGraph, got Graph"):
+        build(nx.Graph())
+    with pytest.raises(mg.GraphSpecError, match="no nodes"):
+        build(nx.DiGraph())
+
+
+def test_missing_op():
+    g = mlp_graph()
+    del g.nodes["h"]["op"]
+    with pytest.raises(mg.GraphSpecError, match="node 'h' has no 'op'"):
+        build(g)
