@@ -6,6 +6,7 @@ from .errors import CheckpointError, DataError, GraphSpecError, ModgraphError, P
 from .gate import Gate
 from .module_graph import ModuleGraph
 from .registry import Built, available_ops, register_op
+from .serialize import load_network, save_network
 from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
 
 __version__ = "0.1.0"
@@ -13,5 +14,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AttentionModule", "BranchAttention", "Built", "CheckpointError", "DataError", "Gate", "GraphSpecError",
     "ModgraphError", "ModuleGraph", "NeuronAttention", "PruneError", "Scorer", "available_ops", "graph_from_dict",
-    "graph_to_dict", "load_spec", "register_op", "save_spec",
+    "graph_to_dict", "load_network", "load_spec", "register_op", "save_network", "save_spec",
 ]

@@ -1,0 +1,91 @@
+"""Saving and loading whole networks (spec + weights) in one file, safely.
+
+The file is a ``torch.save`` of plain data: ``{"format", "spec" (a JSON string), "state_dict"}``. It is written
+atomically (a temporary file, then a rename) and read with ``torch.load(weights_only=True)``, which never
+unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError, GraphSpecError
+
+NET_FORMAT = "modgraph-net/1"
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def safe_torch_load(path: str | os.PathLike, map_location=None):
+    """``torch.load(weights_only=True)`` with errors that name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, corrupted, or holding objects weights_only refuses
+        raise CheckpointError(f"{path}: not a readable modgraph file ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def save_network(net, path: str | os.PathLike) -> Path:
+    """Save ``net``'s spec and weights to one file (a pruned network keeps its new structure)."""
+    return atomic_torch_save({"format": NET_FORMAT, "spec": json.dumps(net.to_dict()),
+                              "state_dict": net.state_dict()}, path)
+
+
+def load_network(path: str | os.PathLike, map_location=None):
+    """Rebuild the network saved by :func:`save_network`, with its weights."""
+    from .module_graph import ModuleGraph
+
+    blob = safe_torch_load(path, map_location)
+    if not isinstance(blob, dict) or blob.get("format") != NET_FORMAT:
+        raise CheckpointError(f"{path}: not a modgraph network file (expected format {NET_FORMAT!r})")
+    try:
+        net = ModuleGraph.from_dict(json.loads(blob["spec"]), source=str(path))
+    except GraphSpecError:
+        raise
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: damaged spec ({err})") from None
+    load_state(net, blob["state_dict"], str(path))
+    return net
+
+
+def load_state(net, state_dict: dict, source: str = "checkpoint") -> None:
+    """``load_state_dict`` that names missing, unexpected and mis-shaped entries instead of a torch traceback."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: expected {tuple(own[k].shape)}, got {tuple(state_dict[k].shape)}"
+              for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+        raise CheckpointError(f"{source}: the weights come from another architecture: {'; '.join(parts)}")
+    net.load_state_dict(state_dict)
