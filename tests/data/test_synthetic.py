@@ -1,0 +1,89 @@
+"""Synthetic SBM graphs: sizes, determinism, homophily against its closed form, no dense allocation."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch_geometric.utils import contains_self_loops, is_undirected
+
+from modgraph.data import edge_homophily, sbm_graph
+from modgraph.errors import DataError
+
+
+def test_sizes_and_invariants() -> None:
+    data = sbm_graph(2000, num_classes=4, avg_degree=8, num_features=16, seed=3)
+    assert data.num_nodes == 2000 and data.num_classes == 4
+    assert data.x.shape == (2000, 16) and data.x.dtype == torch.float32
+    assert data.y.dtype == torch.int64 and set(data.y.unique().tolist()) == {0, 1, 2, 3}
+    assert torch.bincount(data.y).tolist() == [500] * 4  # balanced
+    # 8000 undirected draws stored both ways, minus a few self-loops and repeats.
+    assert 0.97 * 16000 <= data.num_edges <= 16000 and data.num_edges % 2 == 0
+    assert is_undirected(data.edge_index) and not contains_self_loops(data.edge_index)
+    key = data.edge_index[0] * 2000 + data.edge_index[1]
+    assert key.unique().numel() == key.numel()  # no duplicate edges
+
+
+def test_masks_are_disjoint_with_the_requested_sizes() -> None:
+    data = sbm_graph(1000, split=(0.5, 0.25, 0.125), seed=0)
+    train, val, test = data.train_mask, data.val_mask, data.test_mask
+    assert (int(train.sum()), int(val.sum()), int(test.sum())) == (500, 250, 125)
+    assert not (train & val).any() and not (train & test).any() and not (val & test).any()
+
+
+def test_deterministic_under_a_seed() -> None:
+    a, b, c = sbm_graph(3000, seed=7), sbm_graph(3000, seed=7), sbm_graph(3000, seed=8)
+    for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(a[key], b[key]), key
+    assert not (a.num_edges == c.num_edges and torch.equal(a.edge_index, c.edge_index))
+    assert not torch.equal(a.y, c.y)
+
+
+@pytest.mark.parametrize("p_in, num_classes", [(0.0, 5), (0.5, 3), (0.9, 7)])
+def test_homophily_matches_its_closed_form(p_in: float, num_classes: int) -> None:
+    data = sbm_graph(20_000, num_classes=num_classes, avg_degree=10, p_in_ratio=p_in, seed=1)
+    expected = p_in + (1 - p_in) / num_classes
+    assert edge_homophily(data.edge_index, data.y) == pytest.approx(expected, abs=0.01)
+
+
+def test_features_are_class_correlated() -> None:
+    data = sbm_graph(20_000, num_classes=5, num_features=32, seed=2)
+    means = torch.stack([data.x[data.y == c].mean(0) for c in range(5)])  # (C, F)
+    nearest = torch.cdist(data.x, means).argmin(1)  # nearest-class-mean classifier
+    accuracy = float((nearest == data.y).float().mean())
+    assert 0.35 < accuracy < 0.95  # well above chance (0.2), but not separable on features alone
+
+
+def test_100k_nodes_without_dense_allocation() -> None:
+    # A dense 100k x 100k adjacency would need 10^10 entries; the edge-wise sampler needs O(N + E).
+    start = time.perf_counter()
+    data = sbm_graph(100_000, avg_degree=10, seed=0)
+    elapsed = time.perf_counter() - start
+    assert data.num_nodes == 100_000 and data.num_edges > 990_000
+    assert elapsed < 5.0, f"sbm_graph(100_000) took {elapsed:.1f}s"
+
+
+def test_device_argument() -> None:
+    data = sbm_graph(100, device="cpu")
+    assert data.x.device.type == "cpu" and data.edge_index.device.type == "cpu"
+
+
+def test_edge_homophily_on_a_hand_made_graph() -> None:
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])  # path 0-1-2-3
+    y = torch.tensor([0, 0, 1, 1])
+    assert edge_homophily(edge_index, y) == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"num_nodes": 3, "num_classes": 5}, r"num_nodes must be an int >= num_classes \(5\), got 3"),
+        ({"num_nodes": 10, "p_in_ratio": 1.5}, r"p_in_ratio must be a probability in \[0, 1\], got 1.5"),
+        ({"num_nodes": 10, "avg_degree": -1}, r"avg_degree must be a finite number >= 0, got -1"),
+        ({"num_nodes": 10, "split": (0.8, 0.2, 0.2)}, r"split must be 3 fractions .* got \(0.8, 0.2, 0.2\)"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, pattern: str) -> None:
+    with pytest.raises(DataError, match=pattern):
+        sbm_graph(**kwargs)

@@ -1,0 +1,247 @@
+"""UCI loaders: known counts from shared/data/README.md section 2, malformed files, checksums, CSV loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modgraph.data import KNOWN_SHA256, UCIDataset, load_csv, load_uci, resolve_data_root, verify_file
+from modgraph.errors import DataError
+
+# name -> (rows, features, class counts by original label); from shared/data/README.md section 2.
+KNOWN = {
+    "balance": (625, 4, {"B": 49, "L": 288, "R": 288}),
+    "ecoli": (336, 7, {"cp": 143, "im": 77, "imL": 2, "imS": 2, "imU": 35, "om": 20, "omL": 5, "pp": 52}),
+    "glass": (214, 9, {"1": 70, "2": 76, "3": 17, "5": 13, "6": 9, "7": 29}),
+    "liver": (345, 6, {"selector=1": 145, "selector=2": 200}),
+    "sonar": (208, 60, {"M": 111, "R": 97}),
+    "vehicle": (846, 18, {"bus": 218, "opel": 212, "saab": 217, "van": 199}),
+}
+
+
+def _edit_line(path: Path, lineno: int, new: str | None) -> None:
+    """Replace 1-based line ``lineno`` of ``path`` by ``new`` (``None`` deletes the line)."""
+    lines = path.read_text().splitlines(keepends=True)
+    if new is None:
+        del lines[lineno - 1]
+    else:
+        lines[lineno - 1] = new + "\n"
+    path.write_text("".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------- known data
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_known_counts(data_root: Path, name: str) -> None:
+    rows, features, counts = KNOWN[name]
+    ds = load_uci(name, data_root)
+    assert isinstance(ds, UCIDataset)
+    assert ds.X.shape == (rows, features) and ds.X.dtype == np.float32
+    assert ds.y.shape == (rows,) and ds.y.dtype == np.int64
+    assert set(np.unique(ds.y)) == set(range(len(counts)))  # every class 0..C-1 present
+    assert ds.class_counts() == counts
+    assert len(ds.feature_names) == features and ds.num_classes == len(counts)
+    assert np.isfinite(ds.X).all()
+    assert all(p.is_file() for p in ds.source_files)
+
+
+def test_name_is_case_insensitive(data_root: Path) -> None:
+    assert load_uci(" Glass ", data_root).X.shape == (214, 9)
+
+
+def test_balance_class_is_first_column(data_root: Path) -> None:
+    # The documented rule: compare left weight * distance with right weight * distance.
+    ds = load_uci("balance", data_root)
+    lw, ld, rw, rd = ds.X.T
+    torque = lw * ld - rw * rd
+    expected = np.where(torque > 0, "L", np.where(torque < 0, "R", "B"))
+    assert (np.array(ds.class_names)[ds.y] == expected).all()
+
+
+def test_glass_drops_the_id_column(data_root: Path) -> None:
+    ds = load_uci("glass", data_root)
+    assert ds.feature_names[0] == "RI" and "Id" not in ds.feature_names
+    assert 1.5 < ds.X[:, 0].min() and ds.X[:, 0].max() < 1.54  # refractive index, not 1..214
+
+
+def test_ecoli_drops_the_sequence_name(data_root: Path) -> None:
+    ds = load_uci("ecoli", data_root)
+    assert ds.feature_names == ("mcg", "gvh", "lip", "chg", "aac", "alm1", "alm2")
+    assert ds.X.min() >= 0.0 and ds.X.max() <= 1.0
+
+
+def test_vehicle_reads_nine_files_in_order(data_root: Path) -> None:
+    ds = load_uci("vehicle", data_root)
+    assert [p.name for p in ds.source_files] == [f"xa{c}.dat" for c in "abcdefghi"]
+    assert ds.class_names[ds.y[0]] == "van"  # xaa.dat line 1 ends in "van " (trailing space)
+    assert ds.X[0, :3].tolist() == [95, 48, 83]
+
+
+def test_liver_label_conventions(data_root: Path) -> None:
+    selector = load_uci("liver", data_root)  # default
+    drinks = load_uci("liver", data_root, liver_label="drinks")
+    assert selector.feature_names[-1] == "drinks" and selector.class_names == ("selector=1", "selector=2")
+    assert drinks.X.shape == (345, 5) and "drinks" not in drinks.feature_names
+    assert drinks.class_counts() == {"drinks<3": 169, "drinks>=3": 176}
+    np.testing.assert_array_equal(drinks.y, (selector.X[:, 5] >= 3).astype(np.int64))
+    np.testing.assert_array_equal(drinks.X, selector.X[:, :5])
+
+
+def test_unknown_name_and_liver_label(data_root: Path) -> None:
+    with pytest.raises(DataError, match=r"unknown UCI data set 'iris'; expected one of balance, ecoli"):
+        load_uci("iris", data_root)
+    with pytest.raises(DataError, match=r"liver_label: expected one of selector, drinks, got 'sick'"):
+        load_uci("liver", data_root, liver_label="sick")
+
+
+def test_root_may_be_the_uci_folder_itself(data_root: Path) -> None:
+    assert load_uci("sonar", data_root / "uci").X.shape == (208, 60)
+
+
+def test_data_root_from_environment(data_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MODGRAPH_DATA", str(data_root))
+    assert load_uci("glass").X.shape == (214, 9)
+    assert resolve_data_root(tmp_path) == tmp_path  # the flag wins over the environment
+    monkeypatch.delenv("MODGRAPH_DATA")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_data_root(None) == tmp_path / "data"
+
+
+def test_missing_file_names_the_paths_and_how_to_set_the_root(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load_uci("glass", tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "uci" / "glass" / "glass.data") in message
+    assert "MODGRAPH_DATA" in message and "--data-root" in message
+
+
+# ------------------------------------------------------------------------------------------ malformed files
+
+
+@pytest.mark.parametrize(
+    "folder, name, file, lineno, new, pattern",
+    [
+        ("glass", "glass", "glass.data", 5, "5,1.51742,13.27,3.62,1.24,73.08,0.55,8.07,0.00,0.00",
+         r"glass\.data, line 5: expected 11 ','-separated fields, got 10"),
+        ("balance-scale", "balance", "balance-scale.data", 3, "R,1,?,1,3",
+         r"balance-scale\.data, line 3, column 'left_distance': missing value '\?'"),
+        ("ecoli", "ecoli", "ecoli.data", 10, "ARAC_ECOLI  0.42  abc  0.48  0.50  0.44  0.34  0.45   cp",
+         r"ecoli\.data, line 10, column 'gvh': expected a number, got 'abc'"),
+        ("sonar", "sonar", "sonar.all-data", 7, ",".join(["0.1"] * 60 + ["X"]),
+         r"sonar\.all-data, line 7: unknown class label 'X'; expected one of M, R"),
+        ("vehicle", "vehicle", "xac.dat", 94, "85 36 66 123 55 5 120 56 17",
+         r"xac\.dat, line 94: expected 19 whitespace-separated fields, got 9"),
+        ("liver-disorders", "liver", "bupa.data", 2, "85,64,59,32,23,nan,2",
+         r"bupa\.data, line 2, column 'drinks': expected a finite number, got 'nan'"),
+    ],
+)  # fmt: skip
+def test_malformed_line_names_file_and_line(
+    copy_data, folder: str, name: str, file: str, lineno: int, new: str, pattern: str
+) -> None:
+    root = copy_data(f"uci/{folder}")
+    _edit_line(root / "uci" / folder / file, lineno, new)
+    with pytest.raises(DataError, match=pattern):
+        load_uci(name, root)
+    with pytest.raises(DataError, match=pattern):  # a parse error is reported even without verification
+        load_uci(name, root, verify=False)
+
+
+def test_empty_file(copy_data) -> None:
+    root = copy_data("uci/glass")
+    (root / "uci" / "glass" / "glass.data").write_text("\n\n")
+    with pytest.raises(DataError, match=r"glass\.data is empty"):
+        load_uci("glass", root)
+
+
+def test_checksum_mismatch_names_the_file(copy_data) -> None:
+    root = copy_data("uci/glass")
+    path = root / "uci" / "glass" / "glass.data"
+    _edit_line(path, 1, "1,1.52101,13.64,4.49,1.10,71.78,0.06,8.75,0.00,0.01,1")  # Fe 0.00 -> 0.01
+    with pytest.raises(DataError, match=r"glass\.data is corrupted or edited: sha256 expected dd67373f"):
+        load_uci("glass", root)
+    ds = load_uci("glass", root, verify=False)  # parses fine: only the checksum differs
+    assert ds.X[0, -1] == np.float32(0.01)
+
+
+def test_verify_file_truncated_and_corrupted(data_root: Path, tmp_path: Path) -> None:
+    original = (data_root / "uci" / "sonar" / "sonar.all-data").read_bytes()
+    path = tmp_path / "sonar.all-data"
+    path.write_bytes(original[:-100])
+    with pytest.raises(DataError, match=r"sonar\.all-data is truncated: .* got 87676 bytes"):
+        verify_file(path, "uci/sonar/sonar.all-data")
+    path.write_bytes(original.replace(b"0.0200", b"0.0201", 1))
+    with pytest.raises(DataError, match=r"sonar\.all-data is corrupted or edited"):
+        verify_file(path, "uci/sonar/sonar.all-data")
+    with pytest.raises(DataError, match=r"no known checksum for 'uci/iris/iris\.data'"):
+        verify_file(path, "uci/iris/iris.data")
+
+
+def test_known_digests_match_the_shared_sha256sums(data_root: Path) -> None:
+    listed = {}
+    for line in (data_root / "SHA256SUMS").read_text().splitlines():
+        digest, relpath = line.split()
+        listed[relpath] = digest
+    assert KNOWN_SHA256 == listed
+    for relpath in listed:
+        verify_file(data_root / relpath, relpath)
+
+
+# ----------------------------------------------------------------------------------------------- load_csv
+
+
+def test_load_csv_maps_labels_in_sorted_order(tmp_path: Path) -> None:
+    path = tmp_path / "toy.csv"
+    path.write_text("id,a,b,species\n1,0.5,1,virginica\n2,1.5,2,setosa\n3,2.5,3,versicolor\n4,3.5,4,setosa\n")
+    ds = load_csv(path, label_column="species", drop_columns=["id"])
+    assert ds.name == "toy" and ds.feature_names == ("a", "b")
+    assert ds.class_names == ("setosa", "versicolor", "virginica")
+    assert ds.y.tolist() == [2, 0, 1, 0]
+    np.testing.assert_array_equal(ds.X, np.array([[0.5, 1], [1.5, 2], [2.5, 3], [3.5, 4]], dtype=np.float32))
+
+
+def test_load_csv_sorts_numeric_labels_numerically(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("x;label\n1;10\n2;9\n3;2\n")
+    ds = load_csv(path, "label", delimiter=";")
+    assert ds.class_names == ("2", "9", "10") and ds.y.tolist() == [2, 1, 0]
+
+
+def test_load_csv_agrees_with_load_uci(data_root: Path, tmp_path: Path) -> None:
+    glass = load_uci("glass", data_root)
+    path = tmp_path / "glass.csv"
+    lines = [",".join(["Id", *glass.feature_names, "type"])]
+    for raw in (data_root / "uci" / "glass" / "glass.data").read_text().splitlines():
+        lines.append(raw)
+    path.write_text("\n".join(lines) + "\n")
+    ds = load_csv(path, "type", drop_columns=["Id"])
+    np.testing.assert_array_equal(ds.X, glass.X)
+    np.testing.assert_array_equal(ds.y, glass.y)
+    assert ds.class_names == glass.class_names
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("a,b,label\n1,2,x\n3,4\n", r"t\.csv, line 3: expected 3 ','-separated fields .* got 2"),
+        ("a,b,label\n1,2,x\n3,?,y\n", r"t\.csv, line 3, column 'b': missing value '\?'"),
+        ("a,b,label\n1,2,x\n\n3,four,y\n", r"t\.csv, line 4, column 'b': expected a number, got 'four'"),
+        ("a,b,label\n1,2,\n", r"t\.csv, line 2: missing label '' in column 'label'"),
+        ("a,b,class\n1,2,x\n", r"t\.csv, line 1: no column named 'label'; the header has \['a', 'b', 'c"),
+        ("a,a,label\n1,2,x\n", r"t\.csv, line 1: duplicated column name\(s\) \['a'\]"),
+        ("a,b,label\n", r"t\.csv: has a header but no data rows"),
+        ("", r"t\.csv is empty"),
+    ],
+)
+def test_load_csv_errors(tmp_path: Path, text: str, pattern: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=pattern):
+        load_csv(path, "label")
+
+
+def test_load_csv_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"CSV file not found: .*nope\.csv"):
+        load_csv(tmp_path / "nope.csv", "label")
