@@ -1,0 +1,99 @@
+"""Standard graph networks declared as modgraph DAGs (plain data: print them, diff them, save them as specs).
+
+Every function returns a ``networkx.DiGraph`` for :class:`modgraph.ModuleGraph`; the node features enter at ``x``
+and the network is called as ``net(x, edge_index=edge_index)``.
+
+* :func:`gcn_net` - ``x -> sparse_dropout -> conv1 -> activation -> dropout -> conv2`` (Kipf & Welling 2017).
+  ``conv="gcn"`` uses PyG's ``GCNConv`` (op ``gcn_conv``), ``conv="attention"`` the gated conv
+  (op ``attention_conv``): the plain GCN baseline is the same DAG with the conv nodes' ``op`` changed (and the
+  attention arguments dropped with it).
+* :func:`gcn` and :func:`attention_gcn` - the two with the hyper-parameters of ``experiments/cora.py``.
+* :func:`attention_appnp` - a deeper variant: an MLP, then ``K`` attention-weighted propagation steps, each merged
+  with a teleport (skip) branch back to the MLP's output by branch attention, which learns per node how much of
+  the propagated and of the local prediction to keep (APPNP's fixed ``alpha``, made an attention weight).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+__all__ = ["attention_appnp", "attention_gcn", "gcn", "gcn_net"]
+
+CONVS = {"gcn": "gcn_conv", "attention": "attention_conv"}
+
+
+def gcn_net(features: int, classes: int, conv: str = "attention", hidden: int = 64, heads: int = 8,
+            dropout: float = 0.6, input_dropout: float | None = None, activation: str = "elu",
+            out_heads: int = 1, **attention) -> nx.DiGraph:
+    """Two graph convolutions: ``x -> drop_in -> conv1 -> act -> drop -> conv2``.
+
+    Args:
+        features, classes: input width and number of classes.
+        conv: ``"attention"`` (op ``attention_conv``) or ``"gcn"`` (op ``gcn_conv``, PyG's GCNConv).
+        hidden: width of the hidden layer (all heads together).
+        heads: attention heads of ``conv1`` (attention only).
+        dropout: dropout before ``conv2``; ``input_dropout`` (default: ``dropout``) before ``conv1``, over the
+            nonzeros when the features are a sparse tensor.
+        activation: ``relu``, ``elu``, ...
+        out_heads: attention heads of ``conv2``, averaged (attention only).
+        **attention: further ``attention_conv`` arguments for both convs (``attention``, ``score``, ``combine``,
+            ``attention_dropout``, ``threshold``, ``temperature``).
+    """
+    if conv not in CONVS:
+        raise ValueError(f"conv must be one of {', '.join(map(repr, CONVS))}, got {conv!r}")
+    g = nx.DiGraph(name=f"{conv}-gcn")
+    g.add_node("x", op="input", features=features)
+    g.add_node("drop_in", op="sparse_dropout", p=dropout if input_dropout is None else input_dropout)
+    if conv == "gcn":
+        if attention:
+            raise ValueError(f"conv='gcn' takes no attention arguments, got {', '.join(sorted(attention))}")
+        g.add_node("conv1", op="gcn_conv", out_features=hidden)
+        g.add_node("conv2", op="gcn_conv", out_features=classes)
+    else:
+        g.add_node("conv1", op="attention_conv", out_features=hidden, heads=heads, **attention)
+        g.add_node("conv2", op="attention_conv", out_features=classes, heads=out_heads, concat=False, **attention)
+    g.add_node("act", op=activation)
+    g.add_node("drop", op="dropout", p=dropout)
+    nx.add_path(g, ["x", "drop_in", "conv1", "act", "drop", "conv2"])
+    return g
+
+
+def gcn(features: int, classes: int) -> nx.DiGraph:
+    """Kipf & Welling's GCN: 16 hidden units, ReLU, dropout 0.5 (PyG's GCNConv)."""
+    return gcn_net(features, classes, conv="gcn", hidden=16, dropout=0.5, activation="relu")
+
+
+def attention_gcn(features: int, classes: int, attention: str = "softmax", **overrides) -> nx.DiGraph:
+    """The attention GCN of ``experiments/cora.py``: GCN's coefficients re-weighted by 8-head GAT-style attention."""
+    settings = dict(hidden=64, heads=8, dropout=0.6, activation="elu", score="gat", combine="gcn",
+                    attention_dropout=0.6)
+    settings.update(overrides)
+    return gcn_net(features, classes, conv="attention", attention=attention, **settings)
+
+
+def attention_appnp(features: int, classes: int, hidden: int = 64, steps: int = 10, dropout: float = 0.5,
+                    attention: str = "softmax", score: str = "gat", combine: str = "gcn",
+                    attention_dropout: float = 0.0, teleport: str = "softmax") -> nx.DiGraph:
+    """MLP, then ``steps`` attention propagation steps each merged with a teleport branch by branch attention.
+
+    ``x -> drop_in -> lin1 (relu) -> drop -> z0 (linear)``; for ``k = 1..steps``:
+    ``prop_k = attention_propagate(z_{k-1})`` and ``z_k = merge(prop_k, z0)``, weighted per node by a ``teleport``
+    gate (softmax: ``w_prop + w_skip = 1``).
+    """
+    g = nx.DiGraph(name="attention-appnp")
+    g.add_node("x", op="input", features=features)
+    g.add_node("drop_in", op="sparse_dropout", p=dropout)
+    g.add_node("lin1", op="linear", out_features=hidden, activation="relu")
+    g.add_node("drop", op="dropout", p=dropout)
+    g.add_node("z0", op="linear", out_features=classes)
+    nx.add_path(g, ["x", "drop_in", "lin1", "drop", "z0"])
+    prev = "z0"
+    for k in range(1, steps + 1):
+        g.add_node(f"prop{k}", op="attention_propagate", attention=attention, score=score, combine=combine,
+                   attention_dropout=attention_dropout)
+        g.add_node(f"z{k}", op="identity")
+        g.add_edge(prev, f"prop{k}")
+        g.add_edge(f"prop{k}", f"z{k}", attention=teleport)
+        g.add_edge("z0", f"z{k}", attention=teleport)
+        prev = f"z{k}"
+    return g

@@ -1,0 +1,51 @@
+"""The standard graph networks are plain DAGs: the GCN baseline differs from the attention GCN only in its convs."""
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph import models
+
+EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 2, 3, 4, 0], [1, 0, 2, 1, 0, 4, 3, 3]])
+
+
+def test_baseline_is_the_same_dag_with_the_conv_op_changed():
+    att, base = models.attention_gcn(10, 3), models.gcn_net(10, 3, conv="gcn", hidden=64, dropout=0.6)
+    assert list(att.edges) == list(base.edges) == [("x", "drop_in"), ("drop_in", "conv1"), ("conv1", "act"),
+                                                   ("act", "drop"), ("drop", "conv2")]
+    for node in att.nodes:
+        a, b = dict(att.nodes[node]), dict(base.nodes[node])
+        if node.startswith("conv"):
+            assert (a.pop("op"), b.pop("op")) == ("attention_conv", "gcn_conv")
+            assert {k: v for k, v in a.items() if k in b} == b  # the width is shared, the rest is attention
+        else:
+            assert a == b
+
+
+@pytest.mark.parametrize("build", [models.gcn, models.attention_gcn, models.attention_appnp])
+def test_builds_runs_and_round_trips(build):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(build(10, 3))
+    x = torch.rand(5, 10).to_sparse_csr()
+    out = net(x, edge_index=EDGE_INDEX)
+    assert out.shape == (5, 3)
+    again = mg.ModuleGraph.from_dict(net.to_dict())
+    again.load_state_dict(net.state_dict())
+    net.eval(), again.eval()
+    torch.testing.assert_close(again(x, edge_index=EDGE_INDEX), net(x, edge_index=EDGE_INDEX))
+
+
+def test_appnp_teleport_is_branch_attention():
+    net = mg.ModuleGraph(models.attention_appnp(10, 3, steps=3))
+    net(torch.rand(5, 10), edge_index=EDGE_INDEX)
+    weights = net.edge_weights()
+    assert set(weights) == {(f"prop{k}", f"z{k}") for k in (1, 2, 3)} | {("z0", f"z{k}") for k in (1, 2, 3)}
+    torch.testing.assert_close(weights[("prop1", "z1")] + weights[("z0", "z1")], torch.ones(5))  # per node
+    assert set(net.graph_weights()) == {"prop1", "prop2", "prop3"}
+
+
+def test_bad_conv():
+    with pytest.raises(ValueError, match="conv must be one of 'gcn', 'attention', got 'gat'"):
+        models.gcn_net(10, 3, conv="gat")
+    with pytest.raises(ValueError, match="conv='gcn' takes no attention arguments, got score"):
+        models.gcn_net(10, 3, conv="gcn", score="dot")
