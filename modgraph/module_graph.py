@@ -114,7 +114,24 @@ class ModuleGraph(nn.Module):
         return inputs
 
     def forward(self, inputs, edge_index: torch.Tensor | None = None):
-        """Run the DAG in topological order. One input: a tensor; several: a dict. Graph ops take ``edge_index``."""
+        """Run the DAG in topological order. One input: a tensor; several: a dict. Graph ops take ``edge_index``.
+
+        The plan runs as straight-line code compiled with ``torch.fx`` (:mod:`modgraph.fx`);
+        :meth:`interpret` runs the same plan step by step and is the reference it is tested against.
+        """
+        feeds = self._feeds(inputs)
+        if edge_index is None and self.needs_graph:
+            raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            from .fx import compile_plan
+
+            compiled = compile_plan(self)
+            object.__setattr__(self, "_compiled", compiled)  # shares our modules; not registered twice
+        return compiled.forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+
+    def interpret(self, inputs, edge_index: torch.Tensor | None = None):
+        """The reference executor: the plan run step by step (same result as ``forward``)."""
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
