@@ -12,27 +12,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from .attention import scale_heads
-
-
-def _scale_branches(msgs: list, weights, positions: tuple) -> list:
-    """Scale the attended in-edges of a merge by their branch weights ``[B, K, H]`` (``None``: attention off)."""
-    if weights is None:
-        return msgs
-    msgs = list(msgs)
-    for k, i in enumerate(positions):
-        msgs[i] = scale_heads(msgs[i], weights[..., k, :])
-    return msgs
-
-
-def _sum(msgs: list) -> torch.Tensor:
-    out = msgs[0]
-    for m in msgs[1:]:
-        out = out + m
-    return out
-
-
-fx.wrap("_scale_branches")
+from .merge import scale_branches, sum_messages
 
 
 def compile_plan(net) -> fx.GraphModule:
@@ -54,14 +34,14 @@ def compile_plan(net) -> fx.GraphModule:
             continue
         if step.branch is not None:
             weights = graph.call_module(f"branch_attention.{step.name}", ([msgs[i] for i in step.branch],))
-            scaled = graph.call_function(_scale_branches, (msgs, weights, tuple(step.branch)))
+            scaled = graph.call_function(scale_branches, (msgs, weights, tuple(step.branch)))
             msgs = [graph.call_function(operator.getitem, (scaled, i)) for i in range(len(msgs))]
         if len(msgs) == 1:
             x = msgs[0]
         elif step.merge == "concat":
             x = graph.call_function(torch.cat, (msgs, -1))
         else:
-            x = graph.call_function(_sum, (msgs,))
+            x = graph.call_function(sum_messages, (msgs,))
         if module is None:
             env[step.name] = x
         elif step.needs_graph:

@@ -9,10 +9,11 @@ import networkx as nx
 import torch
 import torch.nn as nn
 
-from .attention import AttentionModule, scale_heads
+from .attention import AttentionModule
 from .compile import compile_graph
 from .errors import GraphSpecError
 from .gate import Gate
+from .merge import scale_branches, sum_messages
 from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
 
 
@@ -150,15 +151,13 @@ class ModuleGraph(nn.Module):
                 continue
             if step.branch is not None:
                 weights = self.branch_attention[step.name]([msgs[i] for i in step.branch])  # (B, K, H)
-                if weights is not None:
-                    for k, i in enumerate(step.branch):
-                        msgs[i] = scale_heads(msgs[i], weights[..., k, :])
+                msgs = scale_branches(msgs, weights, tuple(step.branch))
             if len(msgs) == 1:
                 x = msgs[0]
             elif step.merge == "concat":
                 x = torch.cat(msgs, dim=-1)
             else:
-                x = torch.stack(msgs, dim=0).sum(dim=0)
+                x = sum_messages(msgs)
             if module is None:
                 out[step.name] = x
             elif step.needs_graph:
