@@ -123,13 +123,25 @@ class ModuleGraph(nn.Module):
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
-        compiled = self.__dict__.get("_compiled")
-        if compiled is None:
+        key = self._structure_key()
+        cached = self.__dict__.get("_compiled")
+        if cached is None or cached[0] != key:  # first call, or a submodule or parameter was replaced
             from .fx import compile_plan
 
-            compiled = compile_plan(self)
-            object.__setattr__(self, "_compiled", compiled)  # shares our modules; not registered twice
-        return compiled.forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+            cached = (key, compile_plan(self))
+            object.__setattr__(self, "_compiled", cached)  # shares our modules; not registered twice
+        return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+
+    def _structure_key(self) -> tuple:
+        """Identities of every module and adjacency parameter the compiled code holds."""
+        return (tuple(map(id, self.nodes.values())), tuple(map(id, self.neuron_attention.values())),
+                tuple(map(id, self.branch_attention.values())), tuple(map(id, self.adjacency_weights.values())))
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_compiled", None)  # copies and pickles recompile on their first forward
+        return state
 
     def interpret(self, inputs, edge_index: torch.Tensor | None = None):
         """The reference executor: the plan run step by step (same result as ``forward``)."""

@@ -206,3 +206,20 @@ def test_compiled_forward_equals_the_interpreter():
     assert all(p.grad is not None for p in net.parameters())
     assert "_compiled" not in dict(net.named_modules())
     assert not any(k.startswith("_compiled") for k in net.state_dict())
+
+
+def test_replacing_a_submodule_is_seen_by_the_compiled_code():
+    import copy
+
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention=None))
+    x = torch.randn(3, 5)
+    net(x)
+    new = torch.nn.Linear(18, 3)
+    net.nodes["y"] = new
+    torch.testing.assert_close(net(x), new(net.nodes["h"](x)))
+    clone = copy.deepcopy(net)
+    with torch.no_grad():
+        clone.nodes["y"].weight.add_(1.0)
+    assert not torch.equal(clone(x), net(x))  # the copy runs its own parameters
+    torch.testing.assert_close(clone(x), clone.interpret(x))
