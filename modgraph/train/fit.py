@@ -1,0 +1,274 @@
+"""The training loop: any schedule of phases, model selection on validation, resumable state.
+
+``fit(net, loss_fn, evaluate, schedule=...)`` trains ``net`` (a ``ModuleGraph`` or anything with
+``main_parameters()``, ``attention_parameters()`` and ``set_attention()``) and leaves it at the parameters with
+the best validation score. ``loss_fn(net)`` returns the loss of one optimisation step (the closure owns the data
+and may draw a mini-batch); ``evaluate(net)`` returns the validation score, higher is better, called in eval mode
+under ``torch.no_grad()``.
+
+Ensembles: when ``evaluate`` returns a 1-D tensor of ``K`` scores (``K`` models trained as one batched program
+whose parameters and buffers all carry a leading dimension ``K``), selection and early stopping are per member.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .schedules import Phase, make_schedule
+
+log = logging.getLogger(__name__)
+
+OptimizerFactory = Callable[[list], torch.optim.Optimizer]
+
+
+def default_optimizer(params: list) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=0.01)
+
+
+@dataclass
+class FitResult:
+    best_score: float | torch.Tensor  # a float, or a [K] tensor for ensembles
+    best_step: int | torch.Tensor
+    steps: int  # optimisation steps run
+    history: list = field(default_factory=list)  # {"step", "phase", "round", "loss", "score"} per evaluation
+    phases: list = field(default_factory=list)  # {"name", "trains", "attention", "round", "start", "end", "best"}
+    best_phase: str | None = None
+
+
+class Trainer:
+    """A resumable run of a schedule: everything needed to continue is in :meth:`state_dict`."""
+
+    def __init__(self, net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] = "joint",
+                 steps: int = 200, optimizer: OptimizerFactory | None = None, patience: int | None = None,
+                 eval_every: int = 1, rounds: int = 2, tol: float = 1e-3, progress: bool = False):
+        for name in ("main_parameters", "attention_parameters", "set_attention"):
+            if not hasattr(net, name):
+                raise TypeError(f"fit needs a network with {name}() (a modgraph.ModuleGraph), got {type(net).__name__}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0):
+            raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every <= 0:
+            raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+        self.net, self.loss_fn, self.evaluate = net, loss_fn, evaluate
+        self.phases = make_schedule(schedule, steps, rounds) if isinstance(schedule, str) else list(schedule)
+        self.make_optimizer = optimizer or default_optimizer
+        self.patience, self.eval_every, self.tol, self.progress = patience, eval_every, tol, progress
+        # position in the schedule and selection state
+        self.phase_index, self.phase_step, self.step = 0, 0, 0
+        self.best_score = None  # float or [K] tensor
+        self.best_step = None
+        self.best_phase = None
+        self.best_state = None  # state_dict snapshot at the best score
+        self.best_attention = True
+        self.phase_best = None
+        self.since_best = None  # evaluations since the phase's best (int or [K] tensor)
+        self.round_scores: dict = {}  # round -> mean validation score at the end of the round
+        self.history: list = []
+        self.phase_log: list = []
+        self.optimizer = None
+
+    # ------------------------------------------------------------------------------------------ phases
+    def _params(self, trains: str) -> tuple[list, list]:
+        main, att = self.net.main_parameters(), self.net.attention_parameters()
+        if trains == "main":
+            return main, att
+        if trains == "attention":
+            return att, main
+        return main + att, []
+
+    def _enter_phase(self) -> None:
+        phase = self.phases[self.phase_index]
+        trainable, frozen = self._params(phase.trains)
+        for p in trainable:
+            p.requires_grad_(True)
+        for p in frozen:
+            p.requires_grad_(False)
+            p.grad = None
+        self.net.set_attention(phase.attention)
+        if not trainable:
+            raise ValueError(f"phase {phase.name!r} trains the {phase.trains} parameters, but the network has none "
+                             f"(use schedule='joint' for a network without attention)")
+        self.optimizer = self.make_optimizer(trainable)
+        self.phase_best, self.since_best = None, None
+        if self.phase_step == 0:
+            self.phase_log.append({**phase.to_dict(), "start": self.step, "end": None, "best": None})
+            log.info("phase %d/%d: %s (trains %s, attention %s, round %d, up to %d steps)", self.phase_index + 1,
+                     len(self.phases), phase.name, phase.trains, "on" if phase.attention else "off", phase.round,
+                     phase.budget)
+
+    def _leave_phase(self, last_score) -> None:
+        phase = self.phases[self.phase_index]
+        entry = self.phase_log[-1]
+        entry["end"] = self.step
+        entry["best"] = _to_py(self.phase_best)
+        for p in self.net.parameters():
+            p.requires_grad_(True)
+        self.phase_index += 1
+        self.phase_step = 0
+        # the alternation stops once a round's validation score no longer changes
+        if phase.round and phase.trains == "main" and last_score is not None:
+            score = float(torch.as_tensor(last_score, dtype=torch.float64).mean())
+            prev = self.round_scores.get(phase.round - 1)
+            self.round_scores[phase.round] = score
+            if prev is not None and abs(score - prev) < self.tol:
+                log.info("round %d: validation score %.4f unchanged (tol %g); on to the joint fine-tune",
+                         phase.round, score, self.tol)
+                while self.phase_index < len(self.phases) and self.phases[self.phase_index].round:
+                    self.phase_index += 1
+
+    # ------------------------------------------------------------------------------------------ selection
+    def _evaluate(self):
+        was_training = self.net.training
+        self.net.eval()
+        with torch.no_grad():
+            score = self.evaluate(self.net)
+        self.net.train(was_training)
+        if isinstance(score, torch.Tensor) and score.dim() == 1:
+            return score.detach().to("cpu", torch.float64)
+        score = float(score)
+        if math.isnan(score):
+            raise ValueError(f"evaluate returned NaN at step {self.step}; the training diverged")
+        return score
+
+    def _select(self, score) -> None:
+        phase = self.phases[self.phase_index]
+        state = self.net.state_dict()
+        if isinstance(score, torch.Tensor):  # ensemble: per member
+            if self.best_score is None:
+                self.best_score = torch.full_like(score, -math.inf)
+                self.best_step = torch.zeros(score.shape, dtype=torch.long)
+                self.best_state = {k: v.detach().clone() for k, v in state.items()}
+            better = score > self.best_score
+            if better.any():
+                self.best_score = torch.where(better, score, self.best_score)
+                self.best_step[better] = self.step
+                for k, v in state.items():
+                    if v.dim() and v.shape[0] == score.shape[0]:
+                        mask = better.to(v.device).view(-1, *[1] * (v.dim() - 1))
+                        self.best_state[k] = torch.where(mask, v.detach(), self.best_state[k])
+                self.best_phase = phase.name
+                self.best_attention = phase.attention
+            if self.phase_best is None:
+                self.phase_best, self.since_best = score.clone(), torch.zeros(score.shape, dtype=torch.long)
+            else:
+                improved = score > self.phase_best
+                self.phase_best = torch.where(improved, score, self.phase_best)
+                self.since_best = torch.where(improved, 0, self.since_best + 1)
+            return
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_step, self.best_phase = score, self.step, phase.name
+            self.best_state = copy.deepcopy(state)
+            self.best_attention = phase.attention
+        if self.phase_best is None or score > self.phase_best:
+            self.phase_best, self.since_best = score, 0
+        else:
+            self.since_best += 1
+
+    def _stalled(self) -> bool:
+        if self.patience is None or self.since_best is None:
+            return False
+        if isinstance(self.since_best, torch.Tensor):
+            return bool((self.since_best >= self.patience).all())
+        return self.since_best >= self.patience
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def run(self, callback: Callable | None = None) -> FitResult:
+        """Train to the end of the schedule (or continue a resumed run); ``callback(trainer)`` after each step."""
+        total = sum(p.budget for p in self.phases)
+        bar = tqdm(total=total, initial=min(self.step, total), disable=None if self.progress else True,
+                   desc="train", leave=False)
+        last_score = None
+        while self.phase_index < len(self.phases):
+            phase = self.phases[self.phase_index]
+            if self.optimizer is None:
+                self._enter_phase()
+            if self.phase_step >= phase.budget or self._stalled():
+                self._leave_phase(last_score)
+                self.optimizer = None
+                continue
+            self.net.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.net)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            self.phase_step += 1
+            bar.update(1)
+            if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
+                last_score = self._evaluate()
+                self._select(last_score)
+                loss_value = float(loss.detach())
+                self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
+                                     "loss": loss_value, "score": _to_py(last_score)})
+                if not isinstance(last_score, torch.Tensor):
+                    bar.set_postfix(phase=phase.name, loss=f"{loss_value:.3f}", val=f"{last_score:.3f}")
+            if callback is not None:
+                callback(self)
+        bar.close()
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+            self.net.set_attention(self.best_attention)
+        return FitResult(_to_py(self.best_score), _to_py(self.best_step), self.step, self.history, self.phase_log,
+                         self.best_phase)
+
+    # ------------------------------------------------------------------------------------------ resuming
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs besides the closures: net, optimiser, schedule position, selection."""
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "phases": [p.to_dict() for p in self.phases],
+            "phase_index": self.phase_index, "phase_step": self.phase_step, "step": self.step,
+            "best_score": self.best_score, "best_step": self.best_step, "best_phase": self.best_phase,
+            "best_state": self.best_state, "best_attention": self.best_attention,
+            "phase_best": self.phase_best, "since_best": self.since_best,
+            "round_scores": dict(self.round_scores), "history": list(self.history), "phase_log": list(self.phase_log),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.phases = [Phase(**p) for p in state["phases"]]
+        for key in ("phase_index", "phase_step", "step", "best_score", "best_step", "best_phase", "best_state",
+                    "best_attention", "round_scores", "history", "phase_log"):
+            setattr(self, key, state[key])
+        self.optimizer = None
+        if self.phase_index < len(self.phases):
+            self._enter_phase()  # rebuilds the optimiser over the phase's parameters, then restores its state
+            if state["optimizer"] is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+        self.phase_best, self.since_best = state["phase_best"], state["since_best"]
+
+
+def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] = "joint", steps: int = 200,
+        optimizer: OptimizerFactory | None = None, patience: int | None = None, eval_every: int = 1,
+        rounds: int = 2, tol: float = 1e-3, progress: bool = False, callback: Callable | None = None) -> FitResult:
+    """Train ``net`` with ``schedule`` for at most ``steps`` steps; leave it at its best validation parameters.
+
+    Args:
+        net: a ``ModuleGraph`` (or a module with ``main_parameters``/``attention_parameters``/``set_attention``).
+        loss_fn: ``loss_fn(net) -> scalar loss`` for one optimisation step.
+        evaluate: ``evaluate(net) -> float`` (or ``[K]`` tensor for an ensemble): validation score, higher wins.
+        schedule: ``"joint"``, ``"alternating"``, ``"main"`` or a list of :class:`Phase`.
+        steps: the total budget of optimisation steps.
+        optimizer: ``factory(params) -> Optimizer``, called afresh for every phase (default Adam, lr 0.01).
+        patience: end a phase after this many evaluations without improving its best score (``None``: never).
+        eval_every: evaluate every this many steps.
+        rounds, tol: the alternation repeats at most ``rounds`` times, stopping when a round changes the
+            validation score by less than ``tol``.
+        progress: show a progress bar (tqdm; quiet when not a terminal).
+        callback: ``callback(trainer)`` after every step (checkpointing hooks in here).
+    """
+    trainer = Trainer(net, loss_fn, evaluate, schedule, steps, optimizer, patience, eval_every, rounds, tol, progress)
+    return trainer.run(callback)
+
+
+def _to_py(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    return value
