@@ -74,7 +74,10 @@ class RunningStats:
         self.count += w.shape[0]
         self.s1 += (ones @ d).squeeze(0)
         self.s2 += (ones @ (d * d)).squeeze(0)
-        self.under += (ones @ (w < self.threshold).to(w.dtype)).squeeze(0)
+        # indicator of w < t as sign(max(t - w, 0)): exact (t - w > 0 iff w < t for floats), and a cheaper
+        # kernel than comparing to a bool tensor and casting it back
+        under = (self.threshold - w).clamp_(min=0.0).sign_()
+        self.under += (ones @ under).squeeze(0)
         torch.minimum(self.min, w.amin(0), out=self.min)
         torch.maximum(self.max, w.amax(0), out=self.max)
 
