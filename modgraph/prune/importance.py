@@ -15,7 +15,8 @@ criterion      score
 =============  ===========================================================================================
 attention      recorded mean attention weight of the unit's connections (mean or max over its outputs), or
                with ``weighted=True`` mean weight x ``|W_oi|``, the connection's effective magnitude
-magnitude      L1 (``p=1``) norm of the unit's main weights: its incoming row and outgoing columns
+magnitude      L1 (``p=1``) norm of the unit's main weights: its incoming row and outgoing columns; a graph
+               edge's coefficient in GCN's propagation matrix, ``1 / sqrt(d_i d_j)`` (degrees with self-loops)
 random         uniform random numbers from a seeded generator
 sgl            L2 norm of the unit's outgoing weights: the groups a smoothing-group-lasso penalty zeroes
 =============  ===========================================================================================
@@ -181,6 +182,14 @@ class MagnitudeImportance(Importance):
     @torch.no_grad()
     def connections(self, net) -> dict:
         return {key: net.nodes[v].weight.abs().t().clone() for key, (u, v) in _neuron_gated(net).items()}
+
+    def graph_edges(self, net, edge_index: torch.Tensor) -> torch.Tensor:
+        """``1 / sqrt(d_i d_j)``: the edge's entry of ``D^-1/2 (A + I) D^-1/2``, GCN's fixed edge weight."""
+        ei = edge_index.detach().cpu().long()
+        n = int(ei.max()) + 1 if ei.numel() else 0
+        loops = ei[0] == ei[1]
+        degree = torch.ones(n).index_add_(0, ei[1, ~loops], torch.ones(int((~loops).sum())))  # in-degree + 1
+        return (degree[ei[0]] * degree[ei[1]]).rsqrt()
 
 
 # ----------------------------------------------------------------------------------------------- random

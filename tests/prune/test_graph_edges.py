@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import modgraph as mg
-from modgraph.prune import AttentionImportance, sparsify_edges
+from modgraph.prune import AttentionImportance, MagnitudeImportance, sparsify_edges
 from modgraph.record import EdgeRecorder
 
 EI = torch.tensor([[0, 1, 1, 2, 0, 1, 2], [1, 0, 2, 1, 0, 1, 2]])  # 2 undirected edges, 3 self-loops
@@ -51,3 +51,13 @@ def test_attention_scores_graph_edges_from_a_recorded_graph_gate():
     torch.testing.assert_close(AttentionImportance(rec).graph_edges(None, target), mean[[3, 0, 2]])
     with pytest.raises(mg.PruneError, match=r"graph gate 'conv' never weighted edge 2 -> 0 \(column 0"):
         AttentionImportance(rec).graph_edges(None, torch.tensor([[2], [0]]))
+
+
+def test_magnitude_scores_graph_edges_by_their_gcn_coefficient():
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    ref_index, ref_weight = gcn_norm(edge_index, num_nodes=4, add_self_loops=True)
+    ref = {(int(s), int(d)): float(w) for (s, d), w in zip(ref_index.t(), ref_weight)}
+    scores = MagnitudeImportance().graph_edges(None, edge_index)
+    assert scores.tolist() == pytest.approx([ref[(int(s), int(d))] for s, d in edge_index.t()])
