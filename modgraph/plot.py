@@ -19,6 +19,7 @@ import networkx as nx
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | None = None):
@@ -132,6 +133,8 @@ def neuron_heatmaps(recorder, path, epoch: int = -1, field: str = "mean") -> Pat
         ax.set_title(f"{key}: {field} weight", fontsize=10)
         ax.set_xlabel(f"unit of {v} (out)")
         ax.set_ylabel(f"unit of {u} (in)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         fig.colorbar(image, ax=ax, shrink=0.8)
     return _save(fig, path)
 
