@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=200, help="steps per timed repetition")
     p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
 
     net = network(args.features, args.hidden, args.classes)
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    rec = EdgeRecorder()
+    rec = EdgeRecorder(every=args.every)
     time_steps(net, opt, x, y, 50)  # warm-up (compiles the forward, allocates)
 
     def plain_steps():
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
 
     a, b = interleaved(plain_steps, recorded_steps, args.reps)
     print(f"network {args.features}-{args.hidden}-{args.classes}, batch {args.batch}, {args.threads} thread(s), "
-          f"{args.reps} interleaved repetitions, medians")
+          f"every={args.every}, {args.reps} interleaved repetitions, medians")
     print(f"step: {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder: ratio {b / a:.3f}")
 
     def plain_fit():
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
 
     def recorded_fit():
         n = network(args.features, args.hidden, args.classes)
-        r = EdgeRecorder()
+        r = EdgeRecorder(every=args.every)
         with r.attach(n):
             return time_fit(n, x, y, xv, yv, args.steps, r)
 

@@ -77,16 +77,23 @@ class EdgeRecorder:
 
     Args:
         threshold: the ``under`` statistic counts weights strictly below it; a number in ``[0, 1]``.
+        every: record one forward in ``every`` per gate (default 1: all of them). The statistics are then those of
+            the recorded forwards (a systematic sample of the batches), and the recording costs about
+            ``1 / every`` of its full price.
 
     Use :meth:`attach` (also a context manager: ``with EdgeRecorder().attach(net) as rec:`` detaches at the end),
     :meth:`epoch_end` after each epoch, :meth:`paused` around passes that should not count (validation), then
     :meth:`stats`, :meth:`to_rows`, :meth:`to_csv`, :meth:`to_json`, and :meth:`load` to read a file back.
     """
 
-    def __init__(self, threshold: float = 0.1):
+    def __init__(self, threshold: float = 0.1, every: int = 1):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"EdgeRecorder: threshold must be a number in [0, 1], got {threshold!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"EdgeRecorder: every must be a positive integer, got {every!r}")
         self.threshold = float(threshold)
+        self.every = every
+        self._calls: dict[str, int] = {}
         self.gates: dict[str, GateInfo] = {}
         self.epochs: list[int] = []
         self.enabled = True
@@ -138,6 +145,10 @@ class EdgeRecorder:
         if not self.enabled:
             return
         key = gate_key(gate)
+        if self.every > 1:
+            calls = self._calls[key] = self._calls.get(key, -1) + 1
+            if calls % self.every:
+                return
         w = weights.detach()
         if gate.level == "graph":
             w = (w if w.dim() == 2 else w.unsqueeze(-1)).unsqueeze(0)  # one sample: (1, E, heads)

@@ -132,6 +132,21 @@ def test_detach_paused_and_context_manager():
     assert all(len(g._weight_hooks) == 1 for g in net.gates())  # only the network's own edge_weights() hook
 
 
+def test_every_records_one_forward_in_k():
+    torch.manual_seed(7)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder(every=3).attach(net)
+    seen = []
+    for i in range(7):
+        net(torch.randn(4, 5))
+        if i % 3 == 0:
+            seen.append(net.edge_weights()[("h", "y")])
+    rec.epoch_end()
+    check(rec.stats("h->y"), torch.cat(seen), 0.1)
+    with pytest.raises(ValueError, match="every must be a positive integer, got 0"):
+        EdgeRecorder(every=0)
+
+
 def test_memory_does_not_grow_with_samples():
     torch.manual_seed(6)
     net = mg.ModuleGraph(mlp_graph(5, 4, 2))
@@ -139,8 +154,8 @@ def test_memory_does_not_grow_with_samples():
     for _ in range(50):
         net(torch.randn(64, 5))
     running = rec._running["h->y"]
-    tensors = [running.s1, running.s2, running.under, running.min, running.max]
-    assert all(t.numel() == 4 * 2 for t in tensors)
+    tensors = [running.partial, running.totals, running.min, running.max]
+    assert [t.numel() for t in tensors] == [3 * 8, 3 * 8, 8, 8]  # the [4, 2] gate, whatever the sample count
     rec.epoch_end()
     assert rec.stats("h->y").count == 3200
 
