@@ -56,8 +56,8 @@ CRITERIA = ("attention", "magnitude", "random", "sgl")
 #: outputs, optionally times |W_oi| ("weighted", "weighted-max"); magnitude: L1 of in+out or only out weights.
 VARIANTS = {"attention": ("mean", "max", "weighted", "weighted-max"), "magnitude": ("both", "out", "in"),
             "random": ("uniform",), "sgl": ("l2",)}
-DEFAULT_VARIANTS = {"attention": ("mean", "weighted"), "magnitude": ("both", "out"), "random": ("uniform",),
-                    "sgl": ("l2",)}
+#: fixed on validation in a development run (docs/pruning.md, "Choices made on validation")
+DEFAULT_VARIANTS = {"attention": ("mean",), "magnitude": ("both",), "random": ("uniform",), "sgl": ("l2",)}
 SPARSITIES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -124,10 +124,13 @@ def val_score(net, data) -> float:
     return score
 
 
-def train(net, data, steps: int, lr: float = 0.01, penalty=None, patience: int = 30, keep_start: bool = False):
+def train(net, data, steps: int, lr: float = 0.01, penalty=None, patience: int = 30, keep_start: bool = False,
+          recorder: EdgeRecorder | None = None, record_every: int = 50):
     """Full-batch Adam on the training part with model selection on validation (``modgraph.train.fit``).
 
     ``keep_start``: the starting parameters stay a candidate (fine-tuning never ends below where it started).
+    ``recorder``: an attached recorder; validation passes are not recorded, an epoch closes every ``record_every``
+    steps (each step is one full pass over the training data).
     """
     x, y = data["train"]
 
@@ -135,9 +138,19 @@ def train(net, data, steps: int, lr: float = 0.01, penalty=None, patience: int =
         loss = F.cross_entropy(n(x), y)
         return loss + penalty(n) if penalty is not None else loss
 
+    def evaluate(n):
+        if recorder is None:
+            return val_score(n, data)
+        with recorder.paused():
+            return val_score(n, data)
+
+    def callback(trainer):
+        if recorder is not None and trainer.step % record_every == 0:
+            recorder.epoch_end(trainer.step)
+
     start = (val_score(net, data), copy.deepcopy(net.state_dict())) if keep_start else None
-    result = fit(net, loss_fn, lambda n: val_score(n, data), schedule="joint", steps=steps, eval_every=5,
-                 patience=patience, optimizer=lambda params: torch.optim.Adam(params, lr=lr))
+    result = fit(net, loss_fn, evaluate, schedule="joint", steps=steps, eval_every=5, patience=patience,
+                 optimizer=lambda params: torch.optim.Adam(params, lr=lr), callback=callback)
     if start is not None and start[0] >= result.best_score:
         net.load_state_dict(start[1])
     return result
@@ -173,7 +186,9 @@ def run_uci(name: str, seed: int, args) -> list[dict]:
     graph = mlp(data["features"], UCI_HIDDEN[name], data["classes"])
     nets = {}
     net = mg.ModuleGraph(graph).to(args.device)
-    train(net, data, args.steps)
+    figures = args.figures is not None and seed == args.seeds[0]
+    during = EdgeRecorder().attach(net) if figures else None
+    train(net, data, args.steps, recorder=during)
     nets["attention"] = nets["magnitude"] = nets["random"] = net
     if "sgl" in args.criteria:
         torch.manual_seed(seed)
@@ -182,6 +197,9 @@ def run_uci(name: str, seed: int, args) -> list[dict]:
         train(sgl_net, data, args.steps, penalty=lambda n: args.sgl_lambda * sgl_penalty(n, deps))
         nets["sgl"] = sgl_net
     rec = record(net, data)
+    if figures:
+        during.detach()
+        write_figures(Path(args.figures), name, net, during, rec)
     rows = []
     for criterion in args.criteria:
         base = nets[criterion]
@@ -206,6 +224,15 @@ def run_uci(name: str, seed: int, args) -> list[dict]:
     return rows
 
 
+def write_figures(folder: Path, name: str, net, during: EdgeRecorder, final: EdgeRecorder) -> None:
+    """Recording figures of one trained network."""
+    from modgraph.plot import dag_figure, neuron_heatmaps, weight_histograms
+
+    weight_histograms(during, folder / f"{name}_histograms.png")
+    neuron_heatmaps(final, folder / f"{name}_heatmap.png")
+    dag_figure(net, final, folder / f"{name}_dag.png")
+
+
 # ------------------------------------------------------------------------------------------------- summary
 def select_variants(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """Per data set and criterion keep the variant with the best mean validation accuracy over the sweep."""
@@ -217,6 +244,27 @@ def select_variants(rows: list[dict]) -> tuple[list[dict], list[dict]]:
         chosen += [r for r in mine if r["variant"] == best]
         others += [r for r in mine if r["variant"] != best]
     return chosen, others
+
+
+def variant_table(rows: list[dict]) -> str:
+    """Mean validation (and test) accuracy change after pruning and fine-tuning, per criterion and variant, over
+    the data sets and the sparsities above 0: how the variants were compared (choices use validation only)."""
+    pruned = [r for r in rows if r["sparsity"] > 0]
+    sparsities = sorted({r["sparsity"] for r in pruned})
+    lines = ["\nvariants: accuracy change after pruning + fine-tuning (points), mean over data sets, per sparsity",
+             "criterion  variant       split " + " ".join(f"{s:6.2f}" for s in sparsities) + "    mean"]
+    for criterion, variant in sorted({(r["criterion"], r["variant"]) for r in pruned}):
+        for split in ("val", "test"):
+            changes = []
+            for s in sparsities:
+                per_set = [np.mean([r[f"{split}_acc_after"] - r[f"{split}_acc_before"] for r in pruned
+                                    if (r["dataset"], r["criterion"], r["variant"], r["sparsity"])
+                                    == (d, criterion, variant, s)])
+                           for d in dict.fromkeys(r["dataset"] for r in pruned)]
+                changes.append(100 * float(np.mean(per_set)))
+            lines.append(f"{criterion:10s} {variant:13s} {split:5s} " + " ".join(f"{c:+6.2f}" for c in changes)
+                         + f"  {np.mean(changes):+6.2f}")
+    return "\n".join(lines)
 
 
 def mean_by(rows, dataset, criterion, sparsity, field):
@@ -266,28 +314,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="uci",
                    help="comma-separated: balance, ecoli, glass, liver, sonar, vehicle, cora, citeseer; "
                         "'uci' = the six UCI sets (default)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated split/initialisation seeds (default 0,1,2)")
+    p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated split/initialisation seeds (default 0-4)")
     p.add_argument("--criteria", default=",".join(CRITERIA), help="subset of attention,magnitude,random,sgl")
     p.add_argument("--sparsities", default=",".join(map(str, SPARSITIES)),
                    help="fractions of hidden units to remove (default %(default)s)")
     p.add_argument("--steps", type=int, default=2000, help="training steps (full batch; default 2000)")
-    p.add_argument("--finetune-steps", type=int, default=300, help="fine-tuning steps after pruning (default 300)")
-    p.add_argument("--finetune-lr", type=float, default=0.005, help="fine-tuning learning rate (default 0.005)")
-    p.add_argument("--finetune-patience", type=int, default=20, help="evaluations without improvement (default 20)")
+    p.add_argument("--finetune-steps", type=int, default=1000, help="fine-tuning steps after pruning (default 1000)")
+    p.add_argument("--finetune-lr", type=float, default=0.01, help="fine-tuning learning rate (default 0.01)")
+    p.add_argument("--finetune-patience", type=int, default=40,
+                   help="fine-tuning stops after this many evaluations (every 5 steps) without improving (default 40)")
     p.add_argument("--attention-variants", default=",".join(DEFAULT_VARIANTS["attention"]),
                    help=f"attention scores to try, chosen per data set on validation: "
                         f"{', '.join(VARIANTS['attention'])} (default %(default)s)")
     p.add_argument("--magnitude-variants", default=",".join(DEFAULT_VARIANTS["magnitude"]),
                    help=f"magnitude scores to try: {', '.join(VARIANTS['magnitude'])} (default %(default)s)")
-    p.add_argument("--sgl-lambda", type=float, default=0.003, help="SGL penalty weight of the sgl baseline")
+    p.add_argument("--sgl-lambda", type=float, default=0.01,
+                   help="SGL penalty weight of the sgl baseline (default 0.01, chosen on validation)")
     p.add_argument("--data-root", default=None, help="folder with uci/ and planetoid/ (default $MODGRAPH_DATA)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a shared box)")
     p.add_argument("--json", default=None, help='write {"results": [...]} rows to this file')
     p.add_argument("--plot", default=None, help="write the accuracy-vs-sparsity curves to this PNG")
+    p.add_argument("--figures", default=None,
+                   help="folder for recording figures of the first seed's network (weights recorded during training)")
+    p.add_argument("--from-json", default=None,
+                   help="print the tables (and --plot the curves) of an earlier run's --json file instead of running")
     p.add_argument("--fast", action="store_true", help="CI-sized run: 1 seed, 3 sparsities, short training")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows (chosen and unselected variants) of a ``--json`` file of an earlier run."""
+    try:
+        blob = json.loads(path.read_text())
+        return blob["results"] + blob.get("unselected_variants", [])
+    except FileNotFoundError:
+        raise mg.ModgraphError(f"--from-json: no such file {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise mg.ModgraphError(f"--from-json: {path} is not a results file of this script ({err})") from None
 
 
 def resolve_args(args):
@@ -337,23 +402,30 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        args = resolve_args(args)
-        torch.set_num_threads(args.threads)
-        rows, start = [], time.perf_counter()
-        for name in args.datasets:
-            for seed in args.seeds:
-                t = time.perf_counter()
-                rows += run_uci(name, seed, args)
-                log.info("%s seed %d: %.1f s", name, seed, time.perf_counter() - t)
+        if args.from_json:
+            rows = read_rows(Path(args.from_json))
+            args.sparsities = sorted({r["sparsity"] for r in rows})
+        else:
+            args = resolve_args(args)
+            torch.set_num_threads(args.threads)
+            rows, start = [], time.perf_counter()
+            for name in args.datasets:
+                for seed in args.seeds:
+                    t = time.perf_counter()
+                    rows += run_uci(name, seed, args)
+                    log.info("%s seed %d: %.1f s", name, seed, time.perf_counter() - t)
         chosen, others = select_variants(rows)
         print(summarise(chosen, args.sparsities))
-        print(f"\n{len(args.datasets)} data set(s) x {len(args.seeds)} seed(s) in {time.perf_counter() - start:.0f} s")
+        if others:
+            print(variant_table(chosen + others))
+        if not args.from_json:
+            print(f"\n{len(args.datasets)} data set(s) x {len(args.seeds)} seed(s) in "
+                  f"{time.perf_counter() - start:.0f} s")
         if args.json:
             path = Path(args.json)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"results": chosen, "unselected_variants": others,
-                                        "settings": {k: v for k, v in vars(args).items() if k != "func"}},
-                                       indent=1) + "\n")
+                                        "settings": vars(args)}, indent=1) + "\n")
         if args.plot:
             from modgraph.plot import sparsity_curves
 
