@@ -29,7 +29,7 @@ def uci_root() -> Path:
     return Path(value)
 
 
-def test_fast_run_writes_rows_and_curves(tmp_path, uci_root):
+def test_fast_run_writes_rows_and_curves(tmp_path, uci_root, capsys):
     out, png = tmp_path / "rows.json", tmp_path / "curves.png"
     code = script().main(["--dataset", "balance", "--fast", "--criteria", "attention,magnitude,random",
                           "--data-root", str(uci_root), "--json", str(out), "--plot", str(png)])
@@ -45,6 +45,10 @@ def test_fast_run_writes_rows_and_curves(tmp_path, uci_root):
         assert r["neurons_after"] == 18 - round(18 * r["sparsity"])
         assert (r["params_after"] < r["params_before"]) == (r["sparsity"] > 0)
     assert png.read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert script().main(["--from-json", str(out)]) == 0  # the tables again, from the file alone
+    printed = capsys.readouterr().out
+    assert "balance (1 seed)" in printed and "largest sparsity within 1 point of unpruned" in printed
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -53,6 +57,7 @@ def test_fast_run_writes_rows_and_curves(tmp_path, uci_root):
     (["--dataset", "balance", "--criteria", "l2"], "--criteria: unknown l2"),
     (["--dataset", "balance", "--attention-variants", "median"], "--attention-variants: unknown median"),
     (["--dataset", "balance", "--seeds", "a"], "--seeds: expected a comma-separated list"),
+    (["--from-json", "/nonexistent/rows.json"], "--from-json: no such file"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, argv, message):
     assert script().main(argv) == 2
