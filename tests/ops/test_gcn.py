@@ -59,3 +59,17 @@ def test_op_in_a_dag():
     g.nodes["conv"]["out_features"] = 0
     with pytest.raises(mg.GraphSpecError, match="node 'conv': bad arguments for op 'gcn_conv': out_features must be"):
         mg.ModuleGraph(g)
+
+
+def test_propagate_is_the_normalised_adjacency():
+    from modgraph.ops.gcn import GCNPropagate
+
+    x = torch.randn(5, 3)
+    a = torch.zeros(5, 5)
+    a[EDGE_INDEX[1], EDGE_INDEX[0]] = 1.0
+    a += torch.eye(5)
+    deg = a.sum(1)
+    a_hat = a / torch.sqrt(deg[:, None] * deg[None, :])
+    prop = GCNPropagate()
+    torch.testing.assert_close(prop(x, EDGE_INDEX), a_hat @ x)
+    assert list(prop.parameters()) == []
