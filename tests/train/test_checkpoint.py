@@ -23,15 +23,21 @@ def _run(tmp_path, *args):
     return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=env)
 
 
+def _checkpoint_step(path):
+    try:  # written atomically, so a file that exists is whole
+        return torch.load(path, weights_only=True)["trainer"]["step"]
+    except FileNotFoundError:
+        return -1
+
+
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole = tmp_path / "whole.json"
     assert _run(tmp_path, "--out", str(whole)).wait(timeout=120) == 0
     ckpt, out = tmp_path / "ckpt", tmp_path / "resumed.json"
-    proc = _run(tmp_path, "--out", str(out), "--checkpoint-dir", str(ckpt), "--sleep", "0.05")
-    deadline = time.time() + 60
-    while not (ckpt / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.6)  # several more steps, then kill mid-run
+    proc = _run(tmp_path, "--out", str(out), "--checkpoint-dir", str(ckpt), "--sleep", "0.1")
+    deadline = time.time() + 120
+    while _checkpoint_step(ckpt / "last.pt") < 12 and time.time() < deadline:  # mid-run: into the 2nd phase
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not out.exists(), "the run finished before it was killed; the test proves nothing"
