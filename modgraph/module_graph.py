@@ -187,7 +187,9 @@ class ModuleGraph(nn.Module):
 
     def _store_weights(self, gate: Gate, weights: torch.Tensor, context: dict) -> None:
         if self.keep_weights:
-            self._last[gate.name] = (weights.detach(), context.get("index"))
+            # graph ops pass the edge_index [2, E] their weights belong to; other gates at most a segment index
+            where = context["edge_index"] if context.get("edge_index") is not None else context.get("index")
+            self._last[gate.name] = (weights.detach(), where)
 
     def edge_weights(self) -> dict:
         """Attention weights of the last forward, ``{(src, dst): Tensor}``.
@@ -209,8 +211,17 @@ class ModuleGraph(nn.Module):
         return result
 
     def graph_weights(self) -> dict:
-        """Graph-level weights of the last forward: ``{node: (edge_index [2, E], weights [E, heads])}``."""
-        return {g.name: self._last[g.name] for g in self.gates() if g.level == "graph" and g.name in self._last}
+        """Graph-level weights of the last forward: ``{node: (edge_index [2, E], weights [E, heads])}``.
+
+        ``edge_index`` is the one the op weighted (self-loops included when the op adds them): column ``e`` names the
+        edge ``source -> target`` (node ids) that ``weights[e]`` belongs to.
+        """
+        result = {}
+        for gate in self.gates():
+            if gate.level == "graph" and gate.name in self._last:
+                weights, edge_index = self._last[gate.name]
+                result[gate.name] = (edge_index, weights)
+        return result
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """Parameters of the attention networks and the learnable adjacency (the alternating schedule's 2nd set)."""

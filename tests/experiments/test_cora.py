@@ -1,0 +1,60 @@
+"""experiments/cora.py: a short Cora run well above chance, its JSON rows, and one-line errors with exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "experiments" / "cora.py"
+sys.path.insert(0, str(SCRIPT.parent))
+
+import cora  # noqa: E402
+
+
+def test_short_cora_run_is_well_above_chance(data_root, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    code = cora.main(["--data-root", str(data_root), "--model", "gcn,attention_gcn", "--seeds", "1",
+                      "--epochs", "50", "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "test acc (%)" in printed and "attention_gcn" in printed
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["dataset"], r["method"]) for r in rows] == [("cora", "gcn"), ("cora", "attention_gcn")]
+    for row in rows:
+        for key in ("test_acc_mean", "test_acc_std", "val_acc_mean", "train_acc_mean", "train_time_s_mean", "runs"):
+            assert key in row
+        assert row["runs"] == 1 and row["test_acc_std"] == 0.0
+        assert row["test_acc_mean"] > 0.7  # chance is 1/7, the largest class 32%
+        assert 1 <= row["best_epoch_mean"] <= 50
+    assert rows[0]["attention"] is None and rows[1]["attention"] == "softmax"
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_pubmed_partial_folder_is_one_line_with_exit_code_2(data_root):
+    proc = run_script("--dataset", "pubmed", "--data-root", str(data_root))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "ind.pubmed.allx" in proc.stderr and str(data_root) in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cora,pubmd"], "--dataset: unknown 'pubmd'; valid: cora, citeseer, pubmed"),
+    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn"),
+    (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
+])
+def test_user_errors(args, message, capsys):
+    assert cora.run_main(cora.main, args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_root_offline(tmp_path, capsys):
+    assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "Planetoid Cora: no raw files found" in err and str(tmp_path / "nowhere") in err
