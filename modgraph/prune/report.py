@@ -14,8 +14,18 @@ batch_norm / layer_norm ``F``         ``F`` / ``2 F``
 activations, dropout, merges          0 (no multiply-accumulate)
 ====================================  ==========================================================================
 
-Graph ops add their own formula with :func:`register_macs` (``fn(net, step, num_nodes, num_edges) -> int``,
-counting the whole graph; the total is then divided by the number of nodes, so it stays per sample).
+Graph ops count the whole graph of ``N`` nodes and ``E'`` edges (``E + N`` when the op adds self-loops), and the
+total is divided by ``N`` so that it stays per sample (per node). Dense formulas: a sparse input's first layer
+really costs ``nnz * out`` instead of ``N * in * out``.
+
+====================================  ==========================================================================
+gcn_conv ``in -> out``                ``N * in * out + E' * out``
+gcn_propagate ``F``                   ``E' * F``
+attention_conv ``in -> H x D``        ``N * in * H D`` (none for attention_propagate) ``+ 2 N H D`` (gat scores;
+                                      other scores ``E' H D``) ``+ E' H`` (coefficients) ``+ E' H D`` (messages)
+====================================  ==========================================================================
+
+Further graph ops add their formula with :func:`register_macs` (``fn(net, step, num_nodes, num_edges) -> int``).
 """
 
 from __future__ import annotations
@@ -30,6 +40,33 @@ MACS: dict = {}
 def register_macs(op: str, fn) -> None:
     """Count the MACs of op ``op`` with ``fn(net, step, num_nodes, num_edges)`` (for the whole graph)."""
     MACS[op] = fn
+
+
+def _edges_with_loops(module, num_nodes: int, num_edges: int) -> int:
+    return num_edges + (num_nodes if getattr(module, "add_self_loops", False) else 0)
+
+
+def _gcn_conv_macs(net, step, num_nodes: int, num_edges: int) -> int:
+    conv = net.nodes[step.name].conv
+    e = _edges_with_loops(net.nodes[step.name], num_nodes, num_edges)
+    return num_nodes * conv.in_channels * conv.out_channels + e * conv.out_channels
+
+
+def _gcn_propagate_macs(net, step, num_nodes: int, num_edges: int) -> int:
+    return _edges_with_loops(net.nodes[step.name], num_nodes, num_edges) * step.width
+
+
+def _attention_conv_macs(net, step, num_nodes: int, num_edges: int) -> int:
+    conv = net.nodes[step.name]
+    e = _edges_with_loops(conv, num_nodes, num_edges)
+    width = conv.heads * conv.head_dim
+    linear = num_nodes * conv.in_channels * width if conv.lin is not None else 0
+    scores = 2 * num_nodes * width if conv.attention.scorer.kind == "gat" else e * width
+    return linear + scores + e * conv.heads + e * width
+
+
+MACS.update({"gcn_conv": _gcn_conv_macs, "gcn_propagate": _gcn_propagate_macs,
+             "attention_conv": _attention_conv_macs, "attention_propagate": _attention_conv_macs})
 
 
 def count_params(net) -> int:
@@ -132,7 +169,9 @@ class PruneReport:
         if self.acc_finetuned is not None:
             rows.append(("acc (fine-tuned)", "", _fmt(self.acc_finetuned)))
         width = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = [f"pruned {self.level}s by {self.criterion} ({amount}, {self.scope})"]
+        what = {"neuron": "hidden units", "connection": "connections", "branch": "branch edges",
+                "graph": "graph edges"}.get(self.level, self.level)
+        lines = [f"pruned {what} by {self.criterion} ({amount}, {self.scope})"]
         lines += ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, width))) for r in rows]
         return "\n".join(lines)
 

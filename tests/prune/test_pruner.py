@@ -55,6 +55,21 @@ def test_macs_of_a_plain_mlp_match_torch_flop_counter():
     assert count_macs(net) == counter.get_total_flops() // 2 == 7 * 11 + 11 * 4
 
 
+def test_macs_of_graph_ops_by_hand():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=10)
+    g.add_node("c1", op="attention_conv", out_features=8, heads=2)
+    g.add_node("c2", op="gcn_conv", out_features=3)
+    g.add_edges_from([("x", "c1"), ("c1", "c2")])
+    net = mg.ModuleGraph(g)
+    n, e = 5, 12  # self-loops are added: E' = 17
+    c1 = n * 10 * 8 + 2 * n * 8 + 17 * 2 + 17 * 8  # linear, gat scores, coefficients, messages
+    c2 = n * 8 * 3 + 17 * 3
+    assert count_macs(net, num_nodes=n, num_edges=e) == (c1 + c2) // n
+    with pytest.raises(ValueError, match="node 'c1' is a graph op: pass num_nodes and num_edges"):
+        count_macs(net)
+
+
 def test_pruning_everything_or_out_of_range_is_refused():
     net = mg.ModuleGraph(mlp_graph(5, 18, 3))
     with pytest.raises(mg.PruneError, match=r"sparsity 0.99 asks to remove 18 of 18 hidden units, but at most 17 "
