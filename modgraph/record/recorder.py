@@ -98,6 +98,7 @@ class EdgeRecorder:
         self.epochs: list[int] = []
         self.enabled = True
         self._running: dict[str, RunningStats] = {}
+        self._checked: dict[str, torch.Tensor] = {}  # graph gates: the last edge_index found equal to the recorded one
         self._handles: list = []
 
     # ------------------------------------------------------------------------------------------ hooks
@@ -187,10 +188,13 @@ class EdgeRecorder:
     def _check_graph(self, key: str, w: torch.Tensor, context: dict) -> None:
         known = self.gates[key].edge_index
         seen = context.get("edge_index")
+        if seen is not None and seen is self._checked.get(key):  # graph ops hand over their cached edge_index
+            return
         if seen is None or seen.shape != known.shape or not torch.equal(seen.detach().cpu(), known):
             got = "none" if seen is None else f"{seen.shape[-1]} edges"
             raise ValueError(f"graph gate {key!r}: edge_index changed ({got}, recorded {known.shape[-1]} edges); "
                              f"record one graph per recorder")
+        self._checked[key] = seen
 
     # ------------------------------------------------------------------------------------------ epochs
     def epoch_end(self, epoch: int | None = None) -> int:
