@@ -398,7 +398,8 @@ def variant_table(rows: list[dict]) -> str:
     the data sets and the sparsities above 0: how the variants were compared (choices use validation only)."""
     pruned = [r for r in rows if r["sparsity"] > 0]
     sparsities = sorted({r["sparsity"] for r in pruned})
-    lines = ["\nvariants: accuracy change after pruning + fine-tuning (points), mean over data sets, per sparsity",
+    lines = ["\naccuracy change after pruning + fine-tuning (points), per criterion and variant: mean over data sets "
+             "per sparsity, and over sparsities",
              "criterion  variant       split " + " ".join(f"{s:6.2f}" for s in sparsities) + "    mean"]
     for criterion, variant in sorted({(r["criterion"], r["variant"]) for r in pruned}):
         for split in ("val", "test"):
@@ -600,8 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s seed %d: %.1f s", name, seed, time.perf_counter() - t)
     chosen, others = select_variants(rows)
     print(summarise(chosen))
-    if others:
-        print(variant_table(chosen + others))
+    print(variant_table(chosen + others))
     if not args.from_json:
         print(f"\n{len(args.datasets)} data set(s) x {args.seeds} seed(s) in {time.perf_counter() - start:.0f} s")
         if args.json:
