@@ -70,6 +70,12 @@ RECIPES: dict[str, Recipe] = {
     "attention_gcn": Recipe(lambda f, c, a: models.attention_gcn(f, c, attention=a), lr=0.005, weight_decay=5e-4,
                             epochs=500, patience=100, attention="softmax",
                             doc="GCN coefficients re-weighted by 8-head GAT-style attention"),
+    "appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c), lr=0.01, weight_decay={"enc": 5e-3, "*": 0.0},
+                    epochs=500, patience=100,
+                    doc="APPNP (K=10, alpha=0.1) as a DAG, no attention: the deep baseline"),
+    "attention_appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c, teleport=a), lr=0.01,
+                              weight_decay={"enc": 5e-3, "*": 0.0}, epochs=500, patience=100, attention="sigmoid",
+                              doc="APPNP whose teleport (skip) branch is weighed per node by branch attention"),
 }
 
 

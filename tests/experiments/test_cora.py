@@ -44,7 +44,7 @@ def test_the_script_exits_through_run_main():
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "cora,pubmd"], "--dataset: unknown 'pubmd'; valid: cora, citeseer, pubmed"),
-    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn"),
+    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn, appnp, attention_appnp"),
     (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
 ])
 def test_user_errors(args, message, capsys):
