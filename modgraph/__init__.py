@@ -1,6 +1,9 @@
 """modgraph: networks declared as NetworkX DAGs whose connections are weighted, inspected and pruned by attention."""
 
-from . import ops  # noqa: F401  (registers the built-in ops)
+from . import (
+    ops,  # noqa: F401  (registers the built-in ops)
+    train,  # noqa: F401
+)
 from .attention import AttentionModule, BranchAttention, NeuronAttention, Scorer
 from .errors import CheckpointError, DataError, GraphSpecError, ModgraphError, PruneError
 from .gate import Gate

@@ -9,10 +9,11 @@ import networkx as nx
 import torch
 import torch.nn as nn
 
-from .attention import AttentionModule, scale_heads
+from .attention import AttentionModule
 from .compile import compile_graph
 from .errors import GraphSpecError
 from .gate import Gate
+from .merge import scale_branches, sum_messages
 from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
 
 
@@ -114,7 +115,36 @@ class ModuleGraph(nn.Module):
         return inputs
 
     def forward(self, inputs, edge_index: torch.Tensor | None = None):
-        """Run the DAG in topological order. One input: a tensor; several: a dict. Graph ops take ``edge_index``."""
+        """Run the DAG in topological order. One input: a tensor; several: a dict. Graph ops take ``edge_index``.
+
+        The plan runs as straight-line code compiled with ``torch.fx`` (:mod:`modgraph.fx`);
+        :meth:`interpret` runs the same plan step by step and is the reference it is tested against.
+        """
+        feeds = self._feeds(inputs)
+        if edge_index is None and self.needs_graph:
+            raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        key = self._structure_key()
+        cached = self.__dict__.get("_compiled")
+        if cached is None or cached[0] != key:  # first call, or a submodule or parameter was replaced
+            from .fx import compile_plan
+
+            cached = (key, compile_plan(self))
+            object.__setattr__(self, "_compiled", cached)  # shares our modules; not registered twice
+        return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+
+    def _structure_key(self) -> tuple:
+        """Identities of every module and adjacency parameter the compiled code holds."""
+        return (tuple(map(id, self.nodes.values())), tuple(map(id, self.neuron_attention.values())),
+                tuple(map(id, self.branch_attention.values())), tuple(map(id, self.adjacency_weights.values())))
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_compiled", None)  # copies and pickles recompile on their first forward
+        return state
+
+    def interpret(self, inputs, edge_index: torch.Tensor | None = None):
+        """The reference executor: the plan run step by step (same result as ``forward``)."""
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
@@ -133,15 +163,13 @@ class ModuleGraph(nn.Module):
                 continue
             if step.branch is not None:
                 weights = self.branch_attention[step.name]([msgs[i] for i in step.branch])  # (B, K, H)
-                if weights is not None:
-                    for k, i in enumerate(step.branch):
-                        msgs[i] = scale_heads(msgs[i], weights[..., k, :])
+                msgs = scale_branches(msgs, weights, tuple(step.branch))
             if len(msgs) == 1:
                 x = msgs[0]
             elif step.merge == "concat":
                 x = torch.cat(msgs, dim=-1)
             else:
-                x = torch.stack(msgs, dim=0).sum(dim=0)
+                x = sum_messages(msgs)
             if module is None:
                 out[step.name] = x
             elif step.needs_graph:

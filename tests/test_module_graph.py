@@ -183,3 +183,43 @@ def test_input_errors_name_the_input():
         net(torch.randn(3, 4))
     with pytest.raises(ValueError, match="missing"):
         net({"z": torch.randn(3, 5)})
+
+
+def test_compiled_forward_equals_the_interpreter():
+    torch.manual_seed(0)
+    for seed in range(4):
+        g = random_dag(10, 0.35, seed)
+        for u, v in list(g.edges)[::3]:
+            g.edges[u, v]["learnable"] = True
+            g.edges[u, v]["weight"] = 0.7
+        net = mg.ModuleGraph(g)
+        x = torch.randn(5, 8)
+        a, b = net(x), net.interpret(x)
+        a = a if isinstance(a, dict) else {"o": a}
+        b = b if isinstance(b, dict) else {"o": b}
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    # the compiled code shares the network's parameters: training one trains the other
+    net = mg.ModuleGraph(mlp_graph())
+    x = torch.randn(4, 5)
+    net(x).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert "_compiled" not in dict(net.named_modules())
+    assert not any(k.startswith("_compiled") for k in net.state_dict())
+
+
+def test_replacing_a_submodule_is_seen_by_the_compiled_code():
+    import copy
+
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention=None))
+    x = torch.randn(3, 5)
+    net(x)
+    new = torch.nn.Linear(18, 3)
+    net.nodes["y"] = new
+    torch.testing.assert_close(net(x), new(net.nodes["h"](x)))
+    clone = copy.deepcopy(net)
+    with torch.no_grad():
+        clone.nodes["y"].weight.add_(1.0)
+    assert not torch.equal(clone(x), net(x))  # the copy runs its own parameters
+    torch.testing.assert_close(clone(x), clone.interpret(x))

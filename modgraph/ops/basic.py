@@ -16,6 +16,7 @@ ACTIVATIONS = {
     "elu": nn.ELU,
     "identity": nn.Identity,
 }
+ACTIVATION_FUNCTIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "elu": F.elu}
 
 
 class Linear(nn.Linear):
@@ -30,8 +31,11 @@ class Linear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str | None = None):
         super().__init__(in_features, out_features, bias=bias)
-        self.activation_name = activation
-        self.act = ACTIVATIONS[activation]() if activation else nn.Identity()
+        self.activation = activation
+        self.act = ACTIVATION_FUNCTIONS.get(activation) if activation else None  # a function: no module call
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", activation={self.activation}" if self.activation else "")
 
     def reset_parameters(self) -> None:
         # glorot-uniform weights and zero biases, as the paper's TensorFlow models
@@ -41,12 +45,13 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor, connection_weight: torch.Tensor | None = None) -> torch.Tensor:
         if connection_weight is None:
-            return self.act(F.linear(x, self.weight, self.bias))
+            y = F.linear(x, self.weight, self.bias)
+            return self.act(y) if self.act is not None else y
         # (B, in, 1) * (B, in, out) -> scaled inputs per connection, contracted with W^T (in, out)
         y = torch.einsum("bi,bio,io->bo", x, connection_weight, self.weight.t())
         if self.bias is not None:
             y = y + self.bias
-        return self.act(y)
+        return self.act(y) if self.act is not None else y
 
 
 @register_op("input", takes_input=False)

@@ -210,10 +210,11 @@ class Trainer:
             if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
                 last_score = self._evaluate()
                 self._select(last_score)
+                loss_value = float(loss.detach())
                 self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
-                                     "loss": float(loss.detach()), "score": _to_py(last_score)})
+                                     "loss": loss_value, "score": _to_py(last_score)})
                 if not isinstance(last_score, torch.Tensor):
-                    bar.set_postfix(phase=phase.name, loss=f"{float(loss.detach()):.3f}", val=f"{last_score:.3f}")
+                    bar.set_postfix(phase=phase.name, loss=f"{loss_value:.3f}", val=f"{last_score:.3f}")
             if callback is not None:
                 callback(self)
         bar.close()

@@ -1,0 +1,53 @@
+"""Compile a ``ModuleGraph``'s plan into a ``torch.fx.GraphModule``: straight-line code, no per-forward loops.
+
+The generated module shares every submodule and parameter with the ``ModuleGraph`` (it is built with the network
+as its root), so training, ``.to(device)`` and ``load_state_dict`` act on both. Gates run inside their attention
+modules as usual, so their hooks still report.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx as fx
+
+from .merge import scale_branches, sum_messages
+
+
+def compile_plan(net) -> fx.GraphModule:
+    """The forward of ``net`` (inputs in ``net.inputs`` order, then ``edge_index``) as a ``GraphModule``."""
+    graph = fx.Graph()
+    env = {name: graph.placeholder(f"in_{i}") for i, name in enumerate(net.plan.inputs)}
+    edge_index = graph.placeholder("edge_index", default_value=None)
+    for step in net.plan.steps:
+        if step.source:
+            continue
+        msgs = [env[u] for u in step.preds]
+        for i, key, const in step.scales:
+            factor = graph.get_attr(f"adjacency_weights.{key}") if key is not None else const
+            msgs[i] = graph.call_function(operator.mul, (msgs[i], factor))
+        module = f"nodes.{step.name}" if step.has_module else None
+        if step.neuron is not None:
+            weights = graph.call_module(f"neuron_attention.{step.neuron}", (env[step.preds[0]],))
+            env[step.name] = graph.call_module(module, (msgs[0], weights))
+            continue
+        if step.branch is not None:
+            weights = graph.call_module(f"branch_attention.{step.name}", ([msgs[i] for i in step.branch],))
+            scaled = graph.call_function(scale_branches, (msgs, weights, tuple(step.branch)))
+            msgs = [graph.call_function(operator.getitem, (scaled, i)) for i in range(len(msgs))]
+        if len(msgs) == 1:
+            x = msgs[0]
+        elif step.merge == "concat":
+            x = graph.call_function(torch.cat, (msgs, -1))
+        else:
+            x = graph.call_function(sum_messages, (msgs,))
+        if module is None:
+            env[step.name] = x
+        elif step.needs_graph:
+            env[step.name] = graph.call_module(module, (x, edge_index))
+        else:
+            env[step.name] = graph.call_module(module, (x,))
+    outputs = net.plan.outputs
+    graph.output(env[outputs[0]] if len(outputs) == 1 else {name: env[name] for name in outputs})
+    return fx.GraphModule(net, graph, class_name="CompiledModuleGraph")

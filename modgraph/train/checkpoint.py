@@ -1,0 +1,104 @@
+"""Checkpoints of a training run: spec + weights + optimiser + schedule position + selection + RNG states.
+
+Written atomically (a temporary file, then a rename), read with ``torch.load(weights_only=True)`` (no arbitrary
+unpickling). A run killed at any moment and resumed from its last checkpoint ends with exactly the result of an
+uninterrupted run with the same seed, because everything the remaining steps depend on is restored, RNGs included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+from ..serialize import atomic_torch_save, load_state, safe_torch_load
+
+CKPT_FORMAT = "modgraph-checkpoint/1"
+
+
+def rng_state() -> dict:
+    """The states of Python's, NumPy's and torch's (CPU and CUDA) global generators, as plain data."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": np_state[2],
+                  "has_gauss": np_state[3], "cached": np_state[4]},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _spec_of(net):
+    to_dict = getattr(net, "to_dict", None)
+    return json.dumps(to_dict(), sort_keys=True) if to_dict is not None else None
+
+
+def save_checkpoint(path: str | os.PathLike, trainer, extra: dict | None = None) -> Path:
+    """Write the trainer's whole state (and ``extra`` plain data, e.g. finished runs) to ``path`` atomically."""
+    return atomic_torch_save({"format": CKPT_FORMAT, "spec": _spec_of(trainer.net), "trainer": trainer.state_dict(),
+                              "rng": rng_state(), "extra": extra or {}}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, trainer, map_location=None) -> dict:
+    """Restore ``trainer`` (and the global RNGs) from ``path``; return the ``extra`` data saved with it.
+
+    Raises :class:`CheckpointError` naming the file when it is unreadable, not a checkpoint, or was written for
+    another architecture.
+    """
+    blob = safe_torch_load(path, map_location)
+    if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path}: not a modgraph training checkpoint (expected format {CKPT_FORMAT!r})")
+    ours = _spec_of(trainer.net)
+    if blob["spec"] != ours:
+        raise CheckpointError(f"{path}: the checkpoint was written for another architecture: "
+                              f"{_spec_diff(blob['spec'], ours)}")
+
+    load_state(trainer.net, blob["trainer"]["net"], str(path))
+    trainer.load_state_dict(blob["trainer"])
+    set_rng_state(blob["rng"])
+    return blob["extra"]
+
+
+def _spec_diff(a: str | None, b: str | None) -> str:
+    if a is None or b is None:
+        return "one of the two networks has no spec"
+    sa, sb = json.loads(a), json.loads(b)
+    for name in sorted(set(sa["nodes"]) | set(sb["nodes"])):
+        na, nb = sa["nodes"].get(name), sb["nodes"].get(name)
+        if na != nb:
+            return f"node {name!r} is {na} in the checkpoint but {nb} in this network"
+    return "the edges differ"
+
+
+class Checkpointer:
+    """A ``fit`` callback saving ``dir/name`` every ``every`` steps (and never leaving a half-written file)."""
+
+    def __init__(self, directory: str | os.PathLike, name: str = "last.pt", every: int = 50,
+                 extra: Callable[[], dict] | None = None):
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.path = Path(directory) / name
+        self.every, self.extra = every, extra
+
+    def __call__(self, trainer) -> None:
+        if trainer.step % self.every == 0:
+            save_checkpoint(self.path, trainer, self.extra() if self.extra else None)

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from modgraph.data.checks import check_features, check_labels
+from modgraph.errors import DataError
+
+
+def test_non_finite_features_are_named():
+    x = torch.zeros(4, 3)
+    x[2, 1] = float("nan")
+    with pytest.raises(DataError, match=r"cora: 1 non-finite values \(NaN\); the first at row 2, column 1"):
+        check_features(x, "cora")
+    x[2, 1] = float("inf")
+    with pytest.raises(DataError, match=r"\(Inf\)"):
+        check_features(x)
+    sparse = torch.sparse_coo_tensor([[0], [1]], [float("nan")], (2, 2))
+    with pytest.raises(DataError, match="1 NaN/Inf values in the sparse features"):
+        check_features(sparse)
+    assert check_features(torch.ones(2, 2)) is not None
+
+
+def test_labels_out_of_range_and_empty_data():
+    with pytest.raises(DataError, match=r"labels must be in \[0, 3\), got 5 at row 1 \(1 out of range\)"):
+        check_labels(torch.tensor([0, 5, 2]), 3)
+    with pytest.raises(DataError, match=r"labels must be in \[0, 3\), got -1 at row 0"):
+        check_labels(torch.tensor([-1, 0]), 3)
+    with pytest.raises(DataError, match="must be integers"):
+        check_labels(torch.tensor([0.0, 1.0]), 3)
+    with pytest.raises(DataError, match="the data set is empty"):
+        check_labels(torch.tensor([], dtype=torch.long), 3)
+    with pytest.raises(DataError, match=r"empty \(shape \(0, 4\)\)"):
+        check_features(torch.zeros(0, 4))

@@ -1,0 +1,80 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph.train import Checkpointer, Trainer, load_checkpoint, save_checkpoint
+
+from ..helpers import mlp_graph
+
+SCRIPT = Path(__file__).with_name("killable_run.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=env)
+
+
+def _checkpoint_step(path):
+    try:  # written atomically, so a file that exists is whole
+        return torch.load(path, weights_only=True)["trainer"]["step"]
+    except FileNotFoundError:
+        return -1
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    whole = tmp_path / "whole.json"
+    assert _run(tmp_path, "--out", str(whole)).wait(timeout=120) == 0
+    ckpt, out = tmp_path / "ckpt", tmp_path / "resumed.json"
+    proc = _run(tmp_path, "--out", str(out), "--checkpoint-dir", str(ckpt), "--sleep", "0.1")
+    deadline = time.time() + 120
+    while _checkpoint_step(ckpt / "last.pt") < 12 and time.time() < deadline:  # mid-run: into the 2nd phase
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not out.exists(), "the run finished before it was killed; the test proves nothing"
+    assert [p.name for p in ckpt.iterdir()] == ["last.pt"]  # no half-written temporary file is left
+    assert _run(tmp_path, "--out", str(out), "--checkpoint-dir", str(ckpt), "--resume").wait(timeout=120) == 0
+    assert json.loads(out.read_text()) == json.loads(whole.read_text())
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path):
+    x, y = torch.randn(8, 5), torch.zeros(8, dtype=torch.long)
+    loss = lambda n: torch.nn.functional.cross_entropy(n(x), y)  # noqa: E731
+    trainer = Trainer(mg.ModuleGraph(mlp_graph(hidden=18)), loss, lambda n: 0.0, steps=2)
+    trainer.run()
+    path = save_checkpoint(tmp_path / "a.pt", trainer)
+    other = Trainer(mg.ModuleGraph(mlp_graph(hidden=20)), loss, lambda n: 0.0, steps=2)
+    with pytest.raises(mg.CheckpointError, match=r"a\.pt: the checkpoint was written for another architecture: "
+                                                 r"node 'h' is .*18.* in the checkpoint but .*20.* in this network"):
+        load_checkpoint(path, other)
+
+
+def test_corrupted_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"\x00" * 10)
+    trainer = Trainer(mg.ModuleGraph(mlp_graph()), lambda n: n(torch.zeros(1, 5)).sum(), lambda n: 0.0, steps=1)
+    with pytest.raises(mg.CheckpointError, match="last.pt: not a readable modgraph file"):
+        load_checkpoint(path, trainer)
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        Checkpointer(tmp_path, every=0)
+
+
+def test_same_seed_same_numbers():
+    def run():
+        torch.manual_seed(5)
+        net = mg.ModuleGraph(mlp_graph())
+        x = torch.randn(16, 5)
+        y = torch.randint(0, 3, (16,))
+        mg.train.fit(net, lambda n: torch.nn.functional.cross_entropy(n(x), y), lambda n: 0.0, steps=5)
+        return net(x)
+
+    assert torch.equal(run(), run())
