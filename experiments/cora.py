@@ -161,7 +161,7 @@ def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: i
         logits = net(x, edge_index=ei)
     return {"seed": seed, "test_acc": accuracy(logits, y, d["test"]), "val_acc": accuracy(logits, y, d["val"]),
             "train_acc": accuracy(logits, y, d["train"]), "best_epoch": result.best_step, "epochs": result.steps,
-            "train_time_s": seconds}
+            "best_phase": result.best_phase, "train_time_s": seconds}
 
 
 def summarize(dataset: str, method: str, recipe: Recipe, attention: str | None, schedule: str, runs: list[dict],
@@ -233,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             recipe = RECIPES[method]
             attention = (args.attention or recipe.attention) if recipe.attention is not None else None
+            if args.attention and recipe.attention is None:
+                log.warning("--attention %s does not apply to %s (it has no graph attention)", args.attention, method)
             schedule = args.schedule or recipe.schedule
+            if schedule != "joint" and recipe.attention is None:
+                log.warning("--schedule %s needs attention; %s has none and trains jointly", schedule, method)
+                schedule = "joint"
             epochs = args.epochs or recipe.epochs
             runs = []
             for seed in progress(range(args.seeds), desc=f"{dataset} {method}", unit="seed"):

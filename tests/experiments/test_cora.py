@@ -57,3 +57,11 @@ def test_missing_root_offline(tmp_path, capsys):
     assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "Planetoid Cora: no raw files found" in err and str(tmp_path / "nowhere") in err
+
+
+def test_attention_flags_on_a_model_without_attention_warn(data_root, caplog, capsys):
+    code = cora.main(["--data-root", str(data_root), "--model", "gcn", "--seeds", "1", "--epochs", "3",
+                      "--schedule", "alternating", "--attention", "sigmoid"])
+    assert code == 0
+    assert "--schedule alternating needs attention; gcn has none and trains jointly" in caplog.text
+    assert "--attention sigmoid does not apply to gcn" in caplog.text
