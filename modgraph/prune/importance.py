@@ -69,17 +69,23 @@ class AttentionImportance(Importance):
         epoch: the recorded epoch to use (``-1``: the last).
         weighted: multiply each connection's mean weight by ``|W_oi|`` (its effective magnitude).
         reduce: how a unit's connections become one score: ``"mean"`` or ``"max"`` over its outputs.
+        relative: graph edges only: each edge's weight times the number of in-edges of its target (self-loop
+            included), i.e. relative to a uniform allocation (1 = uniform). Softmax weights of a node with ``k``
+            in-edges average ``1/k``, so raw weights rank the edges of high-degree nodes first; relative ones do not.
     """
 
     name = "attention"
 
-    def __init__(self, recorder, epoch: int = -1, weighted: bool = False, reduce: str = "mean"):
+    def __init__(self, recorder, epoch: int = -1, weighted: bool = False, reduce: str = "mean",
+                 relative: bool = False):
         if reduce not in ("mean", "max"):
             raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
         self.recorder, self.epoch, self.weighted, self.reduce = recorder, epoch, weighted, reduce
+        self.relative = relative
 
     def __repr__(self) -> str:
-        return f"AttentionImportance(epoch={self.epoch}, weighted={self.weighted}, reduce={self.reduce!r})"
+        return (f"AttentionImportance(epoch={self.epoch}, weighted={self.weighted}, reduce={self.reduce!r}, "
+                f"relative={self.relative})")
 
     def _mean(self, key: str, shape) -> torch.Tensor:
         if key not in self.recorder.gates:
@@ -126,6 +132,10 @@ class AttentionImportance(Importance):
         total = torch.zeros(target.shape[1])
         for info in infos:
             mean = self.recorder.stats(info.key, self.epoch).mean.mean(-1)  # (E_rec,) averaged over heads
+            if self.relative:
+                dst = info.edge_index[1]
+                group = torch.zeros(int(dst.max()) + 1).index_add_(0, dst, torch.ones(len(dst)))
+                mean = mean * group[dst]
             total += mean[_positions(info.edge_index, target, info.key)]
         return total / len(infos)
 

@@ -49,6 +49,9 @@ def test_attention_scores_graph_edges_from_a_recorded_graph_gate():
     mean = torch.stack(weights).mean(0).squeeze(-1)
     target = EI[:, [3, 0, 2]]
     torch.testing.assert_close(AttentionImportance(rec).graph_edges(None, target), mean[[3, 0, 2]])
+    in_edges = torch.bincount(recorded[1]).float()[recorded[1]]  # targets 0, 1, 2 have 2, 3, 2 in-edges
+    torch.testing.assert_close(AttentionImportance(rec, relative=True).graph_edges(None, target),
+                               (mean * in_edges)[[3, 0, 2]])
     with pytest.raises(mg.PruneError, match=r"graph gate 'conv' never weighted edge 2 -> 0 \(column 0"):
         AttentionImportance(rec).graph_edges(None, torch.tensor([[2], [0]]))
 
