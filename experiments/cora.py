@@ -70,6 +70,12 @@ RECIPES: dict[str, Recipe] = {
     "attention_gcn": Recipe(lambda f, c, a: models.attention_gcn(f, c, attention=a), lr=0.005, weight_decay=5e-4,
                             epochs=500, patience=100, attention="softmax",
                             doc="GCN coefficients re-weighted by 8-head GAT-style attention"),
+    "appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c), lr=0.01, weight_decay={"enc": 5e-3, "*": 0.0},
+                    epochs=500, patience=100,
+                    doc="APPNP (K=10, alpha=0.1) as a DAG, no attention: the deep baseline"),
+    "attention_appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c, teleport=a), lr=0.01,
+                              weight_decay={"enc": 5e-3, "*": 0.0}, epochs=500, patience=100, attention="sigmoid",
+                              doc="APPNP whose teleport (skip) branch is weighed per node by branch attention"),
 }
 
 
@@ -155,7 +161,7 @@ def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: i
         logits = net(x, edge_index=ei)
     return {"seed": seed, "test_acc": accuracy(logits, y, d["test"]), "val_acc": accuracy(logits, y, d["val"]),
             "train_acc": accuracy(logits, y, d["train"]), "best_epoch": result.best_step, "epochs": result.steps,
-            "train_time_s": seconds}
+            "best_phase": result.best_phase, "train_time_s": seconds}
 
 
 def summarize(dataset: str, method: str, recipe: Recipe, attention: str | None, schedule: str, runs: list[dict],
@@ -227,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             recipe = RECIPES[method]
             attention = (args.attention or recipe.attention) if recipe.attention is not None else None
+            if args.attention and recipe.attention is None:
+                log.warning("--attention %s does not apply to %s (it has no graph attention)", args.attention, method)
             schedule = args.schedule or recipe.schedule
+            if schedule != "joint" and recipe.attention is None:
+                log.warning("--schedule %s needs attention; %s has none and trains jointly", schedule, method)
+                schedule = "joint"
             epochs = args.epochs or recipe.epochs
             runs = []
             for seed in progress(range(args.seeds), desc=f"{dataset} {method}", unit="seed"):

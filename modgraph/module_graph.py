@@ -125,7 +125,7 @@ class ModuleGraph(nn.Module):
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
         key = self._structure_key()
         cached = self.__dict__.get("_compiled")
-        if cached is None or cached[0] != key:  # first call, or a submodule or parameter was replaced
+        if cached is None or cached[0] != key:  # first call, or a whole container was replaced
             from .fx import compile_plan
 
             cached = (key, compile_plan(self))
@@ -133,9 +133,13 @@ class ModuleGraph(nn.Module):
         return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
 
     def _structure_key(self) -> tuple:
-        """Identities of every module and adjacency parameter the compiled code holds."""
-        return (tuple(map(id, self.nodes.values())), tuple(map(id, self.neuron_attention.values())),
-                tuple(map(id, self.branch_attention.values())), tuple(map(id, self.adjacency_weights.values())))
+        """Identities of the four containers the compiled code reads its modules from at call time.
+
+        Entries replaced inside a container (``net.nodes["y"] = ...``) are seen without recompiling; replacing a
+        container itself recompiles. Read straight from ``_modules`` (this runs on every forward).
+        """
+        m = self._modules
+        return id(m["nodes"]), id(m["neuron_attention"]), id(m["branch_attention"]), id(m["adjacency_weights"])
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()

@@ -93,14 +93,20 @@ def _edge_means(recorder, epoch) -> dict:
 
 def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     """The network's DAG, left to right by topological generation; attended edges drawn with width by their mean
-    weight (neuron gates: the mean over connections) and labelled with it, the others thin and dashed."""
+    weight (neuron gates: the mean over connections) and labelled with it, the others thin and dashed.
+
+    With ``recorder=None`` (a spec not yet trained: ``modgraph draw``) attended edges are drawn solid at one width.
+    """
     g = net.graph
     layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
     h = nx.DiGraph()
     h.add_nodes_from((v, {"layer": layers[v]}) for v in g.nodes)
     h.add_edges_from(g.edges)
     pos = nx.multipartite_layout(h, subset_key="layer")
-    means = _edge_means(recorder, epoch)
+    if recorder is not None:
+        means = _edge_means(recorder, epoch)
+    else:
+        means = {(u, v): 0.25 for u, v, a in g.edges(data=True) if a.get("attention")}
     fig, (ax,) = _figure(1, width=1.8 + 1.6 * (max(layers.values()) + 1), height=4.5)
     attended = [e for e in g.edges if e in means]
     plain = [e for e in g.edges if e not in means]
@@ -112,9 +118,11 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     if attended:
         nx.draw_networkx_edges(g, pos, edgelist=attended, ax=ax, width=[0.5 + 8 * means[e] for e in attended],
                                edge_color="#c0392b", node_size=1400, arrowsize=12)
-        nx.draw_networkx_edge_labels(g, pos, edge_labels={e: f"{means[e]:.2f}" for e in attended}, ax=ax,
-                                     font_size=7)
-    ax.set_title("mean attention weight per edge" + ("" if epoch == -1 else f" (epoch {epoch})"), fontsize=10)
+        if recorder is not None:
+            nx.draw_networkx_edge_labels(g, pos, edge_labels={e: f"{means[e]:.2f}" for e in attended}, ax=ax,
+                                         font_size=7)
+    title = "mean attention weight per edge" if recorder is not None else "attended edges (solid) and plain edges"
+    ax.set_title(title + ("" if epoch == -1 else f" (epoch {epoch})"), fontsize=10)
     ax.set_axis_off()
     return _save(fig, path)
 

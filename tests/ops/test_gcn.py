@@ -73,3 +73,11 @@ def test_propagate_is_the_normalised_adjacency():
     prop = GCNPropagate()
     torch.testing.assert_close(prop(x, EDGE_INDEX), a_hat @ x)
     assert list(prop.parameters()) == []
+
+
+def test_inference_mode_first_then_training():
+    conv, x = GCNConv(4, 3), torch.randn(5, 4)
+    with torch.inference_mode():
+        conv(x, EDGE_INDEX)
+    conv(x, EDGE_INDEX).sum().backward()  # the normalisation is recomputed outside inference mode
+    assert conv.conv.lin.weight.grad is not None
