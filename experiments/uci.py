@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: 1; on a machine shared with other jobs torch's "
                              "multi-threaded kernels wait for busy cores and run several times slower)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="programs run at once, one process each (default: min(2, CPUs))")
     parser.add_argument("--data-root", default=None,
                         help="folder holding uci/ (default: $MODGRAPH_DATA, else ./data)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                       d.num_features, d.num_classes, smallest)
 
     start = time.perf_counter()
-    results = run_benchmark(datasets, methods, protocol, device, progress=True)
+    workers = positive("--workers", args.workers)
+    results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers)
     wall = time.perf_counter() - start
     rows = [r.row for r in results]
     print(format_table(rows))
@@ -169,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(comparison)
     print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
-          f"({torch.get_num_threads()} threads, {device})")
+          f"({workers} worker process(es) x {torch.get_num_threads()} thread(s), {device})")
     if args.json:
         payload = {"results": rows, "protocol": protocol.to_dict(), "wall_time_s": wall,
                    "command": " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])]),
-                   "machine": {"threads": torch.get_num_threads(), "device": str(device), "torch": torch.__version__,
-                               "cpus": os.cpu_count()},
+                   "machine": {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),
+                               "torch": torch.__version__, "cpus": os.cpu_count(),
+                               "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
                    "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
                    "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
         print(f"wrote {write_json(args.json, payload)}")

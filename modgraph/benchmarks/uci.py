@@ -280,24 +280,63 @@ def summarize(dataset: str, method: Method, schedule: str, records: list, second
     return row
 
 
+def program_cost(data: UCIDataset, method: str, protocol: Protocol) -> float:
+    """A rough cost of one program (multiply-adds per step x steps), to start the longest programs first."""
+    m = get_method(method)
+    hidden, steps = budget(data.name, protocol)
+    per_sample = data.num_features * hidden + hidden * data.num_classes
+    if m.attention:
+        per_sample += hidden * hidden * data.num_classes * 3  # the allocator and its elementwise passes
+    return float(per_sample * data.num_samples * steps * len(m.grid))
+
+
+def _run_job(data: UCIDataset, method: str, protocol: Protocol, device: str, threads: int) -> MethodResult:
+    torch.set_num_threads(threads)
+    return run_method(data, method, protocol, device)
+
+
 def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protocol: Protocol | None = None,
-                  device: str | torch.device = "cpu", progress: bool = False,
+                  device: str | torch.device = "cpu", progress: bool = False, workers: int = 1,
                   callback: Callable[[MethodResult], None] | None = None) -> list[MethodResult]:
-    """Every data set x method, one batched program each; ``callback(result)`` after each."""
+    """Every data set x method, one batched program each, in data set x method order.
+
+    ``workers > 1`` runs that many programs at once in separate processes (each with ``torch``'s current number
+    of threads), the costliest first; every program's result is the same as in one process (its splits and
+    initial weights come from the protocol's seeds only). ``callback(result)`` is called as programs finish.
+    """
     protocol = protocol or Protocol()
     for m in methods:
         get_method(m)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     jobs = [(d, m) for d in datasets for m in methods]
-    results = []
-    bar = tqdm(jobs, disable=None if progress else True, desc="uci", unit="program")
-    for data, name in bar:
-        bar.set_postfix_str(f"{data.name} / {name}")
-        res = run_method(data, name, protocol, device, progress=progress)
-        results.append(res)
+    results: dict = {}
+    bar = tqdm(total=len(jobs), disable=None if progress else True, desc="uci", unit="program")
+
+    def done(key, res):
+        results[key] = res
+        bar.update(1)
+        bar.set_postfix_str(f"{res.row['dataset']} / {res.row['method']}")
         if callback is not None:
             callback(res)
+
+    if workers == 1 or len(jobs) == 1:
+        for i, (data, name) in enumerate(jobs):
+            bar.set_postfix_str(f"{data.name} / {name}")
+            done(i, run_method(data, name, protocol, device, progress=progress))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        order = sorted(range(len(jobs)), key=lambda i: -program_cost(jobs[i][0], jobs[i][1], protocol))
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_run_job, jobs[i][0], jobs[i][1], protocol, str(device), torch.get_num_threads()): i
+                       for i in order}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
     bar.close()
-    return results
+    return [results[i] for i in range(len(jobs))]
 
 
 def paired_comparison(a: dict, b: dict) -> dict:
@@ -355,7 +394,7 @@ def compare(rows: Sequence[dict], method: str = "attention", against: Sequence[s
         for d in datasets:
             if (d, method) in by and (d, other) in by:
                 per[d] = paired_comparison(by[(d, method)], by[(d, other)])
-        out[other] = {"datasets": per, "ahead_in_mean": sum(v["diff"] > 0 for v in per.values()),
+        out[other] = {"datasets": per, "ahead_in_mean": sum(v["diff"] > 1e-9 for v in per.values()),
                       "ahead_significant": sum(v["verdict"] == "ahead" for v in per.values()),
                       "behind_significant": sum(v["verdict"] == "behind" for v in per.values()),
                       "compared": len(per)}
@@ -369,7 +408,7 @@ def format_comparison(rows: Sequence[dict], method: str = "attention",
     for other, c in compare(rows, method, against).items():
         if not c["compared"]:
             continue
-        parts = [f"{d} {v['diff']:+.3f}±{v['se']:.3f} ({v['verdict']})" for d, v in c["datasets"].items()]
+        parts = [f"{d} {v['diff']:+.4f}±{v['se']:.4f} ({v['verdict']})" for d, v in c["datasets"].items()]
         lines.append(f"{method} vs {other}: ahead in mean on {c['ahead_in_mean']}/{c['compared']}, beyond 2 SE on "
                      f"{c['ahead_significant']}, behind beyond 2 SE on {c['behind_significant']}; " + ", ".join(parts))
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from modgraph.benchmarks.uci import (
     format_comparison,
     format_table,
     paired_comparison,
+    run_benchmark,
     run_method,
     validation_score,
 )
@@ -100,3 +101,16 @@ def test_the_test_fold_never_reaches_training_or_selection():
     for key in ("train_acc", "val_acc", "best_step", "lam"):
         assert a[key] == b[key], key
     assert a["test_acc"] != b["test_acc"]
+
+
+def test_worker_processes_give_the_same_results():
+    data = [toy(n=60, seed=1, name="one"), toy(n=60, seed=2, name="two")]
+    protocol = Protocol(folds=2, steps=40, eval_every=10, patience=None)
+    serial = run_benchmark(data, ["plain", "attention"], protocol)
+    parallel = run_benchmark(data, ["plain", "attention"], protocol, workers=2)
+    assert [(r.row["dataset"], r.row["method"]) for r in parallel] == [("one", "plain"), ("one", "attention"),
+                                                                       ("two", "plain"), ("two", "attention")]
+    for a, b in zip(serial, parallel):
+        assert a.row["test_acc_runs"] == b.row["test_acc_runs"] and a.runs == b.runs
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        run_benchmark(data, ["plain"], protocol, workers=0)
