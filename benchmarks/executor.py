@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import interleaved, machine, row, timed  # noqa: E402
+from timing import interleaved, machine, resolve_device, row, timed  # noqa: E402
 
 import modgraph as mg  # noqa: E402
 
@@ -144,8 +144,8 @@ def hand_dag_like(net: mg.ModuleGraph, width: int) -> HandDAG:
     return ref
 
 
-def cases(seed: int = 0) -> dict:
-    """name -> (ModuleGraph, hand-written module, input, target)."""
+def cases(seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """name -> (ModuleGraph, hand-written module, input, target), on ``device``."""
     torch.manual_seed(seed)
     out = {}
     for name, attention in (("uci_mlp", "sigmoid"), ("uci_mlp_plain", None)):
@@ -155,7 +155,8 @@ def cases(seed: int = 0) -> dict:
     net = mg.ModuleGraph(random_dag(20, 0.25, seed))
     x = torch.randn(256, 8)
     out["random_dag_20"] = (net, hand_dag_like(net, 8), x, None)
-    return out
+    return {k: (net.to(device), ref.to(device), x.to(device), None if y is None else y.to(device))
+            for k, (net, ref, x, y) in out.items()}
 
 
 def loss_of(output, target):
@@ -183,12 +184,13 @@ def train_steps(model, forward, x, y, steps: int) -> None:
 
 def sampler(model, forward, x, y, steps: int):
     """A timed sample: ``steps`` iterations of zero_grad, forward, loss, backward."""
-    return lambda: timed(lambda: train_steps(model, forward, x, y, steps))
+    return lambda: timed(lambda: train_steps(model, forward, x, y, steps), sync=x.device)
 
 
-def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0) -> list[dict]:
+def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0,
+        device: torch.device | str = "cpu") -> list[dict]:
     rows = []
-    for name, (net, ref, x, y) in cases(seed).items():
+    for name, (net, ref, x, y) in cases(seed, device).items():
         check_equal(net, ref, x)
         variants = {"ours": sampler(net, net, x, y, steps), "reference": sampler(ref, ref, x, y, steps)}
         if interpret:
@@ -198,7 +200,7 @@ def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0
         samples = interleaved(variants, reps)
         detail = {"steps_per_sample": steps, "batch": int(x.shape[0]), "nodes": net.graph.number_of_nodes(),
                   "edges": net.graph.number_of_edges(), "parameters": sum(p.numel() for p in net.parameters()),
-                  "threads": torch.get_num_threads()}
+                  "threads": torch.get_num_threads(), "device": str(x.device)}
         rows.append(row(f"executor/{name}", samples["ours"], "hand-written nn.Module", samples["reference"], GOAL,
                         **detail))
         if interpret:
@@ -214,11 +216,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1: tiny ops, shared "
                                                                 "cores; 0 keeps torch's choice)")
     parser.add_argument("--interpret", action="store_true", help="also time ModuleGraph.interpret")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available, else cpu (default: auto)")
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = run(args.reps, args.steps, args.interpret)
+    rows = run(args.reps, args.steps, args.interpret, device=resolve_device(args.device))
     for r in rows:
         goal = f"(goal <= {r['goal']:.2f}: {'met' if r['met'] else 'MISSED'})" if r["goal"] else ""
         print(f"{r['name']:34s} ours {1e3 * r['ours_s'] / args.steps:7.3f} ms/step  reference "

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
-import sys
 import time
 from typing import Callable
 
@@ -52,6 +50,15 @@ def timed(fn: Callable[[], object], sync: torch.device | None = None) -> Sample:
     return Sample(time.perf_counter() - start, time.process_time() - start_cpu)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto``: cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -68,12 +75,6 @@ def row(name: str, ours: list[float], reference_name: str, reference: list[float
         out.update(ours_cpu_s=ours_cpu, reference_cpu_s=ref_cpu, cpu_ratio=ours_cpu / ref_cpu)
     out.update(ours_samples_s=[float(s) for s in ours], reference_samples_s=[float(s) for s in reference], **extra)
     return out
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def machine() -> dict:
