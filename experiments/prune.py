@@ -100,7 +100,7 @@ BUDGETS = {
     "graph": Budget(steps=cora.RECIPES["attention_gcn"].epochs, patience=cora.RECIPES["attention_gcn"].patience,
                     finetune_steps=50, finetune_lr=cora.RECIPES["attention_gcn"].lr, finetune_patience=10),
 }
-FAST = {"uci": Budget(300, 30, 60, 0.01, 40), "graph": Budget(40, 10, 10, 0.005, 10)}
+FAST = {"uci": Budget(300, 30, 60, 0.01, 40), "graph": Budget(20, 10, 5, 0.005, 5)}
 
 
 # ------------------------------------------------------------------------------------------------- data
