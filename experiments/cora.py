@@ -13,6 +13,7 @@ validation accuracy (docs/cora.md).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import sys
 import time
@@ -50,12 +51,11 @@ ATTENTION = ("sigmoid", "softmax", "sparsemax")
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model and how it is trained (Adam; weight decay on the ``decay`` nodes' parameters, or on all)."""
+    """A model and how it is trained (Adam, per-node weight decay, model selection on validation)."""
 
     build: Callable  # build(features, classes, attention) -> nx.DiGraph
     lr: float = 0.01
-    weight_decay: float = 5e-4
-    decay: tuple | None = None  # node names whose parameters get weight decay; None: every parameter
+    weight_decay: float | dict = 5e-4  # one value, or {node-name pattern: value}, first match wins ("*": the rest)
     epochs: int = 200
     patience: int | None = None  # evaluations without improvement before stopping; None: run all epochs
     attention: str | None = None  # default normaliser (None: the model has no graph attention)
@@ -65,11 +65,17 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "gcn": Recipe(lambda f, c, a: models.gcn(f, c), lr=0.01, weight_decay=5e-4, decay=("conv1",), epochs=200,
+    "gcn": Recipe(lambda f, c, a: models.gcn(f, c), lr=0.01, weight_decay={"conv1": 5e-4, "*": 0.0}, epochs=200,
                   doc="Kipf & Welling's GCN (PyG GCNConv), 16 hidden, dropout 0.5, weight decay on conv1"),
     "attention_gcn": Recipe(lambda f, c, a: models.attention_gcn(f, c, attention=a), lr=0.005, weight_decay=5e-4,
                             epochs=500, patience=100, attention="softmax",
                             doc="GCN coefficients re-weighted by 8-head GAT-style attention"),
+    "appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c), lr=0.01, weight_decay={"enc": 5e-3, "*": 0.0},
+                    epochs=500, patience=100,
+                    doc="APPNP (K=10, alpha=0.1) as a DAG, no attention: the deep baseline"),
+    "attention_appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c, teleport=a), lr=0.01,
+                              weight_decay={"enc": 5e-3, "*": 0.0}, epochs=500, patience=100, attention="sigmoid",
+                              doc="APPNP whose teleport (skip) branch is weighed per node by branch attention"),
 }
 
 
@@ -99,18 +105,31 @@ def to_sparse_features(x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ training
+def weight_decay_of(net: mg.ModuleGraph, weight_decay: float | dict) -> dict[int, float]:
+    """``{id(parameter): weight decay}``: node parameters by the first matching node-name pattern, others by "*"."""
+    if not isinstance(weight_decay, dict):
+        return {id(p): float(weight_decay) for p in net.parameters()}
+    default = float(weight_decay.get("*", 0.0))
+
+    def lookup(node: str) -> float:
+        return next((float(v) for k, v in weight_decay.items() if fnmatch.fnmatchcase(node, k)), default)
+
+    decay = {id(p): default for p in net.parameters()}
+    for node, module in net.nodes.items():
+        for p in module.parameters():
+            decay[id(p)] = lookup(node)
+    return decay
+
+
 def optimizer_factory(net: mg.ModuleGraph, recipe: Recipe):
-    """Adam over the phase's parameters, with weight decay only on the recipe's ``decay`` nodes (if any)."""
-    decayed = None
-    if recipe.decay is not None:
-        decayed = {id(p) for node in recipe.decay for p in net.nodes[node].parameters()}
+    """Adam over the phase's parameters, one group per weight-decay value."""
+    decay = weight_decay_of(net, recipe.weight_decay)
 
     def make(params: list) -> torch.optim.Optimizer:
-        if decayed is None:
-            return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-        groups = [{"params": [p for p in params if id(p) in decayed], "weight_decay": recipe.weight_decay},
-                  {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
-        return torch.optim.Adam([g for g in groups if g["params"]], lr=recipe.lr)
+        groups: dict[float, list] = {}
+        for p in params:
+            groups.setdefault(decay[id(p)], []).append(p)
+        return torch.optim.Adam([{"params": ps, "weight_decay": wd} for wd, ps in groups.items()], lr=recipe.lr)
 
     return make
 
@@ -142,7 +161,7 @@ def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: i
         logits = net(x, edge_index=ei)
     return {"seed": seed, "test_acc": accuracy(logits, y, d["test"]), "val_acc": accuracy(logits, y, d["val"]),
             "train_acc": accuracy(logits, y, d["train"]), "best_epoch": result.best_step, "epochs": result.steps,
-            "train_time_s": seconds}
+            "best_phase": result.best_phase, "train_time_s": seconds}
 
 
 def summarize(dataset: str, method: str, recipe: Recipe, attention: str | None, schedule: str, runs: list[dict],
@@ -214,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             recipe = RECIPES[method]
             attention = (args.attention or recipe.attention) if recipe.attention is not None else None
+            if args.attention and recipe.attention is None:
+                log.warning("--attention %s does not apply to %s (it has no graph attention)", args.attention, method)
             schedule = args.schedule or recipe.schedule
+            if schedule != "joint" and recipe.attention is None:
+                log.warning("--schedule %s needs attention; %s has none and trains jointly", schedule, method)
+                schedule = "joint"
             epochs = args.epochs or recipe.epochs
             runs = []
             for seed in progress(range(args.seeds), desc=f"{dataset} {method}", unit="seed"):

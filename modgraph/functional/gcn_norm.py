@@ -89,7 +89,8 @@ class EdgeIndexCache:
         self._value = None
 
     def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object]):
-        key = (edge_index._version, int(num_nodes), edge_index.device)
+        # inference-mode results cannot be used by autograd later, so they are cached apart
+        key = (edge_index._version, int(num_nodes), edge_index.device, torch.is_inference_mode_enabled())
         if self._ref is not None and self._ref() is edge_index and self._key == key:
             return self._value
         value = compute()

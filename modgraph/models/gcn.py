@@ -8,16 +8,18 @@ and the network is called as ``net(x, edge_index=edge_index)``.
   (op ``attention_conv``): the plain GCN baseline is the same DAG with the conv nodes' ``op`` changed (and the
   attention arguments dropped with it).
 * :func:`gcn` and :func:`attention_gcn` - the two with the hyper-parameters of ``experiments/cora.py``.
-* :func:`attention_appnp` - a deeper variant: an MLP, then ``K`` attention-weighted propagation steps, each merged
-  with a teleport (skip) branch back to the MLP's output by branch attention, which learns per node how much of
-  the propagated and of the local prediction to keep (APPNP's fixed ``alpha``, made an attention weight).
+* :func:`attention_gcnii` - a deep variant: GCNII's initial residual and identity mapping around gated propagation.
+* :func:`attention_appnp` - a deeper variant: an encoder (an MLP layer or an attention conv), then ``K``
+  propagation steps, each merged with a teleport (skip) branch back to the encoder's prediction, with APPNP's fixed
+  ``alpha`` or by branch attention that learns per node how much of the propagated and of the local prediction
+  to keep.
 """
 
 from __future__ import annotations
 
 import networkx as nx
 
-__all__ = ["attention_appnp", "attention_gcn", "gcn", "gcn_net"]
+__all__ = ["attention_appnp", "attention_gcn", "attention_gcnii", "gcn", "gcn_net"]
 
 CONVS = {"gcn": "gcn_conv", "attention": "attention_conv"}
 
@@ -72,28 +74,102 @@ def attention_gcn(features: int, classes: int, attention: str = "softmax", **ove
 
 
 def attention_appnp(features: int, classes: int, hidden: int = 64, steps: int = 10, dropout: float = 0.5,
-                    attention: str = "softmax", score: str = "gat", combine: str = "gcn",
-                    attention_dropout: float = 0.0, teleport: str = "softmax") -> nx.DiGraph:
-    """MLP, then ``steps`` attention propagation steps each merged with a teleport branch by branch attention.
+                    alpha: float = 0.1, encoder: str = "mlp", heads: int = 8, activation: str = "relu",
+                    propagation: str = "gcn", teleport: str = "fixed", attention: str = "softmax",
+                    score: str = "gat", combine: str = "gcn", attention_dropout: float = 0.0) -> nx.DiGraph:
+    """An encoder, then ``steps`` propagation steps, each merged with a teleport branch back to the encoder.
 
-    ``x -> drop_in -> lin1 (relu) -> drop -> z0 (linear)``; for ``k = 1..steps``:
-    ``prop_k = attention_propagate(z_{k-1})`` and ``z_k = merge(prop_k, z0)``, weighted per node by a ``teleport``
-    gate (softmax: ``w_prop + w_skip = 1``).
+    ``x -> drop_in -> enc -> act -> drop -> z0 (linear)``, the encoder ``enc`` a linear layer (``encoder="mlp"``,
+    APPNP) or an ``attention_conv`` with ``heads`` heads (``encoder="attention"``); for ``k = 1..steps``:
+    ``prop_k = propagate(z_{k-1})`` (``gcn_propagate``, or ``attention_propagate`` with
+    ``propagation="attention"``) and ``z_k = merge(prop_k, z0)``: APPNP's ``(1 - alpha) prop_k + alpha z0`` as
+    fixed edge weights (``teleport="fixed"``), or weighted per node by branch attention (``teleport`` a
+    normaliser: ``"sigmoid"`` gates both branches independently, ``"softmax"`` makes them sum to 1).
+    The attention arguments (``attention``, ``score``, ``combine``, ``attention_dropout``) go to every
+    attention conv/propagation of the network.
     """
+    for name, value, valid in (("encoder", encoder, ("mlp", "attention")),
+                               ("propagation", propagation, ("gcn", "attention"))):
+        if value not in valid:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {value!r}")
+    gated = dict(attention=attention, score=score, combine=combine, attention_dropout=attention_dropout)
     g = nx.DiGraph(name="attention-appnp")
     g.add_node("x", op="input", features=features)
     g.add_node("drop_in", op="sparse_dropout", p=dropout)
-    g.add_node("lin1", op="linear", out_features=hidden, activation="relu")
+    if encoder == "mlp":
+        g.add_node("enc", op="linear", out_features=hidden)
+    else:
+        g.add_node("enc", op="attention_conv", out_features=hidden, heads=heads, **gated)
+    g.add_node("act", op=activation)
     g.add_node("drop", op="dropout", p=dropout)
     g.add_node("z0", op="linear", out_features=classes)
-    nx.add_path(g, ["x", "drop_in", "lin1", "drop", "z0"])
+    nx.add_path(g, ["x", "drop_in", "enc", "act", "drop", "z0"])
     prev = "z0"
     for k in range(1, steps + 1):
-        g.add_node(f"prop{k}", op="attention_propagate", attention=attention, score=score, combine=combine,
-                   attention_dropout=attention_dropout)
+        if propagation == "gcn":
+            g.add_node(f"prop{k}", op="gcn_propagate")
+        else:
+            g.add_node(f"prop{k}", op="attention_propagate", **gated)
         g.add_node(f"z{k}", op="identity")
         g.add_edge(prev, f"prop{k}")
-        g.add_edge(f"prop{k}", f"z{k}", attention=teleport)
-        g.add_edge("z0", f"z{k}", attention=teleport)
+        if teleport == "fixed":
+            g.add_edge(f"prop{k}", f"z{k}", weight=1.0 - alpha)
+            g.add_edge("z0", f"z{k}", weight=alpha)
+        else:
+            g.add_edge(f"prop{k}", f"z{k}", attention=teleport)
+            g.add_edge("z0", f"z{k}", attention=teleport)
         prev = f"z{k}"
+    return g
+
+
+def attention_gcnii(features: int, classes: int, layers: int = 16, hidden: int = 64, alpha: float = 0.1,
+                    lam: float = 0.5, dropout: float = 0.6, attention: str = "softmax", score: str = "gat",
+                    combine: str = "gcn", attention_dropout: float = 0.0, teleport: str = "fixed",
+                    propagation: str = "attention") -> nx.DiGraph:
+    r"""A deep GCN with initial residual and identity mapping (GCNII, Chen et al. 2020) whose propagation is gated.
+
+    ``h0 = relu(lin_in(drop_in(x)))``; layer ``l = 1..layers`` is five nodes::
+
+        d_l = dropout(h_{l-1});  p_l = attention_propagate(d_l)           # attention-weighted GCN propagation
+        s_l = (1 - alpha) p_l + alpha h0                                  # initial residual (teleport branch)
+        w_l = linear(s_l, no bias);  h_l = relu((1 - beta_l) s_l + beta_l w_l)   # identity mapping
+
+    with :math:`\beta_l = \log(\lambda / l + 1)`; the output is ``lin_out(dropout(h_L))``. ``teleport="fixed"``
+    uses GCNII's constant ``alpha``; a normaliser (``"softmax"``, ...) lets branch attention weigh ``p_l`` against
+    ``h0`` per node instead.
+    """
+    import math
+
+    g = nx.DiGraph(name="attention-gcnii")
+    g.add_node("x", op="input", features=features)
+    g.add_node("drop_in", op="sparse_dropout", p=dropout)
+    g.add_node("h0", op="linear", out_features=hidden, activation="relu")
+    nx.add_path(g, ["x", "drop_in", "h0"])
+    prev = "h0"
+    for l in range(1, layers + 1):
+        beta = math.log(lam / l + 1.0)
+        d, p, s, w, h = (f"{name}{l}" for name in ("d", "p", "s", "w", "h"))
+        g.add_node(d, op="dropout", p=dropout)
+        if propagation == "gcn":
+            g.add_node(p, op="gcn_propagate")
+        else:
+            g.add_node(p, op="attention_propagate", attention=attention, score=score, combine=combine,
+                       attention_dropout=attention_dropout)
+        g.add_node(s, op="identity")
+        g.add_node(w, op="linear", out_features=hidden, bias=False)
+        g.add_node(h, op="relu")
+        nx.add_path(g, [prev, d, p])
+        if teleport == "fixed":
+            g.add_edge(p, s, weight=1.0 - alpha)
+            g.add_edge("h0", s, weight=alpha)
+        else:
+            g.add_edge(p, s, attention=teleport)
+            g.add_edge("h0", s, attention=teleport)
+        g.add_edge(s, w)
+        g.add_edge(s, h, weight=1.0 - beta)
+        g.add_edge(w, h, weight=beta)
+        prev = h
+    g.add_node("drop_out", op="dropout", p=dropout)
+    g.add_node("lin_out", op="linear", out_features=classes)
+    nx.add_path(g, [prev, "drop_out", "lin_out"])
     return g

@@ -1,8 +1,9 @@
-"""Training: schedules as data (joint, the paper's alternating, main-only) and one resumable loop."""
+"""Training: schedules as data (joint, the paper's alternating, main-only), one resumable loop, batched ensembles."""
 
 from .checkpoint import Checkpointer, load_checkpoint, save_checkpoint
+from .ensemble import Ensemble, MemberAdam, stack_padded
 from .fit import FitResult, Trainer, fit
 from .schedules import SCHEDULES, Phase, make_schedule
 
-__all__ = ["Checkpointer", "FitResult", "Phase", "SCHEDULES", "Trainer", "fit", "load_checkpoint", "make_schedule",
-           "save_checkpoint"]
+__all__ = ["Checkpointer", "Ensemble", "FitResult", "MemberAdam", "Phase", "SCHEDULES", "Trainer", "fit",
+           "load_checkpoint", "make_schedule", "save_checkpoint", "stack_padded"]

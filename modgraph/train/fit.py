@@ -7,7 +7,10 @@ and may draw a mini-batch); ``evaluate(net)`` returns the validation score, high
 under ``torch.no_grad()``.
 
 Ensembles: when ``evaluate`` returns a 1-D tensor of ``K`` scores (``K`` models trained as one batched program
-whose parameters and buffers all carry a leading dimension ``K``), selection and early stopping are per member.
+whose parameters and buffers all carry a leading dimension ``K``, e.g. :class:`modgraph.train.Ensemble`), selection
+and early stopping are per member. Each member keeps the parameters *and the attention switch* of its own best
+evaluation: at the end ``net.set_attention`` receives a ``[K]`` bool tensor (one member's best may come from the
+alternating schedule's attention-free warm-up while another's comes from a phase with attention on).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class FitResult:
     steps: int  # optimisation steps run
     history: list = field(default_factory=list)  # {"step", "phase", "round", "loss", "score"} per evaluation
     phases: list = field(default_factory=list)  # {"name", "trains", "attention", "round", "start", "end", "best"}
-    best_phase: str | None = None
+    best_phase: str | list | None = None  # the phase of the best evaluation (a list of K names for ensembles)
+    best_attention: bool | list | None = None  # attention on at the best evaluation (a list of K for ensembles)
 
 
 class Trainer:
@@ -152,8 +156,11 @@ class Trainer:
                     if v.dim() and v.shape[0] == score.shape[0]:
                         mask = better.to(v.device).view(-1, *[1] * (v.dim() - 1))
                         self.best_state[k] = torch.where(mask, v.detach(), self.best_state[k])
-                self.best_phase = phase.name
-                self.best_attention = phase.attention
+                if not isinstance(self.best_attention, torch.Tensor):
+                    self.best_attention = torch.full(score.shape, bool(self.best_attention))
+                    self.best_phase = [self.best_phase] * score.shape[0]
+                self.best_attention = torch.where(better, phase.attention, self.best_attention)
+                self.best_phase = [phase.name if b else old for b, old in zip(better.tolist(), self.best_phase)]
             if self.phase_best is None:
                 self.phase_best, self.since_best = score.clone(), torch.zeros(score.shape, dtype=torch.long)
             else:
@@ -215,7 +222,7 @@ class Trainer:
             self.net.load_state_dict(self.best_state)
             self.net.set_attention(self.best_attention)
         return FitResult(_to_py(self.best_score), _to_py(self.best_step), self.step, self.history, self.phase_log,
-                         self.best_phase)
+                         self.best_phase, _to_py(self.best_attention))
 
     # ------------------------------------------------------------------------------------------ resuming
     def state_dict(self) -> dict:

@@ -1,7 +1,6 @@
 """experiments/cora.py: a short Cora run well above chance, its JSON rows, and one-line errors with exit code 2."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,20 +31,20 @@ def test_short_cora_run_is_well_above_chance(data_root, tmp_path, capsys):
     assert rows[0]["attention"] is None and rows[1]["attention"] == "softmax"
 
 
-def run_script(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+def test_pubmed_partial_folder_is_one_line_with_exit_code_2(data_root, capsys):
+    assert cora.run_main(cora.main, ["--dataset", "pubmed", "--data-root", str(data_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "ind.pubmed.allx" in err and str(data_root) in err
 
 
-def test_pubmed_partial_folder_is_one_line_with_exit_code_2(data_root):
-    proc = run_script("--dataset", "pubmed", "--data-root", str(data_root))
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert "ind.pubmed.allx" in proc.stderr and str(data_root) in proc.stderr
+def test_the_script_exits_through_run_main():
+    assert "sys.exit(run_main(main))" in SCRIPT.read_text()
 
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "cora,pubmd"], "--dataset: unknown 'pubmd'; valid: cora, citeseer, pubmed"),
-    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn"),
+    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn, appnp, attention_appnp"),
     (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
 ])
 def test_user_errors(args, message, capsys):
@@ -58,3 +57,11 @@ def test_missing_root_offline(tmp_path, capsys):
     assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "Planetoid Cora: no raw files found" in err and str(tmp_path / "nowhere") in err
+
+
+def test_attention_flags_on_a_model_without_attention_warn(data_root, caplog, capsys):
+    code = cora.main(["--data-root", str(data_root), "--model", "gcn", "--seeds", "1", "--epochs", "3",
+                      "--schedule", "alternating", "--attention", "sigmoid"])
+    assert code == 0
+    assert "--schedule alternating needs attention; gcn has none and trains jointly" in caplog.text
+    assert "--attention sigmoid does not apply to gcn" in caplog.text

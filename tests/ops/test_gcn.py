@@ -59,3 +59,25 @@ def test_op_in_a_dag():
     g.nodes["conv"]["out_features"] = 0
     with pytest.raises(mg.GraphSpecError, match="node 'conv': bad arguments for op 'gcn_conv': out_features must be"):
         mg.ModuleGraph(g)
+
+
+def test_propagate_is_the_normalised_adjacency():
+    from modgraph.ops.gcn import GCNPropagate
+
+    x = torch.randn(5, 3)
+    a = torch.zeros(5, 5)
+    a[EDGE_INDEX[1], EDGE_INDEX[0]] = 1.0
+    a += torch.eye(5)
+    deg = a.sum(1)
+    a_hat = a / torch.sqrt(deg[:, None] * deg[None, :])
+    prop = GCNPropagate()
+    torch.testing.assert_close(prop(x, EDGE_INDEX), a_hat @ x)
+    assert list(prop.parameters()) == []
+
+
+def test_inference_mode_first_then_training():
+    conv, x = GCNConv(4, 3), torch.randn(5, 4)
+    with torch.inference_mode():
+        conv(x, EDGE_INDEX)
+    conv(x, EDGE_INDEX).sum().backward()  # the normalisation is recomputed outside inference mode
+    assert conv.conv.lin.weight.grad is not None

@@ -1,0 +1,123 @@
+"""Training time of the attention MLP against the weight-decay MLP, side by side (the paper's attention took 2-3x).
+
+    python benchmarks/uci_time.py                          # all six data sets, 10 folds x 3 candidates each
+    python benchmarks/uci_time.py --dataset vehicle --reps 9 --json time.json
+
+Both methods are built exactly as in experiments/uci.py (one batched program of folds x seeds x candidates
+networks) and run the same number of optimisation steps, without early stopping, in interleaved repetitions (wd,
+attention, wd, attention, ...) so that other jobs on the machine slow both alike; the medians are compared. The
+attention network is timed in each kind of phase of the paper's alternating schedule (attention off; attention
+trained with the main network frozen; main trained with attention frozen; joint), and the schedule's ratio weighs
+the phases by their share of the alternating budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from modgraph.benchmarks.uci import Protocol, build_program
+from modgraph.data import UCI_NAMES, load_uci
+from modgraph.errors import ModgraphError
+from modgraph.train import Phase, make_schedule
+
+ATTENTION_PHASES = {  # phase kinds of the alternating schedule
+    "attention off": Phase("main", "main", False, 1),
+    "attention only": Phase("attention", "attention", True, 1),
+    "main, attention frozen": Phase("main", "main", True, 1),
+    "joint": Phase("joint", "all", True, 1),
+}
+
+
+def time_steps(program, phase: Phase, steps: int) -> float:
+    """Seconds per optimisation step of the whole batched program in ``phase`` (no evaluation in between)."""
+    p = Phase(phase.name, phase.trains, phase.attention, steps, phase.round)
+    start = time.perf_counter()
+    program.fit(Protocol(), schedule=[p], steps=steps, eval_every=steps, patience=None)
+    return (time.perf_counter() - start) / steps
+
+
+def schedule_shares(steps: int = 1000) -> dict:
+    """Share of the alternating budget spent in each kind of phase."""
+    phases = make_schedule("alternating", steps)
+    total = sum(p.budget for p in phases)
+    kinds = {"attention off": 0, "attention only": 0, "main, attention frozen": 0, "joint": 0}
+    for p in phases:
+        kind = ("attention off" if not p.attention else "attention only" if p.trains == "attention"
+                else "main, attention frozen" if p.trains == "main" else "joint")
+        kinds[kind] += p.budget / total
+    return kinds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="all", help=f"{', '.join(UCI_NAMES)}, comma-separated or all")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed block (default: 40)")
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default: 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, as experiments/uci.py)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--json", default=None, metavar="PATH")
+    args = parser.parse_args(argv)
+    names = list(UCI_NAMES) if args.dataset == "all" else args.dataset.split(",")
+    bad = [n for n in names if n not in UCI_NAMES]
+    if bad or args.folds < 2 or args.steps < 1 or args.reps < 1:
+        print(f"error: unknown data set(s) {bad}; valid: {', '.join(UCI_NAMES)}" if bad
+              else "error: --folds >= 2, --steps >= 1 and --reps >= 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    shares = schedule_shares()
+    protocol = Protocol(folds=args.folds)
+    rows = []
+    print(f"{'dataset':8s} {'K':>3s} {'wd ms/step':>10s} " + " ".join(f"{k:>22s}" for k in ATTENTION_PHASES)
+          + f" {'joint/wd':>9s} {'alternating/wd':>15s}")
+    for name in names:
+        try:
+            data = load_uci(name, args.data_root)
+        except ModgraphError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        wd, att = build_program(data, "wd", protocol), build_program(data, "attention", protocol)
+        joint = Phase("joint", "all", True, 1)
+        time_steps(wd, joint, 3)  # warm-up (allocations, first vmap trace)
+        for phase in ATTENTION_PHASES.values():
+            time_steps(att, phase, 3)
+        samples = {"wd": [], **{k: [] for k in ATTENTION_PHASES}}
+        for _ in range(args.reps):  # interleaved: the machine's load hits both methods alike
+            for kind, phase in ATTENTION_PHASES.items():
+                samples["wd"].append(time_steps(wd, joint, args.steps))
+                samples[kind].append(time_steps(att, phase, args.steps))
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        models = wd.ensemble.size
+        alternating = sum(shares[k] * med[k] for k in ATTENTION_PHASES)
+        row = {"dataset": name, "models": models, "steps_per_block": args.steps, "reps": args.reps,
+               "wd_ms_per_step": 1000 * med["wd"],
+               "attention_ms_per_step": {k: 1000 * med[k] for k in ATTENTION_PHASES},
+               "ratio_joint": med["joint"] / med["wd"], "ratio_alternating": alternating / med["wd"],
+               "per_model_ms_per_step": {"wd": 1000 * med["wd"] / models,
+                                         "attention_joint": 1000 * med["joint"] / models}}
+        rows.append(row)
+        print(f"{name:8s} {models:3d} {1000 * med['wd']:10.2f} "
+              + " ".join(f"{1000 * med[k]:22.2f}" for k in ATTENTION_PHASES)
+              + f" {row['ratio_joint']:9.2f} {row['ratio_alternating']:15.2f}", flush=True)
+    joint = statistics.median(r["ratio_joint"] for r in rows)
+    alt = statistics.median(r["ratio_alternating"] for r in rows)
+    print(f"\nmedian ratio attention/wd per step: joint {joint:.2f}, alternating schedule {alt:.2f} (goal <= 1.5); "
+          f"{torch.get_num_threads()} threads")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": rows, "schedule_shares": shares, "median_ratio_joint": joint,
+                                               "median_ratio_alternating": alt,
+                                               "threads": torch.get_num_threads()}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

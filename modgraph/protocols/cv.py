@@ -1,0 +1,151 @@
+"""Cross-validation protocol as pure functions: stratified folds, an inner validation split, standardisation.
+
+The test fold of a split is never seen before the final evaluation: the inner validation part (for early stopping
+and hyper-parameters) is carved out of the training fold, and the standardisation is fitted on the part the model
+is trained on.
+
+Example::
+
+    splits = cv_splits(y, folds=10, seeds=[0, 1], val_fraction=0.2)   # 20 splits
+    s = splits[0]
+    mean, std = fit_standardizer(X[s.train])
+    X_train, X_test = standardize(X[s.train], mean, std), standardize(X[s.test], mean, std)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Split", "cv_splits", "fit_standardizer", "standardize", "stratified_holdout", "stratified_kfold"]
+
+
+def _labels(y) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"expected a non-empty 1-D array of labels, got shape {y.shape}")
+    return y
+
+
+def _class_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Positions ``0..n-1`` grouped by class (classes in sorted order), in random order within each class."""
+    perm = rng.permutation(y.size)
+    return perm[np.argsort(y[perm], kind="stable")]
+
+
+def stratified_kfold(y, folds: int = 10, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split positions ``0..n-1`` into ``folds`` test folds with the class proportions of ``y``.
+
+    The positions are grouped by class (random order within each class, from ``seed``) and dealt to the folds in
+    turn, so every fold's size and every class's count per fold differ by at most one between folds. A class with
+    fewer members than folds is absent from some test folds.
+
+    Args:
+        y: labels ``[n]`` (any sortable values).
+        folds: number of folds, ``2 <= folds <= n``.
+        seed: the shuffle within classes.
+
+    Returns:
+        ``folds`` pairs ``(train, test)`` of sorted position arrays; the test folds partition ``0..n-1``.
+
+    Example:
+        >>> [t.tolist() for _, t in stratified_kfold([0, 0, 1, 1], folds=2, seed=0)]
+        [[0, 2], [1, 3]]
+    """
+    y = _labels(y)
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= y.size:
+        raise ValueError(f"folds must be an integer in [2, {y.size}] (the number of samples), got {folds!r}")
+    order = _class_order(y, np.random.default_rng(seed))
+    fold_of = np.empty(y.size, dtype=np.int64)
+    fold_of[order] = np.arange(y.size) % folds
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
+
+
+def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out about ``fraction`` of the positions of ``y``, stratified by class.
+
+    Positions grouped by class (random within class) are held out at evenly spaced ranks, so the holdout has
+    ``floor(n * fraction)`` positions and each class contributes its share up to one.
+
+    Returns:
+        ``(kept, held_out)``, sorted position arrays that partition ``0..n-1``; both non-empty.
+
+    Example:
+        >>> kept, held = stratified_holdout([0] * 5 + [1] * 5, fraction=0.2, seed=0)
+        >>> len(kept), len(held)
+        (8, 2)
+    """
+    y = _labels(y)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    held_count = int(np.floor(y.size * fraction))
+    if held_count < 1 or held_count >= y.size:
+        raise ValueError(f"a holdout of fraction {fraction} of {y.size} samples leaves an empty part")
+    order = _class_order(y, np.random.default_rng(seed))
+    rank = np.arange(y.size)
+    held = np.floor((rank + 1) * fraction) > np.floor(rank * fraction)  # evenly spaced, floor(n*fraction) in all
+    return np.sort(order[~held]), np.sort(order[held])
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One outer fold of one repetition: positions into the data set.
+
+    ``train`` is what the model is fitted on, ``val`` the inner validation part of the training fold (early
+    stopping, hyper-parameters), ``test`` the outer test fold (evaluated once, at the end).
+    """
+
+    seed: int
+    fold: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def cv_splits(y, folds: int = 10, seeds: Sequence[int] = (0,), val_fraction: float = 0.2) -> list[Split]:
+    """Repeated stratified k-fold with a stratified inner validation split of each training fold.
+
+    Args:
+        y: labels ``[n]``.
+        folds: outer folds per repetition.
+        seeds: one repetition per seed (a different fold assignment each).
+        val_fraction: share of each training fold held out for validation.
+
+    Returns:
+        ``len(seeds) * folds`` splits, seed-major; in each, ``train``, ``val`` and ``test`` partition ``0..n-1``.
+    """
+    y = _labels(y)
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one repetition, got none")
+    splits = []
+    for seed in seeds:
+        for fold, (train_fold, test) in enumerate(stratified_kfold(y, folds, seed)):
+            kept, held = stratified_holdout(y[train_fold], val_fraction, seed=seed * 1000 + fold + 1)
+            splits.append(Split(int(seed), fold, train_fold[kept], train_fold[held], test))
+    return splits
+
+
+def fit_standardizer(X) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation of ``X`` ``[n, d]``; a constant column gets std 1 (so it maps to 0).
+
+    Example:
+        >>> fit_standardizer(np.array([[1.0, 5.0], [3.0, 5.0]]))
+        (array([2., 5.]), array([1., 1.]))
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"expected a non-empty 2-D array [n, d], got shape {X.shape}")
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    return mean, np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+
+
+def standardize(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(X - mean) / std`` with statistics from :func:`fit_standardizer`, as ``float32``."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != np.shape(mean)[0]:
+        raise ValueError(f"expected X of shape [n, {np.shape(mean)[0]}], got {X.shape}")
+    return ((X - mean) / std).astype(np.float32)

@@ -1,0 +1,248 @@
+"""``Ensemble``: K networks of one architecture trained as one batched tensor program.
+
+The members' parameters are stacked into tensors ``[K, ...]`` (``torch.func.stack_module_state``) that this module
+registers as its own parameters; the forward pass runs one member's network under ``torch.vmap`` over the member
+dimension (``torch.func.functional_call``), as in PyTorch's "model ensembling" tutorial. The ensemble exposes
+``main_parameters()``, ``attention_parameters()`` and ``set_attention()``, so :func:`modgraph.train.fit` drives it
+like a single ``ModuleGraph``, with selection and early stopping per member when ``evaluate`` returns ``[K]`` scores.
+
+Why this equals ``K`` separate trainings: with a loss that is the *sum* of the members' losses, the gradient of a
+member's parameters is the gradient of its own loss; Adam (and SGD) update every entry on its own, so one optimiser
+over the stacked tensors takes the same steps as ``K`` optimisers (global-norm clipping would couple them; do not
+use it). ``tests/train/test_ensemble.py`` checks this against separate runs.
+
+Limits: members must share the architecture (same spec); buffers that a module updates in place during the forward
+pass (``batch_norm`` running statistics in training mode) are not supported under ``vmap``; the last-forward
+attention weights of ``ModuleGraph.edge_weights()`` are not recorded inside the batched program (use
+:meth:`Ensemble.member` to get a standalone copy of one member).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_map
+
+SEP = "/"  # parameter names "nodes.h.weight" are registered as "nodes/h/weight" ("." is not allowed in a name)
+
+
+class Ensemble(nn.Module):
+    """``K`` copies of one network whose parameters are stacked tensors ``[K, ...]``, run as one vmapped program.
+
+    Args:
+        members: ``K >= 1`` networks with identical structure (parameter names and shapes), e.g. ``ModuleGraph``\\ s
+            built from one spec under different seeds. Their current parameters become the stacked initial values;
+            the members themselves are not modified or kept.
+
+    Shapes:
+        ``forward(inputs)``: a tensor ``[K, B, ...]`` (member ``k`` gets ``inputs[k]``) or, with
+        ``shared=True``, ``[B, ...]`` (every member gets the same batch); a dict of such tensors for multi-input
+        networks. Output: the member network's output with a leading ``K``.
+
+    Example::
+
+        nets = [mg.ModuleGraph(g) for _ in range(4)]
+        ens = Ensemble(nets)
+        ens(torch.randn(4, 32, 5)).shape               # torch.Size([4, 32, 3])
+        ens.stacked("nodes.h.weight").shape            # torch.Size([4, 18, 5])
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ValueError("Ensemble needs at least one member network, got none")
+        first = dict(members[0].named_parameters())
+        for i, m in enumerate(members[1:], start=1):
+            shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
+            want = {n: tuple(p.shape) for n, p in first.items()}
+            if shapes != want:
+                diff = sorted(set(shapes.items()) ^ set(want.items()))[:3]
+                raise ValueError(f"Ensemble members must share one architecture; member {i} differs from member 0 "
+                                 f"in parameters {diff}")
+        params, buffers = stack_module_state(members)
+        self.size = len(members)
+        self._keys = {n: _escape(n) for n in [*params, *buffers]}
+        if len(set(self._keys.values())) != len(self._keys):
+            raise ValueError(f"Ensemble: parameter names collide once '.' becomes {SEP!r}: {sorted(self._keys)}")
+        self.params = nn.ParameterDict({self._keys[n]: nn.Parameter(p.detach().clone()) for n, p in params.items()})
+        self.buffer_names = list(buffers)
+        for n, b in buffers.items():
+            self.register_buffer("buf" + SEP + self._keys[n], b.detach().clone())
+        # the per-member attention switch; a buffer, so per-member selection in fit() snapshots and restores it
+        self.register_buffer("attention_enabled", torch.ones(self.size, dtype=torch.bool))
+        base = copy.deepcopy(members[0]).to("meta")  # structure only: functional_call supplies every tensor
+        if hasattr(base, "keep_weights"):
+            base.keep_weights = False  # no side effects inside vmap
+        self._base = [base]  # a list, so the meta copy is not registered as a submodule
+        att = {id(p) for p in _attention_parameters(members[0])}
+        self.attention_names = [n for n, p in first.items() if id(p) in att]
+
+    # ------------------------------------------------------------------------------------------ access
+    @property
+    def base(self) -> nn.Module:
+        """The shared structure (on the ``meta`` device): gate settings, the spec; no values."""
+        return self._base[0]
+
+    def stacked(self, name: str) -> nn.Parameter:
+        """The stacked parameter ``[K, ...]`` of a member parameter name such as ``"nodes.h.weight"``."""
+        key = self._keys.get(name)
+        if key not in self.params:
+            raise KeyError(f"no parameter {name!r}; the members have {', '.join(self.parameter_names())}")
+        return self.params[key]
+
+    def parameter_names(self) -> list[str]:
+        """The member parameter names, in order (``"nodes.h.weight"``, ...)."""
+        return [n for n in self._keys if n not in self.buffer_names]
+
+    def _buffer(self, name: str) -> torch.Tensor:
+        return self.get_buffer("buf" + SEP + self._keys[name])
+
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """The stacked attention parameters (the members' ``attention_parameters()``)."""
+        return [self.stacked(n) for n in self.attention_names]
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        """Every stacked parameter that is not an attention parameter."""
+        att = set(self.attention_names)
+        return [self.stacked(n) for n in self.parameter_names() if n not in att]
+
+    def set_attention(self, enabled) -> None:
+        """Attention on or off for every member (a bool), or per member (a ``[K]`` bool tensor, as ``fit`` passes)."""
+        value = torch.as_tensor(enabled, dtype=torch.bool, device=self.attention_enabled.device)
+        if value.dim() not in (0, 1) or (value.dim() == 1 and value.numel() != self.size):
+            raise ValueError(f"set_attention: expected a bool or a [{self.size}] bool tensor, got shape "
+                             f"{tuple(value.shape)}")
+        self.attention_enabled.copy_(value.expand(self.size))
+
+    def member(self, k: int) -> nn.Module:
+        """A standalone copy of member ``k`` (an ordinary network with that member's parameters and attention)."""
+        if not -self.size <= k < self.size:
+            raise IndexError(f"member {k} out of range for an ensemble of {self.size}")
+        device = next(iter(self.params.values())).device
+        net = copy.deepcopy(self.base).to_empty(device=device)
+        if hasattr(net, "keep_weights"):
+            net.keep_weights = True
+        state = {n: self.stacked(n)[k].detach().clone() for n in self.parameter_names()}
+        state.update({n: self._buffer(n)[k].clone() for n in self.buffer_names})
+        net.load_state_dict(state)
+        if hasattr(net, "set_attention"):
+            net.set_attention(bool(self.attention_enabled[k]))
+        return net
+
+    def train(self, mode: bool = True) -> "Ensemble":
+        super().train(mode)
+        self.base.train(mode)  # the structure decides dropout etc.; it is not a registered submodule
+        return self
+
+    # ------------------------------------------------------------------------------------------ forward
+    def _run(self, inputs, in_dims, args, kwargs):
+        params = {n: self.stacked(n) for n in self.parameter_names()}
+        buffers = {n: self._buffer(n) for n in self.buffer_names}
+        base = self.base
+
+        def one(p, b, x):
+            return functional_call(base, (p, b), (x, *args), kwargs)
+
+        return vmap(one, in_dims=(0, 0, in_dims), randomness="different")(params, buffers, inputs)
+
+    def forward(self, inputs, *args, shared: bool = False, **kwargs):
+        """Every member's forward pass at once; extra ``args``/``kwargs`` (e.g. ``edge_index``) are shared."""
+        in_dims = None if shared else 0
+        on = self.attention_enabled
+        set_gates = getattr(self.base, "set_attention", None)
+        if set_gates is None or bool(on.all()):
+            if set_gates is not None:
+                set_gates(True)
+            return self._run(inputs, in_dims, args, kwargs)
+        set_gates(False)
+        off_out = self._run(inputs, in_dims, args, kwargs)
+        if not bool(on.any()):
+            return off_out
+        # members differ (after per-member selection): run both and pick per member
+        set_gates(True)
+        on_out = self._run(inputs, in_dims, args, kwargs)
+        return tree_map(lambda a, b: torch.where(on.view(-1, *[1] * (a.dim() - 1)), a, b), on_out, off_out)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, member={type(self.base).__name__}"
+
+
+def _attention_parameters(net: nn.Module) -> list:
+    return list(net.attention_parameters()) if hasattr(net, "attention_parameters") else []
+
+
+def _escape(name: str) -> str:
+    return name.replace(".", SEP)
+
+
+class MemberAdam(torch.optim.Adam):
+    """Adam over stacked ensemble parameters ``[K, ...]`` with one learning rate per member.
+
+    Adam's step is linear in the learning rate (``p -= lr * m_hat / (sqrt(v_hat) + eps)``; the moments do not
+    depend on it), so this takes Adam's step at ``lr.max()`` and scales each member's change by ``lr[k] / lr.max()``:
+    member ``k`` follows exactly the trajectory of Adam with learning rate ``lr[k]`` (up to float rounding).
+
+    Args:
+        params: stacked parameters, each with leading dimension ``K``.
+        lr: ``[K]`` positive learning rates.
+        **kwargs: further ``torch.optim.Adam`` arguments (``betas``, ``eps``, ``weight_decay``).
+
+    Example::
+
+        fit(ens, loss_fn, evaluate, optimizer=lambda p: MemberAdam(p, lr=torch.tensor([1e-3, 1e-2, 3e-2])))
+    """
+
+    def __init__(self, params, lr: torch.Tensor, **kwargs):
+        lr = torch.as_tensor(lr, dtype=torch.float64)
+        if lr.dim() != 1 or not bool((lr > 0).all()):
+            raise ValueError(f"MemberAdam: lr must be a 1-D tensor [K] of positive learning rates, got {lr.tolist()}")
+        super().__init__(params, lr=float(lr.max()), **kwargs)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dim() == 0 or p.shape[0] != lr.numel():
+                    raise ValueError(f"MemberAdam: every parameter needs a leading member dimension "
+                                     f"{lr.numel()}, got shape {tuple(p.shape)}")
+        self.member_scale = lr / lr.max()  # (K,)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        before = [p.detach().clone() for p in params]
+        loss = super().step(closure)
+        for p, old in zip(params, before):
+            scale = self.member_scale.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1))
+            p.copy_(old + (p - old) * scale)
+        return loss
+
+
+def stack_padded(arrays: Sequence, dtype=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``K`` arrays ``[n_k, ...]`` of different lengths into ``[K, max n_k, ...]`` plus a mask ``[K, max n_k]``.
+
+    Padding rows are zeros with mask ``False``; weigh per-sample losses by the mask (divided by ``n_k``) so each
+    member sees exactly its own samples.
+
+    Example:
+        >>> x, mask = stack_padded([torch.ones(2, 3), torch.ones(1, 3)])
+        >>> x.shape, mask.tolist()
+        (torch.Size([2, 2, 3]), [[True, True], [True, False]])
+    """
+    tensors = [torch.as_tensor(a) for a in arrays]
+    if not tensors:
+        raise ValueError("stack_padded: expected at least one array, got none")
+    tail = tensors[0].shape[1:]
+    for i, t in enumerate(tensors):
+        if t.dim() < 1 or t.shape[1:] != tail:
+            want = ", ".join(["n", *map(str, tail)])
+            raise ValueError(f"stack_padded: array {i} has shape {tuple(t.shape)}, expected [{want}]")
+    longest = max(t.shape[0] for t in tensors)
+    out = torch.zeros(len(tensors), longest, *tail, dtype=dtype or tensors[0].dtype, device=device)
+    mask = torch.zeros(len(tensors), longest, dtype=torch.bool, device=device)
+    for k, t in enumerate(tensors):
+        out[k, : t.shape[0]] = t.to(out.device, out.dtype)
+        mask[k, : t.shape[0]] = True
+    return out, mask

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from modgraph.protocols import cv_splits, fit_standardizer, standardize, stratified_holdout, stratified_kfold
+
+# ecoli's class counts: two classes have fewer members than folds
+ECOLI = np.repeat(np.arange(8), [143, 77, 52, 35, 20, 5, 2, 2])
+
+
+@pytest.mark.parametrize("folds", [2, 5, 10])
+def test_kfold_partitions_and_stratifies(folds):
+    splits = stratified_kfold(ECOLI, folds, seed=3)
+    tests = [test for _, test in splits]
+    assert np.array_equal(np.sort(np.concatenate(tests)), np.arange(ECOLI.size))  # a partition
+    for train, test in splits:
+        assert np.intersect1d(train, test).size == 0 and train.size + test.size == ECOLI.size
+    sizes = [t.size for t in tests]
+    assert max(sizes) - min(sizes) <= 1
+    counts = np.stack([np.bincount(ECOLI[t], minlength=8) for t in tests])  # (folds, classes)
+    assert (counts.max(0) - counts.min(0) <= 1).all()  # every class spread evenly over the folds
+
+
+def test_kfold_depends_on_seed_only():
+    a = stratified_kfold(ECOLI, 10, seed=0)
+    b = stratified_kfold(ECOLI, 10, seed=0)
+    c = stratified_kfold(ECOLI, 10, seed=1)
+    assert all(np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    assert not all(np.array_equal(x[1], y[1]) for x, y in zip(a, c))
+
+
+def test_holdout_fraction_and_strata():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    kept, held = stratified_holdout(y, 0.2, seed=0)
+    assert held.size == 20 and kept.size == 80
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(100))
+    assert np.bincount(y[held]).tolist() == [10, 6, 4]
+
+
+def test_cv_splits_keep_the_test_fold_apart():
+    splits = cv_splits(ECOLI, folds=10, seeds=[0, 1], val_fraction=0.2)
+    assert len(splits) == 20 and [s.seed for s in splits[::10]] == [0, 1]
+    for s in splits:
+        parts = np.concatenate([s.train, s.val, s.test])
+        assert np.array_equal(np.sort(parts), np.arange(ECOLI.size))  # disjoint and complete
+        assert s.val.size == int(np.floor((s.train.size + s.val.size) * 0.2))
+    for seed in (0, 1):  # each repetition's test folds partition the data
+        tests = np.concatenate([s.test for s in splits if s.seed == seed])
+        assert np.array_equal(np.sort(tests), np.arange(ECOLI.size))
+
+
+def test_standardizer_uses_only_what_it_is_given():
+    train = np.array([[1.0, 10.0, 3.0], [3.0, 30.0, 3.0]])
+    mean, std = fit_standardizer(train)
+    assert mean.tolist() == [2.0, 20.0, 3.0] and std.tolist() == [1.0, 10.0, 1.0]  # constant column: std 1
+    out = standardize(np.array([[2.0, 40.0, 5.0]]), mean, std)
+    assert out.dtype == np.float32 and out.tolist() == [[0.0, 2.0, 2.0]]
+    assert np.allclose(standardize(train, mean, std).mean(0), 0)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"folds must be an integer in \[2, 4\]"):
+        stratified_kfold([0, 1, 0, 1], folds=5)
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 1.5"):
+        stratified_holdout([0, 1, 0, 1], fraction=1.5)
+    with pytest.raises(ValueError, match="leaves an empty part"):
+        stratified_holdout([0, 1, 0, 1], fraction=0.1)
+    with pytest.raises(ValueError, match="non-empty 1-D array of labels"):
+        cv_splits(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"expected X of shape \[n, 3\], got \(1, 2\)"):
+        standardize(np.zeros((1, 2)), np.zeros(3), np.ones(3))

@@ -1,0 +1,202 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import modgraph as mg
+from modgraph.functional.regularizers import weight_decay
+from modgraph.train import Ensemble, MemberAdam, fit, stack_padded
+
+from ..helpers import mlp_graph
+
+K = 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Single-threaded, as the batched programs run (torch's threads crawl on a machine shared with other jobs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def members(k=K, seed=0, **kw):
+    torch.manual_seed(seed)
+    return [mg.ModuleGraph(mlp_graph(**kw)) for _ in range(k)]
+
+
+def member_data(k=K, seed=0):
+    """Per-member data sets of different sizes (so the padding and the masks matter)."""
+    gen = torch.Generator().manual_seed(seed)
+    data = []
+    for i in range(k):
+        n = 20 + 7 * i
+        x = torch.randn(n, 5, generator=gen)
+        y = ((x[:, 0] > 0).long() + (x[:, 1] * x[:, 2] > 0).long())
+        data.append((x, y))
+    return data
+
+
+def test_forward_equals_each_member():
+    nets = members()
+    ens = Ensemble(nets)
+    x = torch.randn(K, 7, 5)
+    out = ens(x)  # (K, 7, 3)
+    assert out.shape == (K, 7, 3)
+    for k in range(K):
+        torch.testing.assert_close(out[k], nets[k](x[k]))
+    shared = torch.randn(7, 5)
+    torch.testing.assert_close(ens(shared, shared=True)[1], nets[1](shared))
+
+
+def test_attention_switch_per_member():
+    nets = members()
+    ens = Ensemble(nets)
+    x = torch.randn(K, 6, 5)
+    ens.set_attention(torch.tensor([True, False, True]))
+    out = ens(x)
+    torch.testing.assert_close(out[0], nets[0](x[0]))
+    with nets[1].attention_off():
+        torch.testing.assert_close(out[1], nets[1](x[1]))
+    ens.set_attention(False)
+    with nets[2].attention_off():
+        torch.testing.assert_close(ens(x)[2], nets[2](x[2]))
+    with pytest.raises(ValueError, match=r"expected a bool or a \[3\] bool tensor, got shape \(2,\)"):
+        ens.set_attention(torch.tensor([True, False]))
+
+
+def test_parameter_groups_and_member_copy():
+    nets = members()
+    ens = Ensemble(nets)
+    assert ens.stacked("nodes.h.weight").shape == (K, 18, 5)
+    assert ens.attention_names == ["neuron_attention.h->y.allocator.weight", "neuron_attention.h->y.allocator.bias"]
+    assert {id(p) for p in ens.main_parameters()} | {id(p) for p in ens.attention_parameters()} == {
+        id(p) for p in ens.parameters()}
+    assert sum(p.numel() for p in ens.parameters()) == K * sum(p.numel() for p in nets[0].parameters())
+    ens.set_attention(torch.tensor([True, False, True]))
+    one = ens.member(1)
+    assert isinstance(one, mg.ModuleGraph) and not any(g.enabled for g in one.gates())
+    x = torch.randn(4, 5)
+    with nets[1].attention_off():
+        torch.testing.assert_close(one(x), nets[1](x))
+    with pytest.raises(KeyError, match="no parameter 'nodes.z.weight'; the members have nodes.h.weight"):
+        ens.stacked("nodes.z.weight")
+
+
+def test_members_must_share_the_architecture():
+    with pytest.raises(ValueError, match="member 1 differs from member 0"):
+        Ensemble([mg.ModuleGraph(mlp_graph(hidden=18)), mg.ModuleGraph(mlp_graph(hidden=20))])
+    with pytest.raises(ValueError, match="at least one member"):
+        Ensemble([])
+
+
+def test_member_adam_equals_adam_with_each_learning_rate():
+    torch.manual_seed(0)
+    w = torch.randn(K, 4, 2)
+    target = torch.randn(K, 4, 2)
+    lrs = torch.tensor([1e-3, 1e-2, 3e-2])
+    stacked = torch.nn.Parameter(w.clone())
+    opt = MemberAdam([stacked], lr=lrs)
+    singles = [torch.nn.Parameter(w[k].clone()) for k in range(K)]
+    opts = [torch.optim.Adam([singles[k]], lr=float(lrs[k])) for k in range(K)]
+    for _ in range(25):
+        opt.zero_grad()
+        ((stacked - target) ** 3).abs().sum().backward()
+        opt.step()
+        for k in range(K):
+            opts[k].zero_grad()
+            ((singles[k] - target[k]) ** 3).abs().sum().backward()
+            opts[k].step()
+    for k in range(K):
+        torch.testing.assert_close(stacked[k], singles[k], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="positive learning rates"):
+        MemberAdam([stacked], lr=torch.tensor([0.1, 0.0, 0.1]))
+    with pytest.raises(ValueError, match="needs a leading member dimension 3, got shape"):
+        MemberAdam([torch.nn.Parameter(torch.zeros(2, 4))], lr=lrs)
+
+
+def test_stack_padded():
+    x, mask = stack_padded([torch.ones(2, 3), 2 * torch.ones(1, 3)])
+    assert x.shape == (2, 2, 3) and mask.tolist() == [[True, True], [True, False]]
+    assert x[1, 1].tolist() == [0.0, 0.0, 0.0] and x[1, 0].tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match=r"array 1 has shape \(1, 4\), expected \[n, 3\]"):
+        stack_padded([torch.ones(2, 3), torch.ones(1, 4)])
+
+
+@pytest.mark.parametrize("schedule", ["joint", "alternating"])
+def test_batched_training_equals_separate_trainings(schedule):
+    """K members trained as one program = K separate fits (own data sizes, penalty strengths, learning rates)."""
+    nets = members(seed=1)
+    copies = [copy.deepcopy(n) for n in nets]
+    data = member_data()
+    lam = torch.tensor([0.0, 1e-3, 1e-2])
+    lrs = torch.tensor([0.01, 0.02, 0.005])
+    steps = 40
+
+    def loss_one(net, k):
+        x, y = data[k]
+        return F.cross_entropy(net(x), y) + lam[k] * weight_decay([net.nodes["h"].weight, net.nodes["y"].weight])
+
+    def score_one(net, k):  # validation score: negative loss on the member's data (continuous, so no ties)
+        x, y = data[k]
+        return -F.cross_entropy(net(x), y).item()
+
+    separate = [fit(copies[k], lambda n, k=k: loss_one(n, k), lambda n, k=k: score_one(n, k), schedule=schedule,
+                    steps=steps, eval_every=3, rounds=2, tol=-1.0,
+                    optimizer=lambda p, k=k: torch.optim.Adam(p, lr=float(lrs[k])))
+                for k in range(K)]
+
+    ens = Ensemble(nets)
+    x, mask = stack_padded([d[0] for d in data])  # (K, N, 5), (K, N)
+    y, _ = stack_padded([d[1] for d in data])  # (K, N)
+    weight = mask / mask.sum(1, keepdim=True)
+
+    def per_member_ce(e):
+        ce = F.cross_entropy(e(x).transpose(1, 2), y, reduction="none")  # (K, N)
+        return (ce * weight).sum(1)  # (K,)
+
+    def loss_all(e):
+        penalty = weight_decay([e.stacked("nodes.h.weight"), e.stacked("nodes.y.weight")], batch_dims=1)  # (K,)
+        return (per_member_ce(e) + lam * penalty).sum()
+
+    result = fit(ens, loss_all, lambda e: -per_member_ce(e), schedule=schedule, steps=steps, eval_every=3,
+                 rounds=2, tol=-1.0, optimizer=lambda p: MemberAdam(p, lr=lrs))
+
+    assert [p["name"] for p in result.phases] == [p["name"] for p in separate[0].phases]
+    for k in range(K):
+        assert result.best_step[k] == separate[k].best_step
+        assert result.best_score[k] == pytest.approx(separate[k].best_score, rel=1e-5)
+        assert result.best_attention[k] == bool(all(g.enabled for g in copies[k].gates()))
+        trained = ens.member(k)
+        for name, p in copies[k].named_parameters():
+            torch.testing.assert_close(trained.get_parameter(name), p, rtol=1e-4, atol=1e-5)
+
+
+def test_selection_keeps_each_members_attention_switch():
+    """Member 0 is best in the attention-free warm-up, member 1 in a phase with attention on: each keeps its own."""
+    nets = members(k=2)
+    ens = Ensemble(nets)
+    x = torch.randn(2, 8, 5)
+    states = []
+
+    def evaluate(e):
+        states.append({k: v.clone() for k, v in e.state_dict().items()})
+        step = len(states)
+        return torch.tensor([1.0 if step == 1 else 0.0, float(step)])  # member 0: the first evaluation wins
+
+    result = fit(ens, lambda e: e(x).square().mean(), evaluate, schedule="alternating", steps=20, rounds=1,
+                 tol=-1.0)
+    assert result.phases[0]["name"] == "main" and result.phases[0]["attention"] is False
+    assert result.best_attention == [False, True]
+    assert result.best_phase == ["main", "joint"]
+    assert ens.attention_enabled.tolist() == [False, True]
+    first = ens.member(0)
+    torch.testing.assert_close(first.get_parameter("nodes.h.weight"), states[0]["params.nodes/h/weight"][0])
+    with nets[0].attention_off():  # nets[0] still holds the initial weights; the warm-up changed them
+        assert not torch.allclose(ens(x)[0], nets[0](x[0]))
+    reference = ens.member(0)
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x)[0], reference(x[0]))
+    assert not any(g.enabled for g in reference.gates())
