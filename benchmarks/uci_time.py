@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} threads")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": rows, "schedule_shares": shares, "median_ratio_joint": joint,
-                                               "median_ratio_alternating": alt,
-                                               "threads": torch.get_num_threads()}, indent=2) + "\n")
+                                               "median_ratio_alternating": alt, "threads": torch.get_num_threads(),
+                                               "load_average": list(os.getloadavg())}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

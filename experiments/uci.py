@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default: 1; on a machine shared with other jobs torch's "
                              "multi-threaded kernels wait for busy cores and run several times slower)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="programs run at once, one process each (default: min(2, CPUs))")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="programs run at once, one process each (default: min(2, CPUs); --fast: 1)")
     parser.add_argument("--data-root", default=None,
                         help="folder holding uci/ (default: $MODGRAPH_DATA, else ./data)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                       d.num_features, d.num_classes, smallest)
 
     start = time.perf_counter()
-    workers = positive("--workers", args.workers)
+    workers = positive("--workers", args.workers) or (1 if args.fast else min(2, os.cpu_count() or 1))
     results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers)
     wall = time.perf_counter() - start
     rows = [r.row for r in results]

@@ -1,0 +1,34 @@
+"""benchmarks/uci_time.py: the phase shares of the alternating schedule and a tiny interleaved run."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("uci_time", ROOT / "benchmarks" / "uci_time.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schedule_shares(bench):
+    shares = bench.schedule_shares()
+    assert shares == pytest.approx({"attention off": 0.3, "attention only": 0.25, "main, attention frozen": 0.25,
+                                    "joint": 0.2})
+
+
+def test_tiny_run_writes_ratios(bench, data_root, tmp_path, capsys):
+    out = tmp_path / "time.json"
+    assert bench.main(["--dataset", "liver", "--folds", "2", "--steps", "2", "--reps", "1",
+                       "--data-root", str(data_root), "--json", str(out)]) == 0
+    assert "median ratio attention/wd per step" in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["dataset"] == "liver" and row["models"] == 6
+    assert row["ratio_joint"] > 0 and set(row["attention_ms_per_step"]) == set(bench.ATTENTION_PHASES)
+    assert bench.main(["--dataset", "iris"]) == 2
