@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import logging
 import sys
 import time
@@ -213,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "(default: attention_gcn)")
     parser.add_argument("--attention", default=None, choices=ATTENTION,
                         help="normaliser of the attention models (default: each model's own, see RECIPES)")
+    parser.add_argument("--combine", default=None, choices=["gcn", "replace"],
+                        help="attention_gcn only: re-weight GCN's coefficients (gcn, the default) or replace them")
     parser.add_argument("--schedule", default=None, choices=SCHEDULES,
                         help="training schedule (default: joint; alternating is the paper's)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: each model's own)")
@@ -235,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             attention = (args.attention or recipe.attention) if recipe.attention is not None else None
             if args.attention and recipe.attention is None:
                 log.warning("--attention %s does not apply to %s (it has no graph attention)", args.attention, method)
+            if args.combine and method == "attention_gcn":
+                recipe = with_overrides(recipe, build=functools.partial(attention_gcn_with, combine=args.combine))
+            elif args.combine:
+                log.warning("--combine applies to attention_gcn only, not to %s", method)
             schedule = args.schedule or recipe.schedule
             if schedule != "joint" and recipe.attention is None:
                 log.warning("--schedule %s needs attention; %s has none and trains jointly", schedule, method)
@@ -244,11 +251,17 @@ def main(argv: list[str] | None = None) -> int:
             for seed in progress(range(args.seeds), desc=f"{dataset} {method}", unit="seed"):
                 runs.append(run_one(recipe, d, seed, attention, epochs, schedule, show_progress=True))
             rows.append(summarize(dataset, method, recipe, attention, schedule, runs, device))
+            if method == "attention_gcn":
+                rows[-1]["combine"] = args.combine or "gcn"
             log.info("%s %s: test %.4f ± %.4f", dataset, method, rows[-1]["test_acc_mean"], rows[-1]["test_acc_std"])
     print(table(rows))
     if args.json:
         print(f"wrote {write_json(args.json, rows)}")
     return 0
+
+
+def attention_gcn_with(features: int, classes: int, attention: str, combine: str):
+    return models.attention_gcn(features, classes, attention=attention, combine=combine)
 
 
 def with_overrides(recipe: Recipe, **changes) -> Recipe:

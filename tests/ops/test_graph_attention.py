@@ -226,3 +226,22 @@ def test_bad_arguments_name_the_node(kwargs, message):
     g.add_edge("x", "conv")
     with pytest.raises(mg.GraphSpecError, match=f"node 'conv': bad arguments for op 'attention_conv': {message}"):
         mg.ModuleGraph(g)
+
+
+def test_recorded_weights_prune_the_graph_they_name():
+    """The docs/cora.md snippet: the recorded (edge_index, weights) pair drives an edge pruning."""
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("conv1", op="attention_conv", out_features=4, heads=2)
+    g.add_edge("x", "conv1")
+    net = mg.ModuleGraph(g)
+    x = torch.randn(N, 4)
+    net(x, edge_index=EDGE_INDEX)
+    ei, w = net.graph_weights()["conv1"]
+    pruned, keep = mg.prune.sparsify_edges(ei, w.max(dim=1).values, sparsity=0.25, self_loops="drop")
+    assert pruned.size(1) == 6 and (pruned[0] != pruned[1]).all()  # 8 input edges, 2 removed, no self-loops
+    lowest = w.max(dim=1).values[:8].argsort()[:2]
+    assert not keep[lowest].any()  # the two edges with the lowest recorded weight went
+    assert net(x, edge_index=pruned).shape == (N, 4)
+    assert net.graph_weights()["conv1"][0].size(1) == 6 + N  # the self-loops are added back
