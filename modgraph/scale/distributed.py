@@ -175,20 +175,39 @@ def parameter_spread(net: nn.Module) -> float:
     return float(spread)
 
 
-def shard_jobs(jobs: Sequence[T], rank: int, world_size: int) -> list[tuple[int, T]]:
-    """The ``(index, job)`` pairs process ``rank`` runs: jobs ``rank, rank + world_size, ...`` (round robin)."""
+def shard_jobs(jobs: Sequence[T], rank: int, world_size: int,
+               cost: Sequence[float] | None = None) -> list[tuple[int, T]]:
+    """The ``(index, job)`` pairs process ``rank`` runs.
+
+    Without ``cost``: jobs ``rank, rank + world_size, ...`` (round robin). With a cost per job: the costliest job
+    first, each to the process with the least work so far (ties: the lower rank), which every process computes
+    alike; a process's jobs come in that order.
+    """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size), got rank {rank} of world_size {world_size}")
-    return [(i, job) for i, job in enumerate(jobs) if i % world_size == rank]
+    if cost is None:
+        return [(i, job) for i, job in enumerate(jobs) if i % world_size == rank]
+    if len(cost) != len(jobs):
+        raise ValueError(f"cost must give one number per job: {len(cost)} costs for {len(jobs)} jobs")
+    load = [0.0] * world_size
+    mine = []
+    for i in sorted(range(len(jobs)), key=lambda j: (-float(cost[j]), j)):
+        target = min(range(world_size), key=lambda r: (load[r], r))
+        load[target] += float(cost[i])
+        if target == rank:
+            mine.append((i, jobs[i]))
+    return mine
 
 
-def run_jobs(jobs: Sequence[T], fn: Callable[[T], R], ctx: DistContext | None = None) -> list[R]:
+def run_jobs(jobs: Sequence[T], fn: Callable[[T], R], ctx: DistContext | None = None,
+             cost: Sequence[float] | None = None) -> list[R]:
     """Run independent jobs spread over the processes; every process returns all results, in job order.
 
-    ``fn(job)`` must return a picklable result. With one process this is ``[fn(job) for job in jobs]``.
+    ``fn(job)`` must return a picklable result; ``cost`` (one number per job) balances the processes' work (see
+    :func:`shard_jobs`). With one process this is ``[fn(job) for job in jobs]``.
     """
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
-    mine = [(i, fn(job)) for i, job in shard_jobs(jobs, rank, world)]
+    mine = [(i, fn(job)) for i, job in shard_jobs(jobs, rank, world, cost)]
     results: list = [None] * len(jobs)
     for part in gather_objects(mine):
         for i, result in part:

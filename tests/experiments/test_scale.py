@@ -4,8 +4,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "experiments"))
 
@@ -16,13 +14,10 @@ import modgraph as mg  # noqa: E402
 
 def test_small_run_learns_and_writes_its_row(tmp_path, capsys):
     out, saved = tmp_path / "scale.json", tmp_path / "net.pt"
-    threads = torch.get_num_threads()
-    try:  # one thread: two threads on two busy cores wait on each other
-        code = scale.main(["--nodes", "2000", "--epochs", "3", "--batch-size", "128", "--num-neighbors", "5,5",
-                           "--hidden", "16", "--heads", "2", "--lr", "0.05", "--dropout", "0", "--device", "cpu",
-                           "--threads", "1", "--json", str(out), "--save", str(saved)])
-    finally:
-        torch.set_num_threads(threads)
+    # one thread (conftest restores the count): two threads on two busy cores wait on each other
+    code = scale.main(["--nodes", "2000", "--epochs", "3", "--batch-size", "128", "--num-neighbors", "5,5",
+                       "--hidden", "16", "--heads", "2", "--lr", "0.05", "--dropout", "0", "--device", "cpu",
+                       "--threads", "1", "--json", str(out), "--save", str(saved)])
     assert code == 0
     assert "s/epoch (train)" in capsys.readouterr().out
     (row,) = json.loads(out.read_text())["results"]

@@ -4,17 +4,19 @@ Writes ``rank<r>.pt`` into the folder given as the first argument: the parameter
 parameter spread after a ``fit`` run, and the results of a job sweep.
 """
 
+import os
 import sys
 
 import torch
 
+from modgraph.benchmarks.uci import program_cost, run_method
 from modgraph.scale import distributed as D
 from modgraph.scale.minibatch import MiniBatchTask, seed_loss
 from modgraph.scale.sampler import neighbor_loader
 from modgraph.train import fit
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_distributed import STEPS, make_data, make_net, train_loader  # noqa: E402
+from test_distributed import STEPS, make_data, make_net, train_loader, uci_programs  # noqa: E402
 
 
 def train(ctx: D.DistContext) -> dict:
@@ -36,10 +38,15 @@ def train(ctx: D.DistContext) -> dict:
     val = neighbor_loader(data, [-1, -1], batch_size=64, input_nodes=data.val_mask.nonzero().flatten()[ctx.rank::2])
     task = MiniBatchTask(train_loader(data, ctx), val, forward=D.wrap(net2, ctx), reduce=D.all_reduce_sum)
     result = fit(net2, task.loss, task.evaluate, steps=2 * task.steps_per_epoch, eval_every=task.steps_per_epoch)
-    # 3. a sweep of independent jobs
+    # 3. a sweep of independent jobs, and UCI programs spread by cost (when the offline data is there)
     jobs = D.run_jobs(list(range(5)), lambda j: (j, j * j, ctx.rank), ctx)
+    uci = None
+    if os.environ.get("MODGRAPH_DATA"):
+        programs = uci_programs()
+        uci = D.run_jobs(programs, lambda job: (run_method(*job).row["test_acc_runs"], ctx.rank), ctx,
+                         cost=[program_cost(*job) for job in programs])
     return {"params": params, "spread": D.parameter_spread(net), "fit_spread": D.parameter_spread(net2),
-            "fit_best": result.best_score, "fit_val": task.last_eval, "jobs": jobs}
+            "fit_best": result.best_score, "fit_val": task.last_eval, "jobs": jobs, "uci": uci}
 
 
 def main(out: str) -> None:

@@ -36,6 +36,25 @@ def train_loader(data, ctx):
                            sampler=D.seed_sampler(seeds.numel(), ctx, shuffle=True, seed=0))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the workers: the same summation order, the same numbers (and no waiting on busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def uci_programs():
+    """Three small UCI programs (data set, method, protocol) for the job-sweep check."""
+    from modgraph.benchmarks.uci import Protocol
+    from modgraph.data import load_uci
+
+    protocol = Protocol(folds=3, steps=60, eval_every=10, patience=5)
+    balance, liver = load_uci("balance", None), load_uci("liver", None)
+    return [(balance, "wd", protocol), (balance, "attention", protocol), (liver, "wd", protocol)]
+
+
 def test_shard_jobs_is_round_robin_and_covers_every_job():
     jobs = list("abcdefg")
     shares = [D.shard_jobs(jobs, r, 3) for r in range(3)]
@@ -44,6 +63,15 @@ def test_shard_jobs_is_round_robin_and_covers_every_job():
     with pytest.raises(ValueError, match="rank must be in \\[0, world_size\\), got rank 3 of world_size 3"):
         D.shard_jobs(jobs, 3, 3)
     assert D.run_jobs(jobs, str.upper) == list("ABCDEFG")  # one process: all jobs here
+
+
+def test_costly_jobs_are_balanced_over_the_processes():
+    cost = [1, 8, 3, 3, 2, 7]
+    shares = [D.shard_jobs(list("abcdef"), r, 2, cost) for r in range(2)]
+    assert [i for i, _ in shares[0]] == [1, 3, 0] and [i for i, _ in shares[1]] == [5, 2, 4]  # 12 and 12
+    assert sorted(i for share in shares for i, _ in share) == list(range(6))
+    with pytest.raises(ValueError, match="one number per job: 2 costs for 6 jobs"):
+        D.shard_jobs(list("abcdef"), 0, 2, [1, 2])
 
 
 def test_seed_shares_are_equal_and_cover_the_seeds():
@@ -63,7 +91,7 @@ def test_single_process_context_and_device():
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
                     reason="torchrun not found")
-def test_two_processes_agree_and_match_single_process_training(tmp_path):
+def test_two_processes_agree_and_match_single_process_training(tmp_path, one_thread):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
@@ -85,6 +113,13 @@ def test_two_processes_agree_and_match_single_process_training(tmp_path):
     assert ranks[0]["fit_spread"] == 0.0 and ranks[0]["fit_best"] == ranks[1]["fit_best"]
     assert ranks[0]["fit_val"] == ranks[1]["fit_val"] and ranks[0]["fit_val"]["seeds"] == 48  # all val nodes
     assert ranks[0]["jobs"] == ranks[1]["jobs"] == [(j, j * j, j % 2) for j in range(5)]
+    if os.environ.get("MODGRAPH_DATA"):  # UCI programs spread over the ranks give one process's results
+        from modgraph.benchmarks.uci import run_method
+
+        assert ranks[0]["uci"] == ranks[1]["uci"]
+        assert {rank for _, rank in ranks[0]["uci"]} == {0, 1}
+        alone = [run_method(*job).row["test_acc_runs"] for job in uci_programs()]
+        assert [runs for runs, _ in ranks[0]["uci"]] == alone
     # single process on the same global batches: each step averages the two ranks' losses
     data, net = make_data(), make_net()
     opt = torch.optim.Adam(net.parameters(), lr=0.01)

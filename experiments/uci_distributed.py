@@ -1,0 +1,104 @@
+"""experiments/uci.py's comparison with its programs spread over processes started by torchrun.
+
+    torchrun --standalone --nproc_per_node 2 experiments/uci_distributed.py --json uci.json
+    torchrun --nnodes 2 --node_rank 0 --master_addr HOST --nproc_per_node 8 experiments/uci_distributed.py --seeds 10
+    python experiments/uci_distributed.py --fast --dataset balance            # one process works too
+
+The flags are experiments/uci.py's, except ``--workers`` (the processes are torchrun's ``--nproc_per_node``).
+Every (data set, method) program - all folds x seeds x candidates of one method on one data set, trained as one
+batched ensemble - runs whole on one process: the costliest programs first, each to the process with the least
+work so far (``modgraph.scale.distributed.run_jobs``). A program's result depends on the protocol's seeds only, so
+the table is the one experiments/uci.py prints. Rank 0 prints it and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import uci  # noqa: E402  (experiments/uci.py: flags, protocol, data loading)
+
+from modgraph.benchmarks.methods import METHODS  # noqa: E402
+from modgraph.benchmarks.uci import format_comparison, format_table, program_cost, run_method  # noqa: E402
+from modgraph.data import UCI_NAMES, load_csv, load_uci  # noqa: E402
+from modgraph.scale import distributed as D  # noqa: E402
+
+
+def load_datasets(args) -> list:
+    if args.csv is not None:
+        if not args.label_column:
+            raise uci.UsageError("--csv needs --label-column NAME (the header name of the label column)")
+        return [load_csv(args.csv, args.label_column)]
+    if args.label_column:
+        raise uci.UsageError("--label-column goes with --csv PATH")
+    names = uci.parse_list(args.dataset, list(UCI_NAMES), "--dataset")
+    return [load_uci(n, args.data_root, liver_label=args.liver_label) for n in names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = uci.build_parser()
+    parser.description = __doc__.splitlines()[0]
+    parser.epilog = __doc__
+    parser.set_defaults(workers=None)
+    args = parser.parse_args(argv)
+    if args.workers is not None:
+        raise uci.UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(uci.positive("--threads", args.threads))
+    methods = uci.parse_list(args.method, list(METHODS), "--method")
+    protocol = uci.protocol_from(args)
+    datasets = load_datasets(args)
+    for d in datasets:
+        if protocol.folds > d.num_samples:
+            raise uci.UsageError(f"--folds {protocol.folds}: {d.name} has only {d.num_samples} rows")
+    try:
+        ctx = D.init_distributed(args.device)
+    except ValueError as err:
+        raise uci.UsageError(f"--device: {err}") from None
+    try:
+        jobs = [(d, m) for d in datasets for m in methods]
+        start = time.perf_counter()
+        results = D.run_jobs(jobs, lambda job: run_method(job[0], job[1], protocol, ctx.device), ctx,
+                             cost=[program_cost(d, m, protocol) for d, m in jobs])
+        wall = time.perf_counter() - start
+    finally:
+        D.cleanup()
+    if not ctx.is_main:
+        return 0
+    rows = [r.row for r in results]
+    print(format_table(rows))
+    if "attention" in methods:
+        comparison = format_comparison(rows)
+        if comparison:
+            print()
+            print(comparison)
+    print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
+          f"({ctx.world_size} process(es) x {torch.get_num_threads()} thread(s), {ctx.device})")
+    if args.json:
+        payload = {"results": rows, "protocol": protocol.to_dict(), "wall_time_s": wall,
+                   "command": " ".join(["experiments/uci_distributed.py", *(argv if argv is not None
+                                                                             else sys.argv[1:])]),
+                   "machine": {"threads": torch.get_num_threads(), "processes": ctx.world_size,
+                               "backend": ctx.backend, "device": str(ctx.device), "torch": torch.__version__},
+                   "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
+                   "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
+        print(f"wrote {uci.write_json(args.json, payload)}")
+    return 0
+
+
+def run_main(argv: list[str] | None = None) -> int:
+    try:
+        return main(argv)
+    except (uci.ModgraphError, uci.UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(run_main())
