@@ -2,6 +2,8 @@
 
 from . import (
     ops,  # noqa: F401  (registers the built-in ops)
+    prune,  # noqa: F401
+    record,  # noqa: F401
     train,  # noqa: F401
 )
 from .attention import AttentionModule, BranchAttention, NeuronAttention, Scorer

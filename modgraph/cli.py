@@ -14,6 +14,7 @@ from .errors import ModgraphError
 EXAMPLES = """examples:
   modgraph check arch.yaml        validate a spec; exit 2 with the fault named
   modgraph summary arch.yaml      nodes, widths, parameters per node and edge
+  modgraph draw arch.yaml -o arch.png   the DAG as a picture (attended edges solid)
 """
 
 
@@ -33,6 +34,15 @@ def _summary(args) -> int:
     return 0
 
 
+def _draw(args) -> int:
+    from .module_graph import ModuleGraph
+    from .plot import dag_figure
+
+    path = dag_figure(ModuleGraph.from_file(args.spec), None, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modgraph", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print nodes, widths and parameters of a spec file")
     p.add_argument("spec")
     p.set_defaults(run=_summary)
+    p = sub.add_parser("draw", help="draw a spec file's DAG to a PNG")
+    p.add_argument("spec")
+    p.add_argument("-o", "--output", required=True, help="the PNG to write")
+    p.set_defaults(run=_draw)
     return parser
 
 

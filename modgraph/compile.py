@@ -156,6 +156,9 @@ def compile_graph(g: nx.DiGraph):
                     needs_graph=bool(getattr(module, "needs_graph", False)))
         if module is not None:
             node_modules[v] = module
+            for m in module.modules():  # gates inside a node's module (graph ops) report under the node's name
+                if isinstance(m, Gate) and m.name is None:
+                    m.name = v
         # learnable adjacency and fixed edge weights
         for i, u in enumerate(preds):
             s = settings[u]

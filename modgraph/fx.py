@@ -1,8 +1,10 @@
 """Compile a ``ModuleGraph``'s plan into a ``torch.fx.GraphModule``: straight-line code, no per-forward loops.
 
-The generated module shares every submodule and parameter with the ``ModuleGraph`` (it is built with the network
-as its root), so training, ``.to(device)`` and ``load_state_dict`` act on both. Gates run inside their attention
-modules as usual, so their hooks still report.
+The generated module shares every submodule and parameter with the ``ModuleGraph``: its four containers
+(``nodes``, ``neuron_attention``, ``branch_attention``, ``adjacency_weights``) *are* the network's, so the code looks
+its modules up at call time and training, ``.to(device)``, ``load_state_dict`` and a replaced submodule
+(``net.nodes["y"] = ...``) act on both without recompiling. Gates run inside their attention modules as usual, so
+their hooks still report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch
 import torch.fx as fx
 
 from .merge import scale_branches, sum_messages
+
+CONTAINERS = ("nodes", "neuron_attention", "branch_attention", "adjacency_weights")
 
 
 def compile_plan(net) -> fx.GraphModule:
@@ -50,4 +54,7 @@ def compile_plan(net) -> fx.GraphModule:
             env[step.name] = graph.call_module(module, (x,))
     outputs = net.plan.outputs
     graph.output(env[outputs[0]] if len(outputs) == 1 else {name: env[name] for name in outputs})
-    return fx.GraphModule(net, graph, class_name="CompiledModuleGraph")
+    compiled = fx.GraphModule(net, graph, class_name="CompiledModuleGraph")
+    for name in CONTAINERS:  # the network's own containers, not fx's copies of the entries it found
+        setattr(compiled, name, getattr(net, name))
+    return compiled

@@ -125,7 +125,7 @@ class ModuleGraph(nn.Module):
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
         key = self._structure_key()
         cached = self.__dict__.get("_compiled")
-        if cached is None or cached[0] != key:  # first call, or a submodule or parameter was replaced
+        if cached is None or cached[0] != key:  # first call, or a whole container was replaced
             from .fx import compile_plan
 
             cached = (key, compile_plan(self))
@@ -133,9 +133,13 @@ class ModuleGraph(nn.Module):
         return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
 
     def _structure_key(self) -> tuple:
-        """Identities of every module and adjacency parameter the compiled code holds."""
-        return (tuple(map(id, self.nodes.values())), tuple(map(id, self.neuron_attention.values())),
-                tuple(map(id, self.branch_attention.values())), tuple(map(id, self.adjacency_weights.values())))
+        """Identities of the four containers the compiled code reads its modules from at call time.
+
+        Entries replaced inside a container (``net.nodes["y"] = ...``) are seen without recompiling; replacing a
+        container itself recompiles. Read straight from ``_modules`` (this runs on every forward).
+        """
+        m = self._modules
+        return id(m["nodes"]), id(m["neuron_attention"]), id(m["branch_attention"]), id(m["adjacency_weights"])
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
@@ -187,7 +191,9 @@ class ModuleGraph(nn.Module):
 
     def _store_weights(self, gate: Gate, weights: torch.Tensor, context: dict) -> None:
         if self.keep_weights:
-            self._last[gate.name] = (weights.detach(), context.get("index"))
+            # graph ops pass the edge_index [2, E] their weights belong to; other gates at most a segment index
+            where = context["edge_index"] if context.get("edge_index") is not None else context.get("index")
+            self._last[gate.name] = (weights.detach(), where)
 
     def edge_weights(self) -> dict:
         """Attention weights of the last forward, ``{(src, dst): Tensor}``.
@@ -209,8 +215,17 @@ class ModuleGraph(nn.Module):
         return result
 
     def graph_weights(self) -> dict:
-        """Graph-level weights of the last forward: ``{node: (edge_index [2, E], weights [E, heads])}``."""
-        return {g.name: self._last[g.name] for g in self.gates() if g.level == "graph" and g.name in self._last}
+        """Graph-level weights of the last forward: ``{node: (edge_index [2, E], weights [E, heads])}``.
+
+        ``edge_index`` is the one the op weighted (self-loops included when the op adds them): column ``e`` names the
+        edge ``source -> target`` (node ids) that ``weights[e]`` belongs to.
+        """
+        result = {}
+        for gate in self.gates():
+            if gate.level == "graph" and gate.name in self._last:
+                weights, edge_index = self._last[gate.name]
+                result[gate.name] = (edge_index, weights)
+        return result
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """Parameters of the attention networks and the learnable adjacency (the alternating schedule's 2nd set)."""

@@ -23,3 +23,12 @@ def test_check_exits_2_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "modgraph.cli", "check", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unknown op 'linaer'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_draw_writes_a_png(tmp_path, capsys):
+    import modgraph as mg
+
+    path = mg.ModuleGraph(mlp_graph()).save_spec(tmp_path / "arch.yaml")
+    out = tmp_path / "arch.png"
+    assert main(["draw", str(path), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

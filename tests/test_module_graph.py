@@ -223,3 +223,27 @@ def test_replacing_a_submodule_is_seen_by_the_compiled_code():
         clone.nodes["y"].weight.add_(1.0)
     assert not torch.equal(clone(x), net(x))  # the copy runs its own parameters
     torch.testing.assert_close(clone(x), clone.interpret(x))
+
+
+def test_compiled_code_reads_the_networks_containers_at_call_time():
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="linear", out_features=4)
+    g.add_node("q", op="linear", out_features=4)
+    g.add_node("m", op="identity")
+    g.add_edges_from([("x", "p"), ("x", "q"), ("q", "m")])
+    g.add_edge("p", "m", learnable=True, weight=0.5)
+    net = mg.ModuleGraph(g)
+    x = torch.randn(3, 4)
+    net(x)
+    compiled = net._compiled[1]
+    # an entry replaced inside a container (module or adjacency parameter) is used without recompiling
+    net.adjacency_weights["p->m"] = torch.nn.Parameter(torch.tensor(2.0))
+    net.nodes["q"] = torch.nn.Linear(4, 4)
+    torch.testing.assert_close(net(x), 2.0 * net.nodes["p"](x) + net.nodes["q"](x))
+    assert net._compiled[1] is compiled
+    # a whole container replaced: recompiled against the new one
+    net.nodes = torch.nn.ModuleDict({k: torch.nn.Linear(4, 4) if k != "m" else v for k, v in net.nodes.items()})
+    torch.testing.assert_close(net(x), net.interpret(x), rtol=0, atol=0)
+    assert net._compiled[1] is not compiled

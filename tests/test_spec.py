@@ -166,3 +166,13 @@ def test_yaml_dump_of_spec_is_plain(tmp_path):
     net = mg.ModuleGraph(mlp_graph())
     text = yaml.safe_dump(net.to_dict(), sort_keys=False)
     assert "!!python" not in text
+
+
+def test_shipped_example_specs_build():
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+    assert specs
+    for path in specs:
+        net = mg.ModuleGraph.from_file(path)
+        assert mg.ModuleGraph.from_dict(net.to_dict()).to_dict() == net.to_dict()

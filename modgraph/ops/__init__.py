@@ -1,1 +1,1 @@
-from . import basic  # noqa: F401
+from . import basic, gcn, graph_attention, sparse  # noqa: F401  (registers the ops)

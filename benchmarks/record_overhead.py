@@ -1,0 +1,127 @@
+"""What recording every attention weight costs during training: time with and without an ``EdgeRecorder``.
+
+Two measurements, each as interleaved repetitions (A B B A A B ...) so that load changes on a shared machine hit
+both sides alike, reported as medians:
+
+* ``step``: one training step (forward, backward, Adam) of the paper's attention MLP on a full batch;
+* ``fit``: a whole ``modgraph.train.fit`` run (training steps plus validation every 5 steps, with the recorder
+  paused during validation and an epoch closed every 10 steps), the way ``experiments/prune.py`` trains.
+
+The default shape is the Vehicle network of the paper (18 - 30 - 4, 508 training rows); the data are random (the
+cost does not depend on the values). The goal is a ratio of at most 1.10.
+
+Example:
+    python benchmarks/record_overhead.py --reps 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import networkx as nx
+import torch
+import torch.nn.functional as F
+
+import modgraph as mg
+from modgraph.record import EdgeRecorder
+from modgraph.train import fit
+
+
+def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=features)
+    g.add_node("h", op="linear", out_features=hidden, activation="sigmoid")
+    g.add_node("y", op="linear", out_features=classes)
+    g.add_edge("x", "h")
+    g.add_edge("h", "y", attention="sigmoid")
+    return mg.ModuleGraph(g)
+
+
+def time_steps(net, opt, x, y, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    return (time.perf_counter() - start) / steps
+
+
+def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
+    def evaluate(n):
+        if rec is None:
+            return (n(xv).argmax(-1) == yv).float().mean().item()
+        with rec.paused():
+            return (n(xv).argmax(-1) == yv).float().mean().item()
+
+    def callback(trainer):
+        if rec is not None and trainer.step % 10 == 0:
+            rec.epoch_end()
+
+    start = time.perf_counter()
+    fit(net, lambda n: F.cross_entropy(n(x), y), evaluate, steps=steps, eval_every=5, callback=callback)
+    return (time.perf_counter() - start) / steps
+
+
+def interleaved(run_plain, run_recorded, reps: int) -> tuple[float, float]:
+    plain, recorded = [], []
+    for r in range(reps):
+        order = (run_plain, run_recorded) if r % 2 == 0 else (run_recorded, run_plain)
+        for fn in order:
+            (plain if fn is run_plain else recorded).append(fn())
+    return statistics.median(plain), statistics.median(recorded)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--features", type=int, default=18)
+    p.add_argument("--hidden", type=int, default=30)
+    p.add_argument("--classes", type=int, default=4)
+    p.add_argument("--batch", type=int, default=508, help="training rows per (full-batch) step")
+    p.add_argument("--steps", type=int, default=200, help="steps per timed repetition")
+    p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x, y = torch.randn(args.batch, args.features), torch.randint(0, args.classes, (args.batch,))
+    xv, yv = torch.randn(args.batch // 3, args.features), torch.randint(0, args.classes, (args.batch // 3,))
+
+    net = network(args.features, args.hidden, args.classes)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    rec = EdgeRecorder(every=args.every)
+    time_steps(net, opt, x, y, 50)  # warm-up (compiles the forward, allocates)
+
+    def plain_steps():
+        return time_steps(net, opt, x, y, args.steps)
+
+    def recorded_steps():
+        with rec.attach(net):
+            t = time_steps(net, opt, x, y, args.steps)
+        rec.epoch_end()
+        return t
+
+    a, b = interleaved(plain_steps, recorded_steps, args.reps)
+    print(f"network {args.features}-{args.hidden}-{args.classes}, batch {args.batch}, {args.threads} thread(s), "
+          f"every={args.every}, {args.reps} interleaved repetitions, medians")
+    print(f"step: {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder: ratio {b / a:.3f}")
+
+    def plain_fit():
+        return time_fit(network(args.features, args.hidden, args.classes), x, y, xv, yv, args.steps, None)
+
+    def recorded_fit():
+        n = network(args.features, args.hidden, args.classes)
+        r = EdgeRecorder(every=args.every)
+        with r.attach(n):
+            return time_fit(n, x, y, xv, yv, args.steps, r)
+
+    a, b = interleaved(plain_fit, recorded_fit, args.reps)
+    print(f"fit:  {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder per step: ratio {b / a:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Shared helpers of the benchmarks: interleaved repetitions, medians, peak memory and the machine's description.
+
+Every benchmark compares ours with a reference *in the same process and the same run*: the two are timed in
+interleaved repetitions (A B, B A, A B, ...) so that load from other jobs on a shared machine slows both alike,
+and the medians are compared as a ratio ``ours / reference``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+class Sample(float):
+    """Wall-clock seconds of one timed run, with the process's CPU seconds over the same span in ``.cpu``."""
+
+    cpu: float
+
+    def __new__(cls, wall: float, cpu: float):
+        obj = super().__new__(cls, wall)
+        obj.cpu = cpu
+        return obj
+
+
+def interleaved(candidates: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
+    """Run every ``fn() -> seconds`` once per repetition, rotating the order each time; all samples per name."""
+    names = list(candidates)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(candidates[name]())
+    return samples
+
+
+def timed(fn: Callable[[], object], sync: torch.device | None = None) -> Sample:
+    """Wall-clock seconds taken by ``fn()``, with CPU seconds in ``.cpu`` (CUDA work is waited for)."""
+    cuda = sync is not None and torch.device(sync).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(sync)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    fn()
+    if cuda:
+        torch.cuda.synchronize(sync)
+    return Sample(time.perf_counter() - start, time.process_time() - start_cpu)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def row(name: str, ours: list[float], reference_name: str, reference: list[float], goal: float | None,
+        **extra) -> dict:
+    """One result row: medians of both sides, their ratio and whether the goal (ratio <= goal) is met."""
+    ours_s, ref_s = median(ours), median(reference)
+    ratio = ours_s / ref_s
+    out = {"name": name, "ours_s": ours_s, "reference": reference_name, "reference_s": ref_s, "ratio": ratio,
+           "goal": goal, "met": None if goal is None else bool(ratio <= goal), "reps": len(ours)}
+    if all(isinstance(s, Sample) for s in [*ours, *reference]):  # CPU time: less disturbed by other jobs
+        ours_cpu, ref_cpu = median([s.cpu for s in ours]), median([s.cpu for s in reference])
+        out.update(ours_cpu_s=ours_cpu, reference_cpu_s=ref_cpu, cpu_ratio=ours_cpu / ref_cpu)
+    out.update(ours_samples_s=[float(s) for s in ours], reference_samples_s=[float(s) for s in reference], **extra)
+    return out
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import torch_geometric
+
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    try:
+        with open("/proc/meminfo") as f:
+            info["ram_gb"] = round(int(f.readline().split()[1]) / 1024**2, 1)
+        info["load_avg"] = os.getloadavg()
+    except OSError:
+        pass
+    return info

@@ -1,0 +1,208 @@
+"""Mini-batch training of a graph network on a large synthetic graph, on one process or many (torchrun).
+
+    python experiments/scale.py --nodes 100000 --epochs 2
+    python experiments/scale.py --nodes 1000000 --avg-degree 10 --epochs 1 --json scale.json
+    torchrun --standalone --nproc_per_node 2 experiments/scale.py --nodes 1000000 --epochs 1
+
+The graph is a stochastic block model with class-correlated features (``modgraph.data.sbm_graph``; every process
+builds the same graph from ``--seed``). Batches come from ``torch_geometric.loader.NeighborLoader``
+(``--num-neighbors 10,10``: ten in-neighbours per node and hop); the loss and the accuracies count the seed nodes
+only. Training runs through ``modgraph.train.fit``, one step per batch, evaluating on the validation nodes once
+per epoch and keeping the best epoch. Under ``torchrun`` every process trains on its share of the seed nodes
+inside ``DistributedDataParallel`` (gloo on CPU, nccl on GPU); accuracies are summed over the processes and rank 0
+prints and writes the results. The JSON row holds the time per epoch (training steps only), the peak resident
+memory of every process and the largest parameter difference between the replicas at the end (0: in sync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    UsageError,
+    format_table,
+    positive,
+    run_main,
+    setup_logging,
+    write_json,
+)
+
+import modgraph as mg  # noqa: E402
+from modgraph import models  # noqa: E402
+from modgraph.data import sbm_graph  # noqa: E402
+from modgraph.scale import distributed as D  # noqa: E402
+from modgraph.scale.memory import peak_rss_mb  # noqa: E402
+from modgraph.scale.minibatch import MiniBatchTask, evaluate_loader  # noqa: E402
+from modgraph.scale.sampler import TorchNeighborSampler, has_compiled_sampler, neighbor_loader  # noqa: E402
+from modgraph.train import fit  # noqa: E402
+
+log = logging.getLogger("scale")
+
+MODELS = ("attention_gcn", "gcn")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, default=100_000, help="nodes of the synthetic graph (default 100000)")
+    p.add_argument("--avg-degree", type=float, default=10.0, help="mean neighbours per node (default 10)")
+    p.add_argument("--features", type=int, default=32, help="node features (default 32)")
+    p.add_argument("--classes", type=int, default=5, help="classes (default 5)")
+    p.add_argument("--model", default="attention_gcn", choices=MODELS, help="default attention_gcn")
+    p.add_argument("--attention", default="softmax", choices=["sigmoid", "softmax", "sparsemax"])
+    p.add_argument("--hidden", type=int, default=64, help="hidden width, all heads together (default 64)")
+    p.add_argument("--heads", type=int, default=8, help="attention heads of the first conv (default 8)")
+    p.add_argument("--dropout", type=float, default=0.5, help="dropout (default 0.5)")
+    p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate (default 0.005)")
+    p.add_argument("--batch-size", type=int, default=1024, help="seed nodes per batch and process (default 1024)")
+    p.add_argument("--num-neighbors", default="10,10", help="neighbours per hop, comma-separated; -1: all "
+                                                            "(default 10,10)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training nodes (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many optimisation steps in all "
+                                                           "(default: every batch of every epoch)")
+    p.add_argument("--eval-nodes", type=int, default=None, help="validate and test on at most this many nodes "
+                                                                "each (default: all)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per process (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda:LOCAL_RANK when available, else cpu (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="graph, initialisation and shuffling seed (default 0)")
+    p.add_argument("--save", default=None, metavar="PATH", help="rank 0 saves the trained network (spec + weights)")
+    p.add_argument("--json", default=None, metavar="PATH", help='rank 0 writes {"results": [row]} to PATH')
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def parse_neighbors(value: str) -> list[int]:
+    try:
+        hops = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        hops = []
+    if not hops or any(k == 0 or k < -1 for k in hops):
+        raise UsageError(f"--num-neighbors: expected positive integers or -1, comma-separated, got {value!r}")
+    return hops
+
+
+def build_network(args, hops: int) -> mg.ModuleGraph:
+    if hops != 2:
+        raise UsageError(f"--num-neighbors: the models have two graph convolutions, so give two hops, got {hops}")
+    if args.model == "gcn":
+        spec = models.gcn_net(args.features, args.classes, conv="gcn", hidden=args.hidden, dropout=args.dropout,
+                              activation="relu")
+    else:
+        spec = models.attention_gcn(args.features, args.classes, attention=args.attention, hidden=args.hidden,
+                                    heads=args.heads, dropout=args.dropout, attention_dropout=args.dropout)
+    return mg.ModuleGraph(spec)
+
+
+def eval_loader(data, mask: torch.Tensor, hops: list[int], args, ctx: D.DistContext, sampler):
+    """This process's share of the nodes in ``mask`` (at most ``--eval-nodes`` in all), unshuffled."""
+    nodes = mask.nonzero().flatten()
+    if args.eval_nodes is not None:
+        nodes = nodes[:args.eval_nodes]
+    nodes = nodes[ctx.rank::ctx.world_size]  # uneven shares are fine: evaluation runs no collective
+    return neighbor_loader(data, hops, batch_size=args.batch_size, input_nodes=nodes, neighbor_sampler=sampler,
+                           num_workers=args.workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    for flag in ("nodes", "features", "classes", "hidden", "heads", "batch_size", "epochs"):
+        positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    positive("--steps", args.steps)
+    positive("--threads", args.threads)
+    hops = parse_neighbors(args.num_neighbors)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        ctx = D.init_distributed(args.device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None
+    try:
+        return run(args, hops, ctx)
+    finally:
+        D.cleanup()
+
+
+def run(args, hops: list[int], ctx: D.DistContext) -> int:
+    start = time.perf_counter()
+    data = sbm_graph(args.nodes, num_classes=args.classes, avg_degree=args.avg_degree, num_features=args.features,
+                     seed=args.seed)
+    graph_s = time.perf_counter() - start
+    # one CSC form of the graph for every loader (sorting ten million edges takes seconds)
+    sampler = None if has_compiled_sampler() else TorchNeighborSampler(data, hops)
+    train_nodes = data.train_mask.nonzero().flatten()
+    shares = D.seed_sampler(train_nodes.numel(), ctx, shuffle=True, seed=args.seed) if ctx.distributed else None
+    train = neighbor_loader(data, hops, batch_size=args.batch_size, input_nodes=train_nodes,
+                            shuffle=shares is None, neighbor_sampler=sampler, num_workers=args.workers,
+                            **({"sampler": shares} if shares is not None else {}))
+    val = eval_loader(data, data.val_mask, hops, args, ctx, sampler)
+    test = eval_loader(data, data.test_mask, hops, args, ctx, sampler)
+
+    torch.manual_seed(args.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
+    net = build_network(args, len(hops)).to(ctx.device)
+    model = D.wrap(net, ctx)
+    task = MiniBatchTask(train, val, ctx.device, forward=model, reduce=D.all_reduce_sum)
+    steps = args.steps or args.epochs * task.steps_per_epoch
+    eval_time = []
+
+    def evaluate(n):
+        t = time.perf_counter()
+        score = task.evaluate(n)
+        eval_time.append(time.perf_counter() - t)
+        log.info("step %d: validation accuracy %.4f", task.stream.epoch, score)
+        return score
+
+    torch.manual_seed(args.seed + 1 + ctx.rank)  # dropout and sampling differ per process
+    fit_start = time.perf_counter()
+    result = fit(net, task.loss, evaluate, steps=steps, eval_every=min(task.steps_per_epoch, steps),
+                 optimizer=lambda params: torch.optim.Adam(params, lr=args.lr), progress=ctx.is_main)
+    fit_s = time.perf_counter() - fit_start
+    train_s = fit_s - sum(eval_time)
+    net.eval()
+    test_metrics = evaluate_loader(net, test, ctx.device, D.all_reduce_sum)
+    spread = D.parameter_spread(net)
+    peaks = D.gather_objects(peak_rss_mb())
+    if not ctx.is_main:
+        return 0
+    row = {
+        "nodes": args.nodes, "edges": int(data.edge_index.size(1)), "avg_degree": args.avg_degree,
+        "features": args.features, "classes": args.classes, "model": args.model, "attention": args.attention,
+        "hidden": args.hidden, "heads": args.heads, "batch_size": args.batch_size, "num_neighbors": hops,
+        "processes": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device),
+        "threads": torch.get_num_threads(), "sampler": "pyg" if sampler is None else "torch",
+        "steps": result.steps, "steps_per_epoch": task.steps_per_epoch,
+        "epochs": result.steps / task.steps_per_epoch, "train_s": train_s,
+        "train_s_per_epoch": train_s * task.steps_per_epoch / result.steps, "eval_s": sum(eval_time),
+        "graph_s": graph_s, "total_s": time.perf_counter() - start,
+        "best_val_acc": result.best_score, "best_step": result.best_step, "test_acc": test_metrics["accuracy"],
+        "test_nodes": test_metrics["seeds"], "peak_rss_mb_per_process": peaks, "peak_rss_mb_max": max(peaks),
+        "parameter_spread": spread,
+    }
+    print(format_table([row], [
+        ("nodes", "nodes", str), ("edges", "edges", str), ("processes", "processes", str),
+        ("steps", "steps", str), ("s/epoch (train)", "train_s_per_epoch", lambda v: f"{v:.1f}"),
+        ("best val acc", "best_val_acc", lambda v: f"{100 * v:.1f}"),
+        ("test acc", "test_acc", lambda v: f"{100 * v:.1f}"),
+        ("peak RSS/process (MiB)", "peak_rss_mb_max", lambda v: f"{v:.0f}"),
+        ("replica spread", "parameter_spread", lambda v: f"{v:.1e}"),
+    ]))
+    if args.save:
+        mg.save_network(net, args.save)
+        print(f"saved {args.save}")
+    if args.json:
+        print(f"wrote {write_json(args.json, [row])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

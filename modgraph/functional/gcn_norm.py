@@ -1,0 +1,107 @@
+r"""GCN normalisation of a graph's edges, and a cache that computes it once per ``edge_index``.
+
+:func:`gcn_norm` is PyG's :func:`torch_geometric.nn.conv.gcn_conv.gcn_norm` (Kipf & Welling, 2017): self-loops are
+added where missing and every edge ``j -> i`` gets
+
+.. math::
+    \hat a_{ij} = \frac{1}{\sqrt{\hat d_i \hat d_j}}, \qquad \hat d_i = 1 + \sum_j a_{ij},
+
+the entries of :math:`\hat D^{-1/2} (A + I) \hat D^{-1/2}`. It also returns the in-degree :math:`\hat d_i` (self-loop
+included) of every node, which the attention conv uses to put simplex-normalised weights on the GCN's scale.
+
+:class:`EdgeIndexCache` remembers the result for one ``edge_index`` tensor: full-batch training passes the same
+tensor every epoch, so the normalisation (and the self-loops) are computed once; any other tensor, or the same
+tensor modified in place, is recomputed (mini-batches from a neighbour loader stay correct).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+from torch_geometric.nn.conv.gcn_conv import gcn_norm as _pyg_gcn_norm
+from torch_geometric.utils import scatter
+
+__all__ = ["EdgeIndexCache", "GCNNorm", "gcn_norm"]
+
+
+class GCNNorm(NamedTuple):
+    """The normalised graph: ``edge_index [2, E']`` with self-loops, ``edge_weight [E']``, ``degree [N]``."""
+
+    edge_index: Tensor
+    edge_weight: Tensor
+    degree: Tensor
+
+
+def _check_edge_index(edge_index, num_nodes: int, where: str) -> None:
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{where}: expected edge_index to be a torch.Tensor [2, E], got {type(edge_index).__name__}")
+    if edge_index.dtype != torch.long or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{where}: expected edge_index of shape [2, E] and dtype torch.long, got shape "
+                         f"{tuple(edge_index.shape)} and dtype {edge_index.dtype}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+        raise ValueError(f"{where}: edge_index holds node ids in [{int(edge_index.min())}, {int(edge_index.max())}] "
+                         f"but there are {num_nodes} nodes")
+
+
+def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
+             dtype: torch.dtype = torch.float32) -> GCNNorm:
+    r"""Symmetric GCN normalisation :math:`\hat D^{-1/2} (A + I) \hat D^{-1/2}` as per-edge weights (PyG's).
+
+    Args:
+        edge_index: ``[2, E]`` edges ``source -> target`` (PyG's ``source_to_target`` flow).
+        num_nodes: ``N``.
+        add_self_loops: add a self-loop to every node that has none (default ``True``); existing self-loops are kept.
+        dtype: dtype of the weights.
+
+    Returns:
+        :class:`GCNNorm` ``(edge_index [2, E'], edge_weight [E'], degree [N])``. Without self-loops in the input,
+        ``edge_index[:, :E]`` is the input in its order and the ``N`` self-loops follow (``E' = E + N``).
+
+    Example:
+        >>> norm = gcn_norm(torch.tensor([[0, 1], [1, 0]]), num_nodes=2)
+        >>> norm.edge_index.tolist(), norm.edge_weight.tolist()
+        ([[0, 1, 0, 1], [1, 0, 0, 1]], [0.5, 0.5, 0.5, 0.5])
+    """
+    _check_edge_index(edge_index, num_nodes, "gcn_norm")
+    ei, weight = _pyg_gcn_norm(edge_index, None, num_nodes, False, add_self_loops, "source_to_target", dtype)
+    ones = torch.ones(ei.size(1), dtype=dtype, device=ei.device)
+    degree = scatter(ones, ei[1], dim=0, dim_size=num_nodes, reduce="sum")  # (N,) in-degree, self-loop included
+    return GCNNorm(ei, weight, degree)
+
+
+class EdgeIndexCache:
+    """Remember one value derived from an ``edge_index`` tensor (and the node count).
+
+    The value is reused while the very same tensor object comes back unmodified (same ``_version``) with the same
+    ``num_nodes``; anything else recomputes. The cache holds a weak reference to the tensor, so it never keeps a
+    graph alive, and it is dropped when a module is pickled.
+    """
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self._ref = None
+        self._key = None
+        self._value = None
+
+    def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object]):
+        # inference-mode results cannot be used by autograd later, so they are cached apart
+        key = (edge_index._version, int(num_nodes), edge_index.device, torch.is_inference_mode_enabled())
+        if self._ref is not None and self._ref() is edge_index and self._key == key:
+            return self._value
+        value = compute()
+        self._ref, self._key, self._value = weakref.ref(edge_index), key, value
+        return value
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.clear()
+
+    def __deepcopy__(self, memo):
+        return EdgeIndexCache()

@@ -1,0 +1,178 @@
+"""Figures of recorded attention and of pruning results, written as PNG files.
+
+Built with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state), so they work on
+headless machines and inside tests. Every function saves to ``path`` and returns it.
+
+* :func:`weight_histograms` - per gate, the distribution of its entries' mean weights, one curve per epoch;
+* :func:`dag_figure` - the DAG with edge widths by mean attention weight;
+* :func:`neuron_heatmaps` - the ``[in, out]`` mean-weight matrix of every neuron-level gate;
+* :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+
+def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | None = None):
+    cols = cols or min(panels, 3)
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(panels)]
+    return fig, axes
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _epochs(recorder, key: str, epochs, most: int = 6) -> list:
+    recorded = [e for e, _ in recorder.gates[key].history]
+    if epochs is not None:
+        return [e for e in epochs if e in recorded]
+    if len(recorded) <= most:
+        return recorded
+    picks = np.linspace(0, len(recorded) - 1, most).round().astype(int)
+    return [recorded[i] for i in dict.fromkeys(picks.tolist())]
+
+
+def weight_histograms(recorder, path, gates=None, epochs=None, bins: int = 20) -> Path:
+    """Histograms of each gate's per-entry mean weights (``[0, 1]``), one line per epoch (darker = later).
+
+    Args:
+        recorder: an :class:`~modgraph.record.EdgeRecorder` with closed epochs.
+        path: the PNG to write.
+        gates: gate keys to draw (default: all); epochs: epoch numbers (default: up to 6, evenly spaced).
+        bins: histogram bins over ``[0, 1]``.
+    """
+    keys = list(recorder.gates) if gates is None else list(gates)
+    if not keys:
+        raise ValueError("the recorder has no gates to draw")
+    fig, axes = _figure(len(keys))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for ax, key in zip(axes, keys):
+        chosen = _epochs(recorder, key, epochs)
+        colours = [(0.2 + 0.6 * i / max(len(chosen) - 1, 1)) for i in range(len(chosen))]
+        for epoch, shade in zip(chosen, colours):
+            mean = recorder.stats(key, epoch).mean.reshape(-1).cpu().numpy()
+            counts, _ = np.histogram(mean[~np.isnan(mean)], bins=edges)
+            ax.stairs(counts, edges, color=(0.1, 0.2 + 0.5 * shade, 0.9 - 0.6 * shade), label=f"epoch {epoch}")
+        info = recorder.gates[key]
+        ax.set_title(f"{info.level} gate {key}", fontsize=10)
+        ax.set_xlabel("mean weight")
+        ax.set_ylabel("entries")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _edge_means(recorder, epoch) -> dict:
+    means = {}
+    for key, info in recorder.gates.items():
+        if not info.history or info.level == "graph":
+            continue
+        mean = recorder.stats(key, epoch).mean
+        if info.level == "neuron":
+            means[tuple(info.edges[0])] = float(mean.mean())
+        else:
+            for k, edge in enumerate(info.edges):
+                means[tuple(edge)] = float(mean[k].mean())
+    return means
+
+
+def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
+    """The network's DAG, left to right by topological generation; attended edges drawn with width by their mean
+    weight (neuron gates: the mean over connections) and labelled with it, the others thin and dashed.
+
+    With ``recorder=None`` (a spec not yet trained: ``modgraph draw``) attended edges are drawn solid at one width.
+    """
+    g = net.graph
+    layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
+    h = nx.DiGraph()
+    h.add_nodes_from((v, {"layer": layers[v]}) for v in g.nodes)
+    h.add_edges_from(g.edges)
+    pos = nx.multipartite_layout(h, subset_key="layer")
+    if recorder is not None:
+        means = _edge_means(recorder, epoch)
+    else:
+        means = {(u, v): 0.25 for u, v, a in g.edges(data=True) if a.get("attention")}
+    fig, (ax,) = _figure(1, width=1.8 + 1.6 * (max(layers.values()) + 1), height=4.5)
+    attended = [e for e in g.edges if e in means]
+    plain = [e for e in g.edges if e not in means]
+    labels = {v: f"{v}\n{g.nodes[v].get('op', 'module')} {net.plan.widths[v]}" for v in g.nodes}
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#dde7f3", node_size=1400, edgecolors="#4a6d8c")
+    nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
+    nx.draw_networkx_edges(g, pos, edgelist=plain, ax=ax, style="dashed", width=0.8, edge_color="#999999",
+                           node_size=1400, arrowsize=10)
+    if attended:
+        nx.draw_networkx_edges(g, pos, edgelist=attended, ax=ax, width=[0.5 + 8 * means[e] for e in attended],
+                               edge_color="#c0392b", node_size=1400, arrowsize=12)
+        if recorder is not None:
+            nx.draw_networkx_edge_labels(g, pos, edge_labels={e: f"{means[e]:.2f}" for e in attended}, ax=ax,
+                                         font_size=7)
+    title = "mean attention weight per edge" if recorder is not None else "attended edges (solid) and plain edges"
+    ax.set_title(title + ("" if epoch == -1 else f" (epoch {epoch})"), fontsize=10)
+    ax.set_axis_off()
+    return _save(fig, path)
+
+
+def neuron_heatmaps(recorder, path, epoch: int = -1, field: str = "mean") -> Path:
+    """One heatmap per neuron-level gate: ``field`` (``mean``, ``std``, ``under``, ...) as ``[in, out]``."""
+    keys = [k for k, info in recorder.gates.items() if info.level == "neuron" and info.history]
+    if not keys:
+        raise ValueError("the recorder has no neuron-level gate with a closed epoch")
+    fig, axes = _figure(len(keys), width=3.0, height=4.2)
+    for ax, key in zip(axes, keys):
+        matrix = getattr(recorder.stats(key, epoch), field).cpu().numpy()
+        image = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(1.0, float(np.nanmax(matrix))),
+                          interpolation="nearest")
+        u, v = recorder.gates[key].edges[0]
+        ax.set_title(f"{key}: {field} weight", fontsize=10)
+        ax.set_xlabel(f"unit of {v} (out)")
+        ax.set_ylabel(f"unit of {u} (in)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    return _save(fig, path)
+
+
+def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = "sparsity",
+                    line: str = "criterion", panel: str = "dataset", title: str | None = None) -> Path:
+    """Mean ``y`` against ``x`` (with the standard deviation over repeats shaded), a line per value of ``line``
+    and a panel per value of ``panel``; a dotted line marks the unpruned ``test_acc_before`` mean."""
+    panels = list(dict.fromkeys(r[panel] for r in rows))
+    if not panels:
+        raise ValueError("no rows to plot")
+    fig, axes = _figure(len(panels))
+    styles = {"attention": "#c0392b", "magnitude": "#2471a3", "random": "#7f8c8d", "sgl": "#229954"}
+    for ax, name in zip(axes, panels):
+        mine = [r for r in rows if r[panel] == name]
+        for kind in dict.fromkeys(r[line] for r in mine):
+            points = sorted({r[x] for r in mine if r[line] == kind})
+            values = [[r[y] for r in mine if r[line] == kind and r[x] == p] for p in points]
+            mean = np.array([np.mean(v) for v in values])
+            std = np.array([np.std(v) for v in values])
+            colour = styles.get(kind)
+            ax.plot(points, mean, marker="o", ms=3, label=kind, color=colour)
+            ax.fill_between(points, mean - std, mean + std, alpha=0.15, color=colour)
+        if "test_acc_before" in mine[0]:
+            ax.axhline(np.mean([r["test_acc_before"] for r in mine]), ls=":", color="black", lw=0.8,
+                       label="unpruned")
+        ax.set_title(str(name), fontsize=10)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)

@@ -1,0 +1,49 @@
+r"""Smoothing group lasso over the prunable units of a network: the "neurons zeroed by SGL" baseline.
+
+Each prunable unit (a :class:`~modgraph.prune.dependency.Group`) owns the weights that carry it onwards: the input
+columns of every linear layer that reads it. Stacked, they form ``P [units, L]`` (one row per unit, padded with
+zeros where a unit has fewer consumers), and the penalty is
+:func:`modgraph.functional.regularizers.smoothing_group_lasso` over those rows, which drives whole rows (whole
+units' outgoing weights) to zero. A unit whose row is zero contributes nothing downstream, so removing it changes
+nothing; its row norm is the SGL importance.
+
+Outgoing rather than incoming weights are grouped because a unit with zero incoming weights still outputs the
+constant ``act(b)`` (``sigmoid(b) != 0``), which the next layer keeps using.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..functional.regularizers import smoothing_group_lasso
+from .dependency import DependencyGraph
+
+
+def unit_weights(net, deps: DependencyGraph | None = None) -> torch.Tensor:
+    """``P [units, L]``: row ``g`` holds the outgoing weights of unit ``g`` in every consumer (differentiable).
+
+    Shapes:
+        output ``[len(deps.groups), sum of the consumers' out_features]``.
+    """
+    deps = deps if deps is not None else DependencyGraph(net)
+    consumers: dict[str, list] = {}
+    for group in deps.groups:
+        for v, col in group.consumers:
+            consumers.setdefault(v, []).append((group.index, col))
+    n = len(deps.groups)
+    blocks = []
+    for v, pairs in consumers.items():
+        weight = net.nodes[v].weight  # (out, in)
+        rows = torch.as_tensor([g for g, _ in pairs], device=weight.device)
+        cols = torch.as_tensor([c for _, c in pairs], device=weight.device)
+        block = weight.new_zeros(n, weight.shape[0]).index_add(0, rows, weight[:, cols].t())
+        blocks.append(block)
+    if not blocks:
+        ref = next(net.parameters())
+        return ref.new_zeros(n, 0)
+    return torch.cat(blocks, dim=1)
+
+
+def sgl_penalty(net, deps: DependencyGraph | None = None, a: float = 0.1) -> torch.Tensor:
+    """Smoothing group lasso over the units' outgoing weights (add ``lam * sgl_penalty(net)`` to the loss)."""
+    return smoothing_group_lasso(unit_weights(net, deps), dim=-1, a=a)

@@ -1,0 +1,1 @@
+"""Training at scale: neighbour-sampled mini-batches and multi-process data parallelism."""

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test folder.
+
+``data_root`` is ``$MODGRAPH_DATA`` (the offline data, e.g. ``/work/shared/data``). When it is unset the tests
+that need it are skipped locally, and fail on CI (``CI=true``) so a misconfigured job cannot pass by skipping.
+Nothing here writes to the data root; every cache goes to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    value = os.environ.get("MODGRAPH_DATA")
+    problem = None
+    if not value:
+        problem = "MODGRAPH_DATA is not set"
+    elif not Path(value).is_dir():
+        problem = f"MODGRAPH_DATA={value!r} is not a folder"
+    if problem is not None:
+        message = f"{problem}; set it to the offline data folder (e.g. MODGRAPH_DATA=/work/shared/data)."
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} On CI the data tests must run, not be skipped.", pytrace=False)
+        pytest.skip(message)
+    return Path(value)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the default cache at a temporary folder, so no test writes to ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture(scope="session")
+def planetoid_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One processed-Planetoid cache for the whole session (Cora is processed once)."""
+    return tmp_path_factory.mktemp("planetoid-cache")
+
+
+@pytest.fixture(scope="session")
+def cora(data_root: Path, planetoid_cache: Path):
+    from modgraph.data import load_planetoid
+
+    return load_planetoid("cora", data_root, cache_dir=planetoid_cache)

@@ -1,0 +1,67 @@
+"""experiments/cora.py: a short Cora run well above chance, its JSON rows, and one-line errors with exit code 2."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "experiments" / "cora.py"
+sys.path.insert(0, str(SCRIPT.parent))
+
+import cora  # noqa: E402
+
+
+def test_short_cora_run_is_well_above_chance(data_root, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    code = cora.main(["--data-root", str(data_root), "--model", "gcn,attention_gcn", "--seeds", "1",
+                      "--epochs", "50", "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "test acc (%)" in printed and "attention_gcn" in printed
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["dataset"], r["method"]) for r in rows] == [("cora", "gcn"), ("cora", "attention_gcn")]
+    for row in rows:
+        for key in ("test_acc_mean", "test_acc_std", "val_acc_mean", "train_acc_mean", "train_time_s_mean", "runs"):
+            assert key in row
+        assert row["runs"] == 1 and row["test_acc_std"] == 0.0
+        assert row["test_acc_mean"] > 0.7  # chance is 1/7, the largest class 32%
+        assert 1 <= row["best_epoch_mean"] <= 50
+    assert rows[0]["attention"] is None and rows[1]["attention"] == "softmax"
+
+
+def test_pubmed_partial_folder_is_one_line_with_exit_code_2(data_root, capsys):
+    assert cora.run_main(cora.main, ["--dataset", "pubmed", "--data-root", str(data_root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "ind.pubmed.allx" in err and str(data_root) in err
+
+
+def test_the_script_exits_through_run_main():
+    assert "sys.exit(run_main(main))" in SCRIPT.read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "cora,pubmd"], "--dataset: unknown 'pubmd'; valid: cora, citeseer, pubmed"),
+    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn, appnp, attention_appnp"),
+    (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
+])
+def test_user_errors(args, message, capsys):
+    assert cora.run_main(cora.main, args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_root_offline(tmp_path, capsys):
+    assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "Planetoid Cora: no raw files found" in err and str(tmp_path / "nowhere") in err
+
+
+def test_attention_flags_on_a_model_without_attention_warn(data_root, caplog, capsys):
+    code = cora.main(["--data-root", str(data_root), "--model", "gcn", "--seeds", "1", "--epochs", "3",
+                      "--schedule", "alternating", "--attention", "sigmoid"])
+    assert code == 0
+    assert "--schedule alternating needs attention; gcn has none and trains jointly" in caplog.text
+    assert "--attention sigmoid does not apply to gcn" in caplog.text

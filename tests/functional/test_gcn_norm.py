@@ -1,0 +1,43 @@
+"""gcn_norm is PyG's symmetric normalisation (checked against the dense D^-1/2 (A + I) D^-1/2) plus the degrees."""
+
+import pytest
+import torch
+
+from modgraph.functional.gcn_norm import EdgeIndexCache, gcn_norm
+
+
+def test_against_dense_matrix():
+    ei = torch.tensor([[0, 1, 1, 2, 3, 3], [1, 0, 2, 1, 3, 0]])  # 3 -> 3 is a self-loop already
+    norm = gcn_norm(ei, num_nodes=4)
+    a = torch.zeros(4, 4)
+    a[ei[1], ei[0]] = 1.0
+    a.fill_diagonal_(1.0)
+    deg = a.sum(1)
+    expected = a / torch.sqrt(deg[:, None] * deg[None, :])
+    dense = torch.zeros(4, 4)
+    dense[norm.edge_index[1], norm.edge_index[0]] = norm.edge_weight
+    torch.testing.assert_close(dense, expected)
+    torch.testing.assert_close(norm.degree, deg)
+    assert norm.edge_index.size(1) == 5 + 4  # the existing self-loop is not doubled
+
+
+def test_without_self_loops_and_errors():
+    ei = torch.tensor([[0, 1], [1, 0]])
+    norm = gcn_norm(ei, num_nodes=3, add_self_loops=False)
+    assert torch.equal(norm.edge_index, ei) and norm.degree.tolist() == [1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match=r"gcn_norm: edge_index holds node ids in \[0, 1\] but there are 1 nodes"):
+        gcn_norm(ei, num_nodes=1)
+    with pytest.raises(ValueError, match=r"expected edge_index of shape \[2, E\]"):
+        gcn_norm(torch.zeros(3, 2, dtype=torch.long), num_nodes=3)
+
+
+def test_cache_is_keyed_on_the_tensor():
+    cache, ei, calls = EdgeIndexCache(), torch.tensor([[0], [1]]), []
+    compute = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert cache.get(ei, 2, compute) == 1 and cache.get(ei, 2, compute) == 1
+    assert cache.get(ei, 3, compute) == 2  # another node count
+    assert cache.get(ei.clone(), 3, compute) == 3  # another tensor with the same values
+    import copy
+    import pickle
+
+    assert copy.deepcopy(cache)._value is None and pickle.loads(pickle.dumps(cache))._value is None

@@ -1,0 +1,71 @@
+"""The standard graph networks are plain DAGs: the GCN baseline differs from the attention GCN only in its convs."""
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph import models
+
+EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 2, 3, 4, 0], [1, 0, 2, 1, 0, 4, 3, 3]])
+
+
+def test_baseline_is_the_same_dag_with_the_conv_op_changed():
+    att, base = models.attention_gcn(10, 3), models.gcn_net(10, 3, conv="gcn", hidden=64, dropout=0.6)
+    assert list(att.edges) == list(base.edges) == [("x", "drop_in"), ("drop_in", "conv1"), ("conv1", "act"),
+                                                   ("act", "drop"), ("drop", "conv2")]
+    for node in att.nodes:
+        a, b = dict(att.nodes[node]), dict(base.nodes[node])
+        if node.startswith("conv"):
+            assert (a.pop("op"), b.pop("op")) == ("attention_conv", "gcn_conv")
+            assert {k: v for k, v in a.items() if k in b} == b  # the width is shared, the rest is attention
+        else:
+            assert a == b
+
+
+@pytest.mark.parametrize("build", [
+    models.gcn, models.attention_gcn, models.attention_appnp,
+    lambda f, c: models.attention_appnp(f, c, steps=2, encoder="attention", propagation="attention",
+                                        teleport="sigmoid"),
+    lambda f, c: models.attention_gcnii(f, c, layers=2),
+])
+def test_builds_runs_and_round_trips(build):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(build(10, 3))
+    x = torch.rand(5, 10).to_sparse_csr()
+    out = net(x, edge_index=EDGE_INDEX)
+    assert out.shape == (5, 3)
+    again = mg.ModuleGraph.from_dict(net.to_dict())
+    again.load_state_dict(net.state_dict())
+    net.eval(), again.eval()
+    torch.testing.assert_close(again(x, edge_index=EDGE_INDEX), net(x, edge_index=EDGE_INDEX))
+
+
+def test_appnp_teleport_is_branch_attention():
+    net = mg.ModuleGraph(models.attention_appnp(10, 3, steps=3, propagation="attention", teleport="softmax"))
+    net(torch.rand(5, 10), edge_index=EDGE_INDEX)
+    weights = net.edge_weights()
+    assert set(weights) == {(f"prop{k}", f"z{k}") for k in (1, 2, 3)} | {("z0", f"z{k}") for k in (1, 2, 3)}
+    torch.testing.assert_close(weights[("prop1", "z1")] + weights[("z0", "z1")], torch.ones(5))  # per node
+    assert set(net.graph_weights()) == {"prop1", "prop2", "prop3"}
+
+
+def test_bad_conv():
+    with pytest.raises(ValueError, match="conv must be one of 'gcn', 'attention', got 'gat'"):
+        models.gcn_net(10, 3, conv="gat")
+    with pytest.raises(ValueError, match="conv='gcn' takes no attention arguments, got score"):
+        models.gcn_net(10, 3, conv="gcn", score="dot")
+
+
+def test_gcnii_layers_are_fixed_weight_merges():
+    g = models.attention_gcnii(10, 3, layers=2, alpha=0.1, lam=0.5)
+    assert g.edges["p1", "s1"]["weight"] == pytest.approx(0.9) and g.edges["h0", "s1"]["weight"] == 0.1
+    beta = g.edges["w2", "h2"]["weight"]
+    assert beta == pytest.approx(0.22314355) and g.edges["s2", "h2"]["weight"] == pytest.approx(1 - beta)
+    assert g.nodes["w1"] == {"op": "linear", "out_features": 64, "bias": False}
+
+
+def test_appnp_fixed_teleport_and_bad_choices():
+    g = models.attention_appnp(10, 3, steps=2, alpha=0.1)
+    assert g.nodes["prop1"] == {"op": "gcn_propagate"} and g.edges["z0", "z2"] == {"weight": 0.1}
+    with pytest.raises(ValueError, match="encoder must be one of 'mlp', 'attention', got 'gat'"):
+        models.attention_appnp(10, 3, encoder="gat")

@@ -1,0 +1,228 @@
+"""The attention conv against a dense reference on a hand-made 5-node graph, for every normaliser."""
+
+import entmax
+import networkx as nx
+import pytest
+import torch
+import torch.nn.functional as F
+
+import modgraph as mg
+from modgraph.functional.gcn_norm import gcn_norm
+from modgraph.ops.graph_attention import GraphAttentionConv
+
+# 0 -> 1, 1 -> 0, 1 -> 2, 2 -> 1, 2 -> 0, 3 -> 4, 4 -> 3, 0 -> 3 (directed on purpose: in-degrees differ)
+EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 2, 3, 4, 0],
+                           [1, 0, 2, 1, 0, 4, 3, 3]])
+N = 5
+
+
+def dense_reference(conv: GraphAttentionConv, x: torch.Tensor, edge_index: torch.Tensor):
+    """Per-target attention and output computed densely, node by node, from the formulas in the docstring."""
+    heads, dim = conv.heads, conv.head_dim
+    h = (x @ conv.lin.weight.t()).view(N, heads, dim)  # (N, H, D)
+    adj = torch.zeros(N, N, dtype=torch.bool)  # adj[i, j]: edge j -> i, self-loops added
+    adj[edge_index[1], edge_index[0]] = True
+    adj |= torch.eye(N, dtype=torch.bool)
+    deg = adj.sum(1).to(x.dtype)  # in-degree with the self-loop
+    v, g = conv.attention.scorer.v, conv.attention.query  # (H, D)
+    weights = torch.zeros(N, N, heads, dtype=x.dtype)  # weights[i, j, k]
+    for i in range(N):
+        nbrs = adj[i].nonzero().flatten()
+        s = F.leaky_relu(((h[nbrs] + g * h[i]) * v).sum(-1), 0.2)  # (n_i, H): GAT score v.(k_j + q_i)
+        s = s / conv.gate.temperature
+        if conv.gate.normalizer == "sigmoid":
+            w = torch.sigmoid(s)
+        elif conv.gate.normalizer == "softmax":
+            w = torch.softmax(s, dim=0)
+        else:
+            w = entmax.sparsemax(s.t(), dim=-1).t()  # an independent implementation
+        weights[i, nbrs] = w
+    gcn = adj.to(x.dtype) / torch.sqrt(deg[:, None] * deg[None, :])  # D^-1/2 (A + I) D^-1/2
+    if conv.gate.normalizer == "sigmoid":
+        coef = weights * gcn[..., None]
+    else:
+        coef = weights * (gcn * deg[:, None])[..., None]
+    out = torch.einsum("ijk,jkd->ikd", coef, h).flatten(1) + conv.bias
+    return weights, adj, out
+
+
+def conv_and_input(normalizer, heads=2, seed=0):
+    torch.manual_seed(seed)
+    conv = GraphAttentionConv(4, 6, heads=heads, attention=normalizer).double()
+    with torch.no_grad():
+        conv.attention.scorer.v.mul_(4.0)  # sharper scores, so sparsemax really produces zeros
+        conv.attention.query.uniform_(-1.0, 2.0)
+        conv.bias.uniform_(-1.0, 1.0)
+    return conv, torch.randn(N, 4, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "softmax", "sparsemax"])
+def test_matches_dense_reference(normalizer):
+    conv, x = conv_and_input(normalizer)
+    recorded = []
+    conv.gate.register_weight_hook(lambda gate, w, ctx: recorded.append((w, ctx["edge_index"])))
+    out = conv(x, EDGE_INDEX)
+    weights, adj, expected = dense_reference(conv, x, EDGE_INDEX)
+    torch.testing.assert_close(out, expected)
+
+    w, ei = recorded[0]
+    assert ei.shape == (2, EDGE_INDEX.size(1) + N) and w.shape == (ei.size(1), 2)
+    assert torch.equal(ei[:, :EDGE_INDEX.size(1)], EDGE_INDEX)  # input edges first, in order
+    assert torch.equal(ei[:, EDGE_INDEX.size(1):], torch.arange(N).repeat(2, 1))  # then the self-loops
+    torch.testing.assert_close(w, weights[ei[1], ei[0]])  # weight e belongs to edge ei[0, e] -> ei[1, e]
+    per_target = torch.zeros(N, 2, dtype=w.dtype).index_add_(0, ei[1], w)
+    if normalizer == "sigmoid":
+        assert ((w > 0) & (w < 1)).all()
+    else:
+        torch.testing.assert_close(per_target, torch.ones(N, 2, dtype=w.dtype))  # sums to 1 per target and head
+    if normalizer == "sparsemax":
+        assert (w == 0).any()  # exact zeros ...
+        assert ((weights == 0) | adj[..., None]).all()  # ... and never a weight on a non-edge
+
+
+def test_uniform_attention_is_gcn():
+    """softmax weights 1/d_i (all scores equal) make the coefficients exactly GCN's."""
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 6, heads=2, attention="softmax").double()
+    with torch.no_grad():
+        conv.attention.scorer.v.zero_()
+    x = torch.randn(N, 4, dtype=torch.float64)
+    norm = gcn_norm(EDGE_INDEX, N)
+    gcn_out = torch.zeros(N, 6, dtype=x.dtype).index_add_(
+        0, norm.edge_index[1], norm.edge_weight.double()[:, None] * conv.lin(x)[norm.edge_index[0]])
+    torch.testing.assert_close(conv(x, EDGE_INDEX), gcn_out + conv.bias)
+    conv.gate.enabled = False  # attention off: the plain GCN coefficients as well
+    torch.testing.assert_close(conv(x, EDGE_INDEX), gcn_out + conv.bias)
+
+
+@pytest.mark.parametrize("score", ["dot", "cosine", "additive", "scaled_dot"])
+def test_other_scores_use_the_shared_scorer(score):
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 6, heads=3, attention="softmax", score=score, combine="replace").double()
+    x = torch.randn(N, 4, dtype=torch.float64)
+    out = conv(x, EDGE_INDEX)
+    norm = gcn_norm(EDGE_INDEX, N)
+    src, dst = norm.edge_index
+    h = conv.lin(x).view(N, 3, 2)
+    s = conv.attention.scorer(h[src], h[dst] * conv.attention.query)  # (E', H)
+    w = torch.zeros_like(s)
+    for i in range(N):
+        w[dst == i] = torch.softmax(s[dst == i], 0)
+    expected = torch.zeros(N, 3, 2, dtype=x.dtype).index_add_(0, dst, w[..., None] * h[src]).flatten(1) + conv.bias
+    torch.testing.assert_close(out, expected)
+
+
+def test_gat_fast_path_equals_the_scorer():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 6, heads=2).double()
+    with torch.no_grad():
+        conv.attention.query.uniform_(-1, 1)
+    h = torch.randn(N, 2, 3, dtype=torch.float64)
+    src, dst = EDGE_INDEX
+    fast = conv.attention.scores(h, EDGE_INDEX)
+    generic = conv.attention.scorer(h[src], h[dst] * conv.attention.query)
+    torch.testing.assert_close(fast, generic)
+
+
+def test_heads_averaged_and_gradcheck():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(3, 2, heads=2, concat=False, attention="sparsemax").double()
+    x = torch.randn(N, 3, dtype=torch.float64, requires_grad=True)
+    assert conv(x, EDGE_INDEX).shape == (N, 2)
+    assert torch.autograd.gradcheck(lambda x: conv(x, EDGE_INDEX), (x,))
+
+
+def test_threshold_and_attention_dropout():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 4, heads=1, attention="softmax", threshold=0.3, attention_dropout=0.5)
+    recorded = []
+    conv.gate.register_weight_hook(lambda gate, w, ctx: recorded.append(w))
+    x = torch.randn(N, 4)
+    conv.eval()
+    a, b = conv(x, EDGE_INDEX), conv(x, EDGE_INDEX)
+    torch.testing.assert_close(a, b)  # no attention dropout in eval mode
+    w = recorded[-1]
+    assert ((w == 0) | (w >= 0.3)).all()
+    conv.train()
+    assert not torch.allclose(conv(x, EDGE_INDEX), a)
+
+
+def test_propagate_without_weights():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, None, attention="softmax")
+    assert conv.lin is None and conv.bias is None
+    assert [n for n, _ in conv.named_parameters()] == ["attention.query", "attention.scorer.v"]
+    x = torch.randn(N, 4)
+    conv.gate.enabled = False
+    norm = gcn_norm(EDGE_INDEX, N)
+    expected = torch.zeros(N, 4).index_add_(0, norm.edge_index[1], norm.edge_weight[:, None] * x[norm.edge_index[0]])
+    torch.testing.assert_close(conv(x, EDGE_INDEX), expected)
+
+
+def test_sparse_input_equals_dense():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 6, heads=2)
+    x = torch.randn(N, 4) * (torch.rand(N, 4) > 0.5)
+    dense = conv(x, EDGE_INDEX)
+    torch.testing.assert_close(conv(x.to_sparse_coo(), EDGE_INDEX), dense)
+    torch.testing.assert_close(conv(x.to_sparse_csr(), EDGE_INDEX), dense)
+
+
+def test_cache_follows_the_edge_index():
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 4)
+    x = torch.randn(N, 4)
+    ei = EDGE_INDEX.clone()
+    first = conv(x, ei)
+    cached = conv._norm_cache._value
+    conv(x, ei)
+    assert conv._norm_cache._value is cached  # same tensor: reused
+    other = ei[:, :4].clone()
+    fresh = GraphAttentionConv(4, 4)
+    fresh.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(conv(x, other), fresh(x, other))  # another graph: recomputed
+    ei[1, 7] = 2  # in place: recomputed as well
+    fresh2 = GraphAttentionConv(4, 4)
+    fresh2.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(conv(x, ei), fresh2(x, ei.clone()))
+    assert not torch.allclose(conv(x, ei), first)
+
+
+def test_in_a_module_graph_weights_line_up_with_edge_index():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("conv", op="attention_conv", out_features=6, heads=2, attention="sparsemax")
+    g.add_node("y", op="gcn_conv", out_features=3)
+    g.add_edges_from([("x", "conv"), ("conv", "y")])
+    net = mg.ModuleGraph(g)
+    assert net.nodes["conv"].gate.name == "conv"  # the gate reports under its node's name
+    assert net.needs_graph
+    with pytest.raises(ValueError, match="pass edge_index"):
+        net(torch.randn(N, 4))
+    out = net(torch.randn(N, 4), edge_index=EDGE_INDEX)
+    assert out.shape == (N, 3)
+    (name, (ei, w)), = net.graph_weights().items()
+    assert name == "conv" and ei.shape == (2, 13) and w.shape == (13, 2)
+    assert torch.equal(ei[:, :8], EDGE_INDEX)
+    assert net.edge_weights() == {}  # graph-level weights are not edges of the DAG
+    att = {id(p) for p in net.attention_parameters()}
+    assert att == {id(net.nodes["conv"].attention.query), id(net.nodes["conv"].attention.scorer.v)}
+    with net.attention_off():
+        net(torch.randn(N, 4), edge_index=EDGE_INDEX)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"attention": "softmaxx"}, "attention must be one of 'sigmoid', 'softmax', 'sparsemax', got 'softmaxx'"),
+    ({"score": "bilinear"}, "score must be one of"),
+    ({"combine": "add"}, "combine must be one of 'gcn', 'replace', got 'add'"),
+    ({"heads": 4}, "heads=4 must divide the output width 6"),
+    ({"threshold": 1.5}, r"threshold must be a number in \[0, 1\], got 1.5"),
+    ({"attention_dropout": 1.0}, r"attention_dropout must be a number in \[0, 1\)"),
+])
+def test_bad_arguments_name_the_node(kwargs, message):
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("conv", op="attention_conv", out_features=6, **kwargs)
+    g.add_edge("x", "conv")
+    with pytest.raises(mg.GraphSpecError, match=f"node 'conv': bad arguments for op 'attention_conv': {message}"):
+        mg.ModuleGraph(g)

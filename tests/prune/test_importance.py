@@ -1,0 +1,92 @@
+"""Importance criteria against hand computations and independent references (torch.nn.utils.prune, SGL)."""
+
+import pytest
+import torch
+from torch.nn.utils import prune as torch_prune
+
+import modgraph as mg
+from modgraph.functional.regularizers import smoothing_group_lasso
+from modgraph.prune import (
+    AttentionImportance,
+    DependencyGraph,
+    MagnitudeImportance,
+    RandomImportance,
+    SGLImportance,
+    prune,
+    sgl_penalty,
+)
+from modgraph.record import EdgeRecorder
+
+from ..helpers import mlp_graph
+from .nets import wide_dag
+
+
+def recorded_mlp(hidden=6):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, hidden, 3))
+    rec = EdgeRecorder().attach(net)
+    x = torch.randn(40, 5)
+    net(x)
+    rec.epoch_end()
+    return net, rec, net.edge_weights()[("h", "y")]
+
+
+def test_attention_scores_are_the_recorded_mean_weights():
+    net, rec, w = recorded_mlp()
+    deps = DependencyGraph(net)
+    mean = w.mean(0)  # (in, out)
+    torch.testing.assert_close(AttentionImportance(rec).neurons(net, deps), mean.mean(1))
+    torch.testing.assert_close(AttentionImportance(rec, reduce="max").neurons(net, deps), mean.amax(1))
+    effective = mean * net.nodes["y"].weight.detach().abs().t()
+    torch.testing.assert_close(AttentionImportance(rec, weighted=True).neurons(net, deps), effective.mean(1))
+    torch.testing.assert_close(AttentionImportance(rec).connections(net)["h->y"], mean)
+
+
+def test_attention_needs_a_matching_recording():
+    net, rec, _ = recorded_mlp()
+    other = mg.ModuleGraph(mlp_graph(5, 7, 3))
+    with pytest.raises(mg.PruneError, match=r"gate 'h->y': recorded statistics of shape \(6, 3\) do not fit this "
+                                            r"network's \(7, 3\)"):
+        AttentionImportance(rec).neurons(other, DependencyGraph(other))
+    with pytest.raises(mg.PruneError, match="the recorder has no statistics for gate 'h->y'"):
+        AttentionImportance(EdgeRecorder()).connections(net)
+    with pytest.raises(mg.PruneError, match="the magnitude criterion has no score for branch edges"):
+        MagnitudeImportance().branches(net)
+
+
+def test_magnitude_is_the_l1_norm_of_a_units_weights():
+    net = wide_dag()
+    deps = DependencyGraph(net)
+    a, b, c, h = (net.nodes[n].weight.detach() for n in ("a", "b", "c", "h"))
+    unit = 3  # rows of a and b, columns of c and h
+    hand = a[unit].abs().sum() + b[unit].abs().sum() + c[:, unit].abs().sum() + h[:, unit].abs().sum()
+    assert MagnitudeImportance().neurons(net, deps)[unit].item() == pytest.approx(hand.item(), rel=1e-6)
+    assert MagnitudeImportance(side="out").neurons(net, deps)[unit].item() == pytest.approx(
+        (c[:, unit].abs().sum() + h[:, unit].abs().sum()).item(), rel=1e-6)
+
+
+def test_connection_magnitude_pruning_matches_torch_l1_unstructured():
+    net, _, _ = recorded_mlp(hidden=10)
+    small, report = prune(net, MagnitudeImportance(), level="connection", sparsity=0.4)
+    reference = torch.nn.Linear(10, 3)
+    reference.weight.data.copy_(net.nodes["y"].weight.data)
+    torch_prune.l1_unstructured(reference, "weight", amount=12)  # 40% of 30 connections
+    removed = {(i, o) for i, o in report.removed["connections"]["h->y"]}
+    assert removed == {(i, o) for o, i in (reference.weight_mask == 0).nonzero().tolist()}
+
+
+def test_sgl_penalty_and_importance_use_the_outgoing_columns():
+    net, _, _ = recorded_mlp()
+    deps = DependencyGraph(net)
+    w = net.nodes["y"].weight  # (3, 6): column i carries unit i
+    torch.testing.assert_close(sgl_penalty(net, deps, a=0.1), smoothing_group_lasso(w.t(), dim=-1, a=0.1))
+    torch.testing.assert_close(SGLImportance().neurons(net, deps), w.detach().norm(dim=0))
+    sgl_penalty(net, deps).backward()
+    assert net.nodes["y"].weight.grad is not None and net.nodes["h"].weight.grad is None
+
+
+def test_random_is_seeded():
+    net, _, _ = recorded_mlp()
+    deps = DependencyGraph(net)
+    assert torch.equal(RandomImportance(3).neurons(net, deps), RandomImportance(3).neurons(net, deps))
+    assert not torch.equal(RandomImportance(3).neurons(net, deps), RandomImportance(4).neurons(net, deps))

@@ -1,0 +1,177 @@
+"""EdgeRecorder: statistics equal a direct computation; recording changes nothing; hooks come off."""
+
+import networkx as nx
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph.record import EdgeRecorder
+
+from ..helpers import mlp_graph
+
+
+def branch_net(heads=1, attention="softmax"):
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    for b in ("a", "b", "c"):
+        g.add_node(b, op="linear", out_features=6, activation="tanh")
+        g.add_edge("x", b)
+        g.add_edge(b, "m", attention=attention, heads=heads, hidden=6)
+    g.add_node("m", op="identity")
+    g.add_node("y", op="linear", out_features=2)
+    g.add_edge("m", "y")
+    return mg.ModuleGraph(g)
+
+
+def direct(samples: torch.Tensor, threshold: float):
+    """Reference statistics over dim 0 of the stacked per-sample weights."""
+    s = samples.double()
+    return {"mean": s.mean(0), "std": s.std(0, correction=0), "min": s.amin(0), "max": s.amax(0),
+            "under": (s < threshold).double().mean(0)}
+
+
+def check(stats, samples, threshold):
+    ref = direct(samples, threshold)
+    assert stats.count == samples.shape[0]
+    for name, value in ref.items():
+        torch.testing.assert_close(getattr(stats, name).double(), value, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_neuron_statistics_equal_a_direct_computation_over_batches():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 7, 3))
+    rec = EdgeRecorder(threshold=0.5).attach(net)
+    seen = []
+    for batch in torch.randn(23, 5).split([8, 8, 7]):
+        net(batch)
+        seen.append(net.edge_weights()[("h", "y")])
+    rec.epoch_end()
+    stats = rec.stats("h->y")
+    assert stats.mean.shape == (7, 3)
+    check(stats, torch.cat(seen), 0.5)
+
+
+def test_branch_statistics_per_edge_and_head():
+    torch.manual_seed(1)
+    net = branch_net(heads=2)
+    rec = EdgeRecorder(threshold=0.3).attach(net)
+    x = torch.randn(9, 4)
+    net(x)
+    w = torch.stack([net.edge_weights()[(b, "m")] for b in "abc"], dim=1)  # (B, K, heads)
+    rec.epoch_end()
+    info = rec.gates["m"]
+    assert info.level == "branch" and info.edges == [("a", "m"), ("b", "m"), ("c", "m")] and info.shape == (3, 2)
+    check(rec.stats("m"), w, 0.3)
+
+
+def test_graph_gate_statistics_per_edge_over_forwards():
+    gate = mg.Gate("softmax", level="graph", name="conv")
+    edge_index = torch.tensor([[0, 1, 2, 0, 2], [1, 0, 0, 2, 2]])
+    rec = EdgeRecorder(threshold=0.4).attach(gates=[gate])
+    torch.manual_seed(2)
+    seen = []
+    for _ in range(4):
+        w = gate(torch.randn(5, 2), index=edge_index[1], num_segments=3, edge_index=edge_index)
+        seen.append(w)
+    rec.epoch_end()
+    assert torch.equal(rec.gates["conv"].edge_index, edge_index)
+    check(rec.stats("conv"), torch.stack(seen), 0.4)
+    with pytest.raises(ValueError, match=r"graph gate 'conv': edge_index changed \(4 edges, recorded 5 edges\)"):
+        gate(torch.randn(4, 2), index=edge_index[1, :4], num_segments=3, edge_index=edge_index[:, :4])
+
+
+def test_epochs_reset_the_running_statistics_and_are_kept_apart():
+    torch.manual_seed(3)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder().attach(net)
+    x1, x2 = torch.randn(6, 5), torch.randn(10, 5)
+    net(x1)
+    w1 = net.edge_weights()[("h", "y")]
+    assert rec.epoch_end() == 0
+    net(x2)
+    w2 = net.edge_weights()[("h", "y")]
+    assert rec.epoch_end() == 1
+    check(rec.stats("h->y", epoch=0), w1, 0.1)
+    check(rec.stats("h->y", epoch=1), w2, 0.1)
+    check(rec.stats("h->y"), w2, 0.1)
+    assert rec.epochs == [0, 1]
+    with pytest.raises(KeyError, match="has no epoch 5; recorded epochs: \\[0, 1\\]"):
+        rec.stats("h->y", epoch=5)
+    with pytest.raises(KeyError, match="no recorded gate 'nope'; recorded gates: 'h->y'"):
+        rec.stats("nope")
+
+
+def test_recording_changes_neither_outputs_nor_gradients_and_works_under_no_grad():
+    torch.manual_seed(4)
+    net = branch_net()
+    x = torch.randn(5, 4)
+    plain = net(x)
+    grads = torch.autograd.grad(plain.sum(), list(net.parameters()))
+    rec = EdgeRecorder().attach(net)
+    recorded = net(x)
+    grads_rec = torch.autograd.grad(recorded.sum(), list(net.parameters()))
+    assert torch.equal(plain, recorded)
+    assert all(torch.equal(a, b) for a, b in zip(grads, grads_rec))
+    with torch.no_grad():
+        net(x)
+    rec.epoch_end()
+    assert rec.stats("m").count == 10
+
+
+def test_detach_paused_and_context_manager():
+    torch.manual_seed(5)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    x = torch.randn(3, 5)
+    with EdgeRecorder().attach(net) as rec:
+        net(x)
+        with rec.paused():
+            net(x)
+    net(x)  # detached: not counted
+    rec.epoch_end()
+    assert rec.stats("h->y").count == 3
+    assert all(len(g._weight_hooks) == 1 for g in net.gates())  # only the network's own edge_weights() hook
+
+
+def test_every_records_one_forward_in_k():
+    torch.manual_seed(7)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder(every=3).attach(net)
+    seen = []
+    for i in range(7):
+        net(torch.randn(4, 5))
+        if i % 3 == 0:
+            seen.append(net.edge_weights()[("h", "y")])
+    rec.epoch_end()
+    check(rec.stats("h->y"), torch.cat(seen), 0.1)
+    with pytest.raises(ValueError, match="every must be a positive integer, got 0"):
+        EdgeRecorder(every=0)
+
+
+def test_memory_does_not_grow_with_samples():
+    torch.manual_seed(6)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder().attach(net)
+    for _ in range(50):
+        net(torch.randn(64, 5))
+    running = rec._running["h->y"]
+    tensors = [running.partial, running.totals, running.min, running.max]
+    assert [t.numel() for t in tensors] == [3 * 8, 3 * 8, 8, 8]  # the [4, 2] gate, whatever the sample count
+    rec.epoch_end()
+    assert rec.stats("h->y").count == 3200
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got 1.5"):
+        EdgeRecorder(threshold=1.5)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder().attach(net)
+    with pytest.raises(RuntimeError, match="already attached"):
+        rec.attach(net)
+    with pytest.raises(ValueError, match="exactly one"):
+        EdgeRecorder().attach()
+    net(torch.randn(2, 5))
+    with pytest.raises(KeyError, match="gate 'h->y' has no closed epoch yet; call epoch_end"):
+        rec.stats("h->y")
+    rec.epoch_end(3)
+    with pytest.raises(ValueError, match="epoch numbers must increase: got 2 after 3"):
+        rec.epoch_end(2)

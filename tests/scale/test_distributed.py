@@ -1,0 +1,97 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph import models
+from modgraph.data import sbm_graph
+from modgraph.scale import distributed as D
+from modgraph.scale.minibatch import seed_loss
+from modgraph.scale.sampler import neighbor_loader
+
+STEPS = 4
+HERE = Path(__file__).resolve().parent
+
+
+def make_data():
+    return sbm_graph(240, num_classes=3, avg_degree=6, num_features=8, seed=0)
+
+
+def make_net(dropout=0.0):
+    torch.manual_seed(0)
+    return mg.ModuleGraph(models.gcn_net(8, 3, conv="attention", hidden=8, heads=2, dropout=dropout,
+                                         attention_dropout=dropout))
+
+
+def train_loader(data, ctx):
+    """This rank's share of the training seeds; all neighbours, so the batches are the same in every run."""
+    seeds = data.train_mask.nonzero().flatten()
+    return neighbor_loader(data, [-1, -1], batch_size=16, input_nodes=seeds,
+                           sampler=D.seed_sampler(seeds.numel(), ctx, shuffle=True, seed=0))
+
+
+def test_shard_jobs_is_round_robin_and_covers_every_job():
+    jobs = list("abcdefg")
+    shares = [D.shard_jobs(jobs, r, 3) for r in range(3)]
+    assert shares[1] == [(1, "b"), (4, "e")]
+    assert sorted(i for share in shares for i, _ in share) == list(range(7))
+    with pytest.raises(ValueError, match="rank must be in \\[0, world_size\\), got rank 3 of world_size 3"):
+        D.shard_jobs(jobs, 3, 3)
+    assert D.run_jobs(jobs, str.upper) == list("ABCDEFG")  # one process: all jobs here
+
+
+def test_seed_shares_are_equal_and_cover_the_seeds():
+    shares = [list(D.seed_sampler(11, D.DistContext(rank=r, world_size=2), seed=0)) for r in range(2)]
+    assert len(shares[0]) == len(shares[1]) == 6  # padded: both ranks run the same number of steps
+    assert set(shares[0]) | set(shares[1]) == set(range(11))
+
+
+def test_single_process_context_and_device():
+    ctx = D.init_distributed("cpu")
+    assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main) == (0, 1, None, True)
+    assert D.wrap(torch.nn.Linear(2, 2), ctx).__class__ is torch.nn.Linear
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            D.resolve_device("cuda")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="torchrun not found")
+def test_two_processes_agree_and_match_single_process_training(tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node", "2", str(HERE / "ddp_worker.py"),
+                             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+        _, stderr = proc.communicate()
+        pytest.fail(f"the two processes did not finish in 240 s:\n{stderr[-3000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    # the replicas agree exactly, after plain DDP steps and after fit (same model selected on both)
+    for key, value in ranks[0]["params"].items():
+        assert torch.equal(value, ranks[1]["params"][key]), key
+    assert ranks[0]["spread"] == ranks[1]["spread"] == 0.0
+    assert ranks[0]["fit_spread"] == 0.0 and ranks[0]["fit_best"] == ranks[1]["fit_best"]
+    assert ranks[0]["fit_val"] == ranks[1]["fit_val"] and ranks[0]["fit_val"]["seeds"] == 48  # all val nodes
+    assert ranks[0]["jobs"] == ranks[1]["jobs"] == [(j, j * j, j % 2) for j in range(5)]
+    # single process on the same global batches: each step averages the two ranks' losses
+    data, net = make_data(), make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    streams = [iter(train_loader(data, D.DistContext(rank=r, world_size=2))) for r in range(2)]
+    for _ in range(STEPS):
+        opt.zero_grad(set_to_none=True)
+        (sum(seed_loss(net, next(s)) for s in streams) / 2).backward()
+        opt.step()
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(ranks[0]["params"][key], value, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,51 @@
+"""Figures: each writes a PNG of the expected size and draws what it says (lines per epoch, curves per criterion)."""
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph import plot
+from modgraph.record import EdgeRecorder
+
+from .helpers import mlp_graph
+
+
+def _png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    return data
+
+
+@pytest.fixture
+def recorded():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    rec = EdgeRecorder().attach(net)
+    for _ in range(3):
+        net(torch.randn(16, 5))
+        rec.epoch_end()
+    return net, rec
+
+
+def test_recording_figures(tmp_path, recorded):
+    net, rec = recorded
+    _png(plot.weight_histograms(rec, tmp_path / "hist.png"))
+    _png(plot.neuron_heatmaps(rec, tmp_path / "heat.png"))
+    _png(plot.dag_figure(net, rec, tmp_path / "dag.png"))
+    assert plot._epochs(rec, "h->y", None) == [0, 1, 2]
+    assert plot._edge_means(rec, -1) == {("h", "y"): pytest.approx(rec.stats("h->y").mean.mean().item())}
+
+
+def test_sparsity_curves(tmp_path):
+    rows = [{"dataset": d, "criterion": c, "sparsity": s, "test_acc_after": 0.9 - s / 10, "test_acc_before": 0.9}
+            for d in ("glass", "sonar") for c in ("attention", "magnitude") for s in (0.0, 0.5)]
+    _png(plot.sparsity_curves(rows, tmp_path / "curves.png"))
+    with pytest.raises(ValueError, match="no rows to plot"):
+        plot.sparsity_curves([], tmp_path / "none.png")
+
+
+def test_empty_recorders_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no neuron-level gate"):
+        plot.neuron_heatmaps(EdgeRecorder(), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no gates to draw"):
+        plot.weight_histograms(EdgeRecorder(), tmp_path / "x.png")
