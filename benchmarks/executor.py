@@ -12,9 +12,9 @@ same parameters (copied, and the outputs checked equal before timing):
 * ``random_dag_20``: a 20-node random DAG (``gnp(20, 0.25)`` oriented by node order, width 8, tanh), every merge
   weighted by softmax branch attention (additive score), a batch of 256.
 
-One timed sample is ``--steps`` iterations of ``zero_grad, forward, loss, backward``. ``ModuleGraph.forward``
-runs the plan as ``torch.fx``-compiled straight-line code; ``--interpret`` adds rows for the step-by-step
-reference executor (``ModuleGraph.interpret``). Goal: ratio <= 1.10.
+One timed sample is ``--steps`` iterations of ``zero_grad, forward, loss, backward``; rows give seconds per step.
+``ModuleGraph.forward`` runs the plan as ``torch.fx``-compiled straight-line code; ``--interpret`` adds rows for
+the step-by-step reference executor (``ModuleGraph.interpret``). Goal: ratio <= 1.10.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import interleaved, machine, resolve_device, row, timed  # noqa: E402
+from timing import Sample, interleaved, machine, resolve_device, row, timed  # noqa: E402
 
 import modgraph as mg  # noqa: E402
 
@@ -197,8 +197,10 @@ def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0
             variants["interpret"] = sampler(net, net.interpret, x, y, steps)
         for fn in variants.values():  # warm-up: the fx compile, allocator
             fn()
-        samples = interleaved(variants, reps)
-        detail = {"steps_per_sample": steps, "batch": int(x.shape[0]), "nodes": net.graph.number_of_nodes(),
+        samples = {k: [Sample(float(v) / steps, v.cpu / steps) for v in vs]  # seconds per step
+                   for k, vs in interleaved(variants, reps).items()}
+        detail = {"unit": "s per step", "steps_per_sample": steps, "batch": int(x.shape[0]),
+                  "nodes": net.graph.number_of_nodes(),
                   "edges": net.graph.number_of_edges(), "parameters": sum(p.numel() for p in net.parameters()),
                   "threads": torch.get_num_threads(), "device": str(x.device)}
         rows.append(row(f"executor/{name}", samples["ours"], "hand-written nn.Module", samples["reference"], GOAL,
@@ -225,8 +227,8 @@ def main(argv=None) -> int:
     rows = run(args.reps, args.steps, args.interpret, device=resolve_device(args.device))
     for r in rows:
         goal = f"(goal <= {r['goal']:.2f}: {'met' if r['met'] else 'MISSED'})" if r["goal"] else ""
-        print(f"{r['name']:34s} ours {1e3 * r['ours_s'] / args.steps:7.3f} ms/step  reference "
-              f"{1e3 * r['reference_s'] / args.steps:7.3f} ms/step  ratio {r['ratio']:.3f} "
+        print(f"{r['name']:34s} ours {1e3 * r['ours_s']:7.3f} ms/step  reference "
+              f"{1e3 * r['reference_s']:7.3f} ms/step  ratio {r['ratio']:.3f} "
               f"(CPU time {r['cpu_ratio']:.3f}) {goal}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": rows, "machine": machine()}, indent=2) + "\n")
