@@ -30,6 +30,7 @@ def test_fast_run_beats_the_majority_class(script, data_root, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "balance" in printed and "wd (WDBP)" in printed and "0.898" in printed  # the paper's number beside ours
+    assert "4-18-3 / 5-18-3" in printed  # our structure (features only) beside Table 1's
     payload = json.loads(out.read_text())
     rows = payload["results"]
     assert [(r["dataset"], r["method"]) for r in rows] == [("balance", "wd"), ("balance", "attention")]
