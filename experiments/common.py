@@ -67,14 +67,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def write_json(path: str | os.PathLike, rows: list[dict]) -> Path:
-    """Write ``{"results": rows}`` atomically (a temporary file, then a rename)."""
+def write_json(path: str | os.PathLike, rows: list[dict], **extra) -> Path:
+    """Write ``{"results": rows, **extra}`` atomically (a temporary file, then a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"results": rows}, f, indent=2, allow_nan=False)
+            json.dump({"results": rows, **extra}, f, indent=2, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

@@ -12,28 +12,25 @@ as one ensemble (modgraph.train.Ensemble). The protocol is in modgraph/benchmark
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from modgraph.benchmarks.methods import METHODS
-from modgraph.benchmarks.uci import Protocol, format_comparison, format_table, run_benchmark
-from modgraph.data import UCI_NAMES, load_csv, load_uci
-from modgraph.data.uci import LIVER_LABELS
-from modgraph.errors import ModgraphError
-from modgraph.train import SCHEDULES
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module common.py
+
+from common import UsageError, add_common_args, resolve_device, run_main, setup_logging, write_json  # noqa: E402
+
+from modgraph.benchmarks.methods import METHODS  # noqa: E402
+from modgraph.benchmarks.uci import Protocol, format_comparison, format_table, run_benchmark  # noqa: E402
+from modgraph.data import UCI_NAMES, load_csv, load_uci  # noqa: E402
+from modgraph.data.uci import LIVER_LABELS  # noqa: E402
+from modgraph.train import SCHEDULES  # noqa: E402
 
 FAST = {"folds": 3, "steps": 400, "eval_every": 10, "patience": 5}  # --fast: seconds, for CI
-
-
-class UsageError(Exception):
-    """A flag value the script cannot use (one line on stderr, exit code 2)."""
 
 
 def parse_list(value: str, valid: list[str], flag: str) -> list[str]:
@@ -48,35 +45,10 @@ def parse_list(value: str, valid: list[str], flag: str) -> list[str]:
     return items
 
 
-def positive(flag: str, value, minimum: int = 1):
+def at_least(flag: str, value: int | None, minimum: int = 1) -> int | None:
     if value is not None and value < minimum:
         raise UsageError(f"{flag} must be an integer >= {minimum}, got {value}")
     return value
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(name)
-
-
-def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,8 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="schedule of the attention methods (default: alternating, the paper's); the others "
                              "have no attention and train jointly")
     parser.add_argument("--folds", type=int, default=None, help="outer stratified folds (default: 10; --fast: 3)")
-    parser.add_argument("--seeds", type=int, default=1, help="repetitions of the cross-validation, seeds 0..N-1 "
-                                                             "(default: 1)")
     parser.add_argument("--steps", type=int, default=None,
                         help="step budget per run (default: 5%% of Table 1's 15 000 to 40 000; --fast: 400)")
     parser.add_argument("--budget-scale", type=float, default=None,
@@ -108,13 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "multi-threaded kernels wait for busy cores and run several times slower)")
     parser.add_argument("--workers", type=int, default=None,
                         help="programs run at once, one process each (default: min(2, CPUs); --fast: 1)")
-    parser.add_argument("--data-root", default=None,
-                        help="folder holding uci/ (default: $MODGRAPH_DATA, else ./data)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: cuda when available, else cpu (default: auto)")
-    parser.add_argument("--json", default=None, metavar="PATH", help='write {"results": [row, ...]} to PATH')
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return parser
+    return add_common_args(parser, seeds=1)  # --data-root, --device, --seeds (repetitions of the CV), --json, ...
 
 
 def budget_scale(value: float | None) -> float | None:
@@ -127,20 +91,20 @@ def protocol_from(args) -> Protocol:
     base = Protocol()
     fast = FAST if args.fast else {}
     return Protocol(
-        folds=positive("--folds", args.folds, 2) or fast.get("folds", base.folds),
-        seeds=tuple(range(positive("--seeds", args.seeds))),
+        folds=at_least("--folds", args.folds, 2) or fast.get("folds", base.folds),
+        seeds=tuple(range(at_least("--seeds", args.seeds))),
         schedule=args.schedule,
-        steps=positive("--steps", args.steps) or fast.get("steps", base.steps),
+        steps=at_least("--steps", args.steps) or fast.get("steps", base.steps),
         budget_scale=budget_scale(args.budget_scale) or base.budget_scale,
-        patience=positive("--patience", args.patience) or fast.get("patience", base.patience),
-        eval_every=positive("--eval-every", args.eval_every) or fast.get("eval_every", base.eval_every),
+        patience=at_least("--patience", args.patience) or fast.get("patience", base.patience),
+        eval_every=at_least("--eval-every", args.eval_every) or fast.get("eval_every", base.eval_every),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(positive("--threads", args.threads))
+    setup_logging(args.log_level)
+    torch.set_num_threads(at_least("--threads", args.threads))
     methods = parse_list(args.method, list(METHODS), "--method")
     protocol = protocol_from(args)
     device = resolve_device(args.device)
@@ -161,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                       d.num_features, d.num_classes, smallest)
 
     start = time.perf_counter()
-    workers = positive("--workers", args.workers) or (1 if args.fast else min(2, os.cpu_count() or 1))
+    workers = at_least("--workers", args.workers) or (1 if args.fast else min(2, os.cpu_count() or 1))
     results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers)
     wall = time.perf_counter() - start
     rows = [r.row for r in results]
@@ -174,28 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
           f"({workers} worker process(es) x {torch.get_num_threads()} thread(s), {device})")
     if args.json:
-        payload = {"results": rows, "protocol": protocol.to_dict(), "wall_time_s": wall,
-                   "command": " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])]),
-                   "machine": {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),
-                               "torch": torch.__version__, "cpus": os.cpu_count(),
-                               "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-                   "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
-                   "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
-        print(f"wrote {write_json(args.json, payload)}")
+        command = " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])])
+        machine = {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),
+                   "torch": torch.__version__, "cpus": os.cpu_count(),
+                   "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+        path = write_json(args.json, rows, protocol=protocol.to_dict(), wall_time_s=wall, command=command,
+                          machine=machine, runs={f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
+                          phases={f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results})
+        print(f"wrote {path}")
     return 0
 
 
-def run_main(argv: list[str] | None = None) -> int:
-    """``main``; user errors become one line on stderr and exit code 2."""
-    try:
-        return main(argv)
-    except (ModgraphError, UsageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(run_main())
+    sys.exit(run_main(main))

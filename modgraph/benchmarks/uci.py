@@ -271,7 +271,7 @@ def summarize(dataset: str, method: Method, schedule: str, records: list, second
         "train_time_s_per_run": seconds / len(records),  # including the tuning candidates
         "program_time_s": seconds, "models": models, "runs": len(records), "steps": steps_run,
         "budget_steps": budget_steps, "structure": f"{data.num_features}-{hidden}-{data.num_classes}",
-        "classes": list(data.class_names),
+        "classes": list(data.class_names), "paper_structure": TABLE1.get(dataset, {}).get("paper_structure"),
         "knob": method.knob, "chosen": dict(sorted(Counter(str(r[method.knob]) for r in records).items())),
         "attention_on_fraction": float(np.mean([r["attention_on"] for r in records])) if method.attention else None,
         "test_acc_runs": test.tolist(),
@@ -359,9 +359,6 @@ def paired_comparison(a: dict, b: dict) -> dict:
     return {"diff": mean, "se": se, "verdict": verdict}
 
 
-def method_names() -> list[str]:
-    return list(METHODS)
-
 
 def _pm(mean: float, std: float) -> str:
     return f"{mean:.3f} ± {std:.3f}"
@@ -369,7 +366,7 @@ def _pm(mean: float, std: float) -> str:
 
 def format_table(rows: Sequence[dict]) -> str:
     """The paper's layout (per data set: method, train time, train accuracy, test accuracy), Table 2 beside."""
-    header = ("dataset", "structure", "method", "time/model s", "train acc", "test acc", "paper: time s",
+    header = ("dataset", "ours / paper", "method", "time/model s", "train acc", "test acc", "paper: time s",
               "train acc", "test acc")
     cells = [header]
     last = None
@@ -379,7 +376,8 @@ def format_table(rows: Sequence[dict]) -> str:
         p = r.get("paper")
         paper = (f"{p['train_time_s']:.2f}", f"{p['train_acc']:.3f}", f"{p['test_acc']:.3f}") if p else ("-",) * 3
         first = r["dataset"] != last
-        cells.append((r["dataset"] if first else "", r.get("structure", "") if first else "", label,
+        structure = r.get("structure", "") + (f" / {r['paper_structure']}" if r.get("paper_structure") else "")
+        cells.append((r["dataset"] if first else "", structure if first else "", label,
                       f"{r['train_time_s_mean']:.2f}", _pm(r["train_acc_mean"], r["train_acc_std"]),
                       _pm(r["test_acc_mean"], r["test_acc_std"]), *paper))
         last = r["dataset"]

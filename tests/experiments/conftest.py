@@ -1,12 +1,7 @@
-"""The data tests' ``data_root`` fixture, and torch's thread count restored after each in-process script run."""
+"""torch's thread count restored after each in-process script run (the scripts set it)."""
 
 import pytest
 import torch
-
-try:
-    from tests.data.conftest import data_root  # noqa: F401
-except ImportError:  # it moved to tests/conftest.py, which pytest finds by itself
-    pass
 
 
 @pytest.fixture(autouse=True)

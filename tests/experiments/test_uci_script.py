@@ -25,11 +25,12 @@ def script():
 
 def test_fast_run_beats_the_majority_class(script, data_root, tmp_path, capsys):
     out = tmp_path / "uci.json"
-    code = script.run_main(["--fast", "--dataset", "balance", "--method", "wd,attention", "--steps", "150",
+    code = script.run_main(script.main, ["--fast", "--dataset", "balance", "--method", "wd,attention", "--steps", "150",
                             "--data-root", str(data_root), "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "balance" in printed and "wd (WDBP)" in printed and "0.898" in printed  # the paper's number beside ours
+    assert "4-18-3 / 5-18-3" in printed  # our structure (features only) beside Table 1's
     payload = json.loads(out.read_text())
     rows = payload["results"]
     assert [(r["dataset"], r["method"]) for r in rows] == [("balance", "wd"), ("balance", "attention")]
@@ -48,7 +49,7 @@ def test_csv_path(script, tmp_path, capsys):
     table = tmp_path / "toy.csv"
     table.write_text("\n".join(lines) + "\n")
     out = tmp_path / "toy.json"
-    code = script.run_main(["--fast", "--csv", str(table), "--label-column", "label", "--method", "plain",
+    code = script.run_main(script.main, ["--fast", "--csv", str(table), "--label-column", "label", "--method", "plain",
                             "--steps", "100", "--json", str(out)])
     assert code == 0
     (row,) = json.loads(out.read_text())["results"]
@@ -62,12 +63,12 @@ def test_csv_path(script, tmp_path, capsys):
     (["--folds", "1"], "--folds must be an integer >= 2"),
 ])
 def test_user_errors_exit_2_with_one_line(script, argv, message, capsys):
-    assert script.run_main(argv) == 2
+    assert script.run_main(script.main, argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 
 
 def test_missing_data_is_a_one_line_error(script, tmp_path, capsys):
-    assert script.run_main(["--dataset", "glass", "--data-root", str(tmp_path)]) == 2
+    assert script.run_main(script.main, ["--dataset", "glass", "--data-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: UCI data set 'glass': file 'glass.data' not found") and err.count("\n") == 1
