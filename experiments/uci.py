@@ -51,6 +51,18 @@ def at_least(flag: str, value: int | None, minimum: int = 1) -> int | None:
     return value
 
 
+def load_datasets(args) -> list:
+    """The data sets the flags name: ``--csv PATH --label-column NAME``, else ``--dataset`` (UCI names)."""
+    if args.csv is not None:
+        if not args.label_column:
+            raise UsageError("--csv needs --label-column NAME (the header name of the label column)")
+        return [load_csv(args.csv, args.label_column)]
+    if args.label_column:
+        raise UsageError("--label-column goes with --csv PATH")
+    names = parse_list(args.dataset, list(UCI_NAMES), "--dataset")
+    return [load_uci(n, args.data_root, liver_label=args.liver_label) for n in names]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -108,15 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_list(args.method, list(METHODS), "--method")
     protocol = protocol_from(args)
     device = resolve_device(args.device)
-    if args.csv is not None:
-        if not args.label_column:
-            raise UsageError("--csv needs --label-column NAME (the header name of the label column)")
-        datasets = [load_csv(args.csv, args.label_column)]
-    else:
-        if args.label_column:
-            raise UsageError("--label-column goes with --csv PATH")
-        names = parse_list(args.dataset, list(UCI_NAMES), "--dataset")
-        datasets = [load_uci(n, args.data_root, liver_label=args.liver_label) for n in names]
+    datasets = load_datasets(args)
     for d in datasets:
         smallest = int(d.class_counts() and min(d.class_counts().values()))
         if protocol.folds > d.num_samples:

@@ -13,7 +13,6 @@ the table is the one experiments/uci.py prints. Rank 0 prints it and writes the 
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -23,22 +22,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uci  # noqa: E402  (experiments/uci.py: flags, protocol, data loading)
+from common import UsageError, run_main, setup_logging, write_json  # noqa: E402
 
 from modgraph.benchmarks.methods import METHODS  # noqa: E402
 from modgraph.benchmarks.uci import format_comparison, format_table, program_cost, run_method  # noqa: E402
-from modgraph.data import UCI_NAMES, load_csv, load_uci  # noqa: E402
 from modgraph.scale import distributed as D  # noqa: E402
-
-
-def load_datasets(args) -> list:
-    if args.csv is not None:
-        if not args.label_column:
-            raise uci.UsageError("--csv needs --label-column NAME (the header name of the label column)")
-        return [load_csv(args.csv, args.label_column)]
-    if args.label_column:
-        raise uci.UsageError("--label-column goes with --csv PATH")
-    names = uci.parse_list(args.dataset, list(UCI_NAMES), "--dataset")
-    return [load_uci(n, args.data_root, liver_label=args.liver_label) for n in names]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,19 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(workers=None)
     args = parser.parse_args(argv)
     if args.workers is not None:
-        raise uci.UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(uci.positive("--threads", args.threads))
+        raise UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")
+    setup_logging(args.log_level)
+    torch.set_num_threads(uci.at_least("--threads", args.threads))
     methods = uci.parse_list(args.method, list(METHODS), "--method")
     protocol = uci.protocol_from(args)
-    datasets = load_datasets(args)
+    datasets = uci.load_datasets(args)
     for d in datasets:
         if protocol.folds > d.num_samples:
-            raise uci.UsageError(f"--folds {protocol.folds}: {d.name} has only {d.num_samples} rows")
+            raise UsageError(f"--folds {protocol.folds}: {d.name} has only {d.num_samples} rows")
     try:
         ctx = D.init_distributed(args.device)
     except ValueError as err:
-        raise uci.UsageError(f"--device: {err}") from None
+        raise UsageError(f"--device: {err}") from None
     try:
         jobs = [(d, m) for d in datasets for m in methods]
         start = time.perf_counter()
@@ -88,17 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                                "backend": ctx.backend, "device": str(ctx.device), "torch": torch.__version__},
                    "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
                    "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
-        print(f"wrote {uci.write_json(args.json, payload)}")
+        print(f"wrote {write_json(args.json, payload)}")
     return 0
 
 
-def run_main(argv: list[str] | None = None) -> int:
-    try:
-        return main(argv)
-    except (uci.ModgraphError, uci.UsageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(run_main())
+    sys.exit(run_main(main))
