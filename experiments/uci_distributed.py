@@ -69,14 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
           f"({ctx.world_size} process(es) x {torch.get_num_threads()} thread(s), {ctx.device})")
     if args.json:
-        payload = {"results": rows, "protocol": protocol.to_dict(), "wall_time_s": wall,
-                   "command": " ".join(["experiments/uci_distributed.py", *(argv if argv is not None
-                                                                             else sys.argv[1:])]),
-                   "machine": {"threads": torch.get_num_threads(), "processes": ctx.world_size,
-                               "backend": ctx.backend, "device": str(ctx.device), "torch": torch.__version__},
-                   "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
-                   "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
-        print(f"wrote {write_json(args.json, payload)}")
+        command = " ".join(["experiments/uci_distributed.py", *(argv if argv is not None else sys.argv[1:])])
+        machine = {"threads": torch.get_num_threads(), "processes": ctx.world_size, "backend": ctx.backend,
+                   "device": str(ctx.device), "torch": torch.__version__}
+        extra = {"protocol": protocol.to_dict(), "wall_time_s": wall, "command": command, "machine": machine,
+                 "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
+                 "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
+        print(f"wrote {write_json(args.json, rows, **extra)}")
     return 0
 
 

@@ -28,5 +28,5 @@ def test_one_process_gives_the_rows_of_run_method(data_root, tmp_path, capsys):
 
 
 def test_workers_flag_is_refused(capsys):
-    assert uci_distributed.run_main(["--workers", "2"]) == 2
+    assert uci_distributed.run_main(uci_distributed.main, ["--workers", "2"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: --workers: the processes are torchrun's here")
