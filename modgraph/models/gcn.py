@@ -13,13 +13,16 @@ and the network is called as ``net(x, edge_index=edge_index)``.
   propagation steps, each merged with a teleport (skip) branch back to the encoder's prediction, with APPNP's fixed
   ``alpha`` or by branch attention that learns per node how much of the propagated and of the local prediction
   to keep.
+* :func:`hop_attention` - the propagation depths as parallel branches: an MLP's prediction ``z0`` propagated
+  ``K`` times (``z_k = A_hat z_{k-1}``), and every ``z_k`` feeding one merge whose branch attention decides per
+  node how much of each depth to keep (DAGNN's adaptive receptive field, Liu, Gao & Ji, KDD 2020).
 """
 
 from __future__ import annotations
 
 import networkx as nx
 
-__all__ = ["attention_appnp", "attention_gcn", "attention_gcnii", "gcn", "gcn_net"]
+__all__ = ["attention_appnp", "attention_gcn", "attention_gcnii", "gcn", "gcn_net", "hop_attention"]
 
 CONVS = {"gcn": "gcn_conv", "attention": "attention_conv"}
 
@@ -119,6 +122,39 @@ def attention_appnp(features: int, classes: int, hidden: int = 64, steps: int = 
             g.add_edge(f"prop{k}", f"z{k}", attention=teleport)
             g.add_edge("z0", f"z{k}", attention=teleport)
         prev = f"z{k}"
+    return g
+
+
+def hop_attention(features: int, classes: int, hidden: int = 64, steps: int = 10, dropout: float = 0.8,
+                  attention: str | None = "sigmoid", score: str = "additive", attention_hidden: int = 32
+                  ) -> nx.DiGraph:
+    """An MLP, ``steps`` propagation steps, and a merge of every depth weighted per node by branch attention.
+
+    ``x -> drop_in -> enc -> relu -> drop -> z0 (linear)``, then ``z_k = gcn_propagate(z_{k-1})`` for
+    ``k = 1..steps`` (GCN's ``D^-1/2 (A + I) D^-1/2``, no parameters) and ``out = sum_k w_k(i) z_k[i]`` over
+    ``k = 0..steps``: the ``steps + 1`` in-edges of ``out`` are one set of parallel branches, scored per node by the
+    core gate (``score`` over a ``attention_hidden``-wide projection of each branch, normalised by ``attention``:
+    ``"sigmoid"`` keeps or drops each depth independently, as DAGNN's retainment scores do; ``"softmax"`` and
+    ``"sparsemax"`` make the depths compete). ``net.edge_weights()[("z3", "out")]`` is how much of the 3-hop
+    prediction each node kept. ``attention=None`` is the baseline with the same nodes and edges: every depth
+    weighted ``1 / (steps + 1)`` by fixed edge weights.
+    """
+    g = nx.DiGraph(name="hop-attention")
+    g.add_node("x", op="input", features=features)
+    g.add_node("drop_in", op="sparse_dropout", p=dropout)
+    g.add_node("enc", op="linear", out_features=hidden)
+    g.add_node("act", op="relu")
+    g.add_node("drop", op="dropout", p=dropout)
+    g.add_node("z0", op="linear", out_features=classes)
+    g.add_node("out", op="identity")
+    nx.add_path(g, ["x", "drop_in", "enc", "act", "drop", "z0"])
+    branch = (dict(attention=attention, score=score, hidden=attention_hidden) if attention is not None
+              else dict(weight=1.0 / (steps + 1)))
+    g.add_edge("z0", "out", **branch)
+    for k in range(1, steps + 1):
+        g.add_node(f"z{k}", op="gcn_propagate")
+        g.add_edge(f"z{k - 1}", f"z{k}")
+        g.add_edge(f"z{k}", "out", **branch)
     return g
 
 

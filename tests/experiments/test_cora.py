@@ -44,7 +44,7 @@ def test_the_script_exits_through_run_main():
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "cora,pubmd"], "--dataset: unknown 'pubmd'; valid: cora, citeseer, pubmed"),
-    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn, appnp, attention_appnp"),
+    (["--model", "gat"], "--model: unknown 'gat'; valid: gcn, attention_gcn, appnp, attention_appnp, hop_attention"),
     (["--seeds", "0"], "--seeds must be a positive integer, got 0"),
 ])
 def test_user_errors(args, message, capsys):
@@ -65,3 +65,15 @@ def test_attention_flags_on_a_model_without_attention_warn(data_root, caplog, ca
     assert code == 0
     assert "--schedule alternating needs attention; gcn has none and trains jointly" in caplog.text
     assert "--attention sigmoid does not apply to gcn" in caplog.text
+
+
+def test_per_dataset_settings_reach_the_model_and_the_optimiser():
+    recipe = cora.RECIPES["hop_attention"]
+    cite, plain = recipe.for_dataset("citeseer"), recipe.for_dataset("cora")
+    assert (plain.weight_decay, cite.weight_decay) == (5e-3, 2e-2)
+    assert plain.build(10, 3, "sigmoid").nodes["drop"]["p"] == 0.8
+    assert cite.build(10, 3, "sigmoid").nodes["drop"]["p"] == 0.5
+    # the baseline is the same DAG and recipe with the attention taken out
+    base = cora.RECIPES["hops"].for_dataset("citeseer")
+    assert (base.weight_decay, base.lr, base.epochs, base.patience) == (2e-2, cite.lr, cite.epochs, cite.patience)
+    assert list(base.build(10, 3, None).edges) == list(cite.build(10, 3, "sigmoid").edges)

@@ -27,6 +27,7 @@ def test_baseline_is_the_same_dag_with_the_conv_op_changed():
     lambda f, c: models.attention_appnp(f, c, steps=2, encoder="attention", propagation="attention",
                                         teleport="sigmoid"),
     lambda f, c: models.attention_gcnii(f, c, layers=2),
+    lambda f, c: models.hop_attention(f, c, steps=3),
 ])
 def test_builds_runs_and_round_trips(build):
     torch.manual_seed(0)
@@ -69,3 +70,42 @@ def test_appnp_fixed_teleport_and_bad_choices():
     assert g.nodes["prop1"] == {"op": "gcn_propagate"} and g.edges["z0", "z2"] == {"weight": 0.1}
     with pytest.raises(ValueError, match="encoder must be one of 'mlp', 'attention', got 'gat'"):
         models.attention_appnp(10, 3, encoder="gat")
+
+
+def test_hop_attention_weights_every_depth_per_node():
+    torch.manual_seed(0)
+    g = models.hop_attention(10, 3, steps=3, dropout=0.0)
+    assert sorted(g.predecessors("out")) == ["z0", "z1", "z2", "z3"]
+    assert [g.nodes[f"z{k}"]["op"] for k in (1, 2, 3)] == ["gcn_propagate"] * 3
+    net = mg.ModuleGraph(g)
+    x = torch.rand(5, 10)
+    out = net(x, edge_index=EDGE_INDEX)
+    weights = net.edge_weights()
+    assert set(weights) == {(f"z{k}", "out") for k in range(4)}
+    assert all(w.shape == (5,) and bool(((w > 0) & (w < 1)).all()) for w in weights.values())  # sigmoid, per node
+    # the output is the per-node weighted sum of the depths, which are powers of GCN's propagation
+    from torch_geometric.nn import APPNP
+
+    hops = [net.nodes["z0"](net.nodes["drop"](net.nodes["act"](net.nodes["enc"](x))))]
+    prop = APPNP(K=1, alpha=0.0)
+    for _ in range(3):
+        hops.append(prop(hops[-1], EDGE_INDEX))
+    expected = sum(weights[(f"z{k}", "out")].unsqueeze(-1) * hops[k] for k in range(4))
+    torch.testing.assert_close(out, expected)
+    soft = mg.ModuleGraph(models.hop_attention(10, 3, steps=2, attention="softmax"))
+    soft(x, edge_index=EDGE_INDEX)
+    torch.testing.assert_close(sum(soft.edge_weights().values()), torch.ones(5))
+
+
+def test_hop_attention_without_attention_is_the_mean_of_the_depths():
+    g, base = models.hop_attention(10, 3, steps=2), models.hop_attention(10, 3, steps=2, attention=None)
+    assert list(g.edges) == list(base.edges) and dict(g.nodes(data=True)) == dict(base.nodes(data=True))
+    assert {base.edges[u, "out"]["weight"] for u in base.predecessors("out")} == {1 / 3}
+    net = mg.ModuleGraph(base).eval()
+    x = torch.rand(5, 10)
+    z0 = net.nodes["z0"](net.nodes["act"](net.nodes["enc"](x)))
+    from torch_geometric.nn import APPNP
+
+    z1 = APPNP(K=1, alpha=0.0)(z0, EDGE_INDEX)
+    z2 = APPNP(K=1, alpha=0.0)(z1, EDGE_INDEX)
+    torch.testing.assert_close(net(x, edge_index=EDGE_INDEX), (z0 + z1 + z2) / 3)
