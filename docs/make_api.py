@@ -1,9 +1,9 @@
 """Write docs/api.md, the API reference, from the docstrings of modgraph's public API.
 
 The public API is ``modgraph.__all__`` and the ``__all__`` of the public subpackages (train, record, prune, data,
-models, functional, protocols); ``modgraph.scale`` has no ``__all__``, so its submodules' own public names are
-listed. Every entry is the signature (from ``inspect.signature``) and the docstring (``inspect.getdoc``); classes
-also list their public methods and properties that have a docstring of their own.
+models, functional, protocols); ``modgraph.plot`` and the submodules of ``modgraph.scale`` have no ``__all__``, so
+their own public functions and classes are listed. Every entry is the signature (from ``inspect.signature``) and
+the docstring (``inspect.getdoc``); classes also list their public methods and properties that have a docstring.
 
     python docs/make_api.py            # rewrite docs/api.md
     python docs/make_api.py --check    # exit 1 if docs/api.md is not what this script writes
@@ -33,6 +33,7 @@ PACKAGES = [
     ("modgraph.models", "standard graph networks declared as DAGs"),
     ("modgraph.data", "data sets: Planetoid, UCI, CSV, synthetic graphs"),
     ("modgraph.protocols", "evaluation protocols: cross-validation, standardisation"),
+    ("modgraph.plot", "figures of recorded attention, pruning results and training curves"),
     ("modgraph.scale.minibatch", "mini-batch training on sampled subgraphs"),
     ("modgraph.scale.sampler", "neighbour sampling"),
     ("modgraph.scale.distributed", "several processes: DDP and job sweeps"),

@@ -6,7 +6,8 @@ headless machines and inside tests. Every function saves to ``path`` and returns
 * :func:`weight_histograms` - per gate, the distribution of its entries' mean weights, one curve per epoch;
 * :func:`dag_figure` - the DAG with edge widths by mean attention weight;
 * :func:`neuron_heatmaps` - the ``[in, out]`` mean-weight matrix of every neuron-level gate;
-* :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set.
+* :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set;
+* :func:`training_curves` - training loss and validation score against the step, the schedule's phases shaded.
 """
 
 from __future__ import annotations
@@ -173,6 +174,55 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+_PHASE_COLOURS = {"main": "#f4ecd8", "attention": "#dbe9f6", "joint": "#e3f1e0"}
+
+
+def training_curves(runs: dict, path, title: str | None = None) -> Path:
+    """Training loss and validation score against the optimisation step, one line per run, one panel each.
+
+    Args:
+        runs: ``{label: result}`` with ``result`` a :class:`~modgraph.train.FitResult` (or its ``history`` list of
+            ``{"step", "phase", "loss", "score"}``). The phases of the first run with more than one phase (its
+            ``phases`` log) are shaded behind both panels: main network alone, attention alone, joint.
+        path: the PNG to write.
+        title: an optional figure title.
+    """
+    if not runs:
+        raise ValueError("no runs to plot")
+    fig, (loss_ax, score_ax) = _figure(2, width=5.0, height=3.4, cols=2)
+    shaded = False
+    for label, result in runs.items():
+        history = result if isinstance(result, list) else result.history
+        phases = [] if isinstance(result, list) else result.phases
+        if not history:
+            raise ValueError(f"run {label!r} has no evaluations to plot")
+        if not isinstance(history[0]["score"], (int, float)):
+            raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
+        steps = [h["step"] for h in history]
+        loss_ax.plot(steps, [h["loss"] for h in history], lw=1.2, label=label)
+        score_ax.plot(steps, [h["score"] for h in history], lw=1.2, label=label)
+        if not shaded and len(phases) > 1:
+            shaded = True
+            seen = set()
+            for ph in phases:
+                colour = _PHASE_COLOURS.get(ph["trains"] if ph["trains"] != "all" else "joint", "#eeeeee")
+                name = f"{ph['name']} ({'attention on' if ph['attention'] else 'attention off'})"
+                for ax in (loss_ax, score_ax):
+                    ax.axvspan(ph["start"], ph["end"], color=colour, lw=0,
+                               label=None if (name in seen or ax is score_ax) else f"{label}: {name}")
+                seen.add(name)
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylabel("training loss")
+    score_ax.set_xlabel("step")
+    score_ax.set_ylabel("validation score")
+    loss_ax.legend(fontsize=7)
+    score_ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
     return _save(fig, path)

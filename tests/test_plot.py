@@ -49,3 +49,19 @@ def test_empty_recorders_are_refused(tmp_path):
         plot.neuron_heatmaps(EdgeRecorder(), tmp_path / "x.png")
     with pytest.raises(ValueError, match="no gates to draw"):
         plot.weight_histograms(EdgeRecorder(), tmp_path / "x.png")
+
+
+def test_training_curves(tmp_path):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    result = mg.train.fit(net, lambda n: torch.nn.functional.cross_entropy(n(x), y),
+                          lambda n: (n(x).argmax(1) == y).float().mean(), schedule="alternating", steps=40)
+    assert len(result.phases) > 1 and len(result.history) == result.steps
+    _png(plot.training_curves({"alternating": result, "history only": result.history}, tmp_path / "curves.png"))
+    with pytest.raises(ValueError, match="no runs to plot"):
+        plot.training_curves({}, tmp_path / "none.png")
+    with pytest.raises(ValueError, match="no evaluations"):
+        plot.training_curves({"empty": []}, tmp_path / "none.png")
+    with pytest.raises(ValueError, match="ensemble"):
+        plot.training_curves({"k": [{"step": 1, "loss": 1.0, "score": [0.5, 0.6]}]}, tmp_path / "none.png")
