@@ -92,6 +92,22 @@ def _edge_means(recorder, epoch) -> dict:
     return means
 
 
+def _layered_positions(g: nx.DiGraph, layers: dict) -> dict:
+    """Node positions: column = topological generation, rows top to bottom in the spec's node order.
+
+    Written out rather than ``nx.multipartite_layout``, whose order within a layer follows set iteration and so
+    changes with Python's hash seed; this layout is the same on every run.
+    """
+    columns: dict[int, list] = {}
+    for v in g.nodes:
+        columns.setdefault(layers[v], []).append(v)
+    pos = {}
+    for layer, nodes in columns.items():
+        for row, v in enumerate(nodes):
+            pos[v] = np.array([float(layer), (len(nodes) - 1) / 2 - row])
+    return pos
+
+
 def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     """The network's DAG, left to right by topological generation; attended edges drawn with width by their mean
     weight (neuron gates: the mean over connections) and labelled with it, the others thin and dashed.
@@ -100,10 +116,7 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     """
     g = net.graph
     layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
-    h = nx.DiGraph()
-    h.add_nodes_from((v, {"layer": layers[v]}) for v in g.nodes)
-    h.add_edges_from(g.edges)
-    pos = nx.multipartite_layout(h, subset_key="layer")
+    pos = _layered_positions(g, layers)
     if recorder is not None:
         means = _edge_means(recorder, epoch)
     else:
