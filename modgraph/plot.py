@@ -192,7 +192,9 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
     return _save(fig, path)
 
 
-_PHASE_COLOURS = {"main": "#f4ecd8", "attention": "#dbe9f6", "joint": "#e3f1e0"}
+# (trains, attention on): the alternating schedule's warm-up, attention phase, main phase and joint fine-tune
+_PHASE_COLOURS = {("main", False): "#e8e8e8", ("attention", True): "#dbe9f6", ("main", True): "#f4ecd8",
+                  ("all", True): "#e3f1e0"}
 
 
 def training_curves(runs: dict, path, title: str | None = None) -> Path:
@@ -223,7 +225,7 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
             shaded = True
             seen = set()
             for ph in phases:
-                colour = _PHASE_COLOURS.get(ph["trains"] if ph["trains"] != "all" else "joint", "#eeeeee")
+                colour = _PHASE_COLOURS.get((ph["trains"], bool(ph["attention"])), "#f5f5f5")
                 name = f"{ph['name']} ({'attention on' if ph['attention'] else 'attention off'})"
                 for ax in (loss_ax, score_ax):
                     ax.axvspan(ph["start"], ph["end"], color=colour, lw=0,
