@@ -61,6 +61,7 @@ class ModuleGraph(nn.Module):
     # ----------------------------------------------------------------------------------------- construction
     @classmethod
     def from_dict(cls, spec: dict, source: str = "spec") -> "ModuleGraph":
+        """Build from a spec dict (as :meth:`to_dict` returns it); errors name ``source``."""
         return cls(graph_from_dict(spec, source))
 
     @classmethod
@@ -74,6 +75,7 @@ class ModuleGraph(nn.Module):
             raise GraphSpecError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
     def to_dict(self) -> dict:
+        """The spec as plain data (JSON/YAML-ready): ``{"format", "nodes", "edges", ...}``; no weights."""
         return graph_to_dict(self.graph)
 
     def save_spec(self, path: str | os.PathLike):
@@ -83,14 +85,17 @@ class ModuleGraph(nn.Module):
     # ----------------------------------------------------------------------------------------- execution
     @property
     def inputs(self) -> list:
+        """The input node names, in the order a dict of inputs is matched."""
         return self.plan.inputs
 
     @property
     def outputs(self) -> list:
+        """The output node names (the sinks, or the graph attribute ``outputs``)."""
         return self.plan.outputs
 
     @property
     def needs_graph(self) -> bool:
+        """Whether the network has graph ops, so ``forward`` needs ``edge_index``."""
         return any(step.needs_graph for step in self.plan.steps)
 
     def _feeds(self, inputs) -> dict:
@@ -254,6 +259,7 @@ class ModuleGraph(nn.Module):
 
     @contextmanager
     def attention_off(self):
+        """Context manager: every gate off inside the block (connections unscaled), the previous states after it."""
         states = [(g, g.enabled) for g in self.gates()]
         self.set_attention(False)
         try:

@@ -6,7 +6,8 @@ headless machines and inside tests. Every function saves to ``path`` and returns
 * :func:`weight_histograms` - per gate, the distribution of its entries' mean weights, one curve per epoch;
 * :func:`dag_figure` - the DAG with edge widths by mean attention weight;
 * :func:`neuron_heatmaps` - the ``[in, out]`` mean-weight matrix of every neuron-level gate;
-* :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set.
+* :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set;
+* :func:`training_curves` - training loss and validation score against the step, the schedule's phases shaded.
 """
 
 from __future__ import annotations
@@ -91,6 +92,22 @@ def _edge_means(recorder, epoch) -> dict:
     return means
 
 
+def _layered_positions(g: nx.DiGraph, layers: dict) -> dict:
+    """Node positions: column = topological generation, rows top to bottom in the spec's node order.
+
+    Written out rather than ``nx.multipartite_layout``, whose order within a layer follows set iteration and so
+    changes with Python's hash seed; this layout is the same on every run.
+    """
+    columns: dict[int, list] = {}
+    for v in g.nodes:
+        columns.setdefault(layers[v], []).append(v)
+    pos = {}
+    for layer, nodes in columns.items():
+        for row, v in enumerate(nodes):
+            pos[v] = np.array([float(layer), (len(nodes) - 1) / 2 - row])
+    return pos
+
+
 def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     """The network's DAG, left to right by topological generation; attended edges drawn with width by their mean
     weight (neuron gates: the mean over connections) and labelled with it, the others thin and dashed.
@@ -99,10 +116,7 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     """
     g = net.graph
     layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
-    h = nx.DiGraph()
-    h.add_nodes_from((v, {"layer": layers[v]}) for v in g.nodes)
-    h.add_edges_from(g.edges)
-    pos = nx.multipartite_layout(h, subset_key="layer")
+    pos = _layered_positions(g, layers)
     if recorder is not None:
         means = _edge_means(recorder, epoch)
     else:
@@ -173,6 +187,57 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+# (trains, attention on): the alternating schedule's warm-up, attention phase, main phase and joint fine-tune
+_PHASE_COLOURS = {("main", False): "#e8e8e8", ("attention", True): "#dbe9f6", ("main", True): "#f4ecd8",
+                  ("all", True): "#e3f1e0"}
+
+
+def training_curves(runs: dict, path, title: str | None = None) -> Path:
+    """Training loss and validation score against the optimisation step, one line per run, one panel each.
+
+    Args:
+        runs: ``{label: result}`` with ``result`` a :class:`~modgraph.train.FitResult` (or its ``history`` list of
+            ``{"step", "phase", "loss", "score"}``). The phases of the first run with more than one phase (its
+            ``phases`` log) are shaded behind both panels: main network alone, attention alone, joint.
+        path: the PNG to write.
+        title: an optional figure title.
+    """
+    if not runs:
+        raise ValueError("no runs to plot")
+    fig, (loss_ax, score_ax) = _figure(2, width=5.0, height=3.4, cols=2)
+    shaded = False
+    for label, result in runs.items():
+        history = result if isinstance(result, list) else result.history
+        phases = [] if isinstance(result, list) else result.phases
+        if not history:
+            raise ValueError(f"run {label!r} has no evaluations to plot")
+        if not isinstance(history[0]["score"], (int, float)):
+            raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
+        steps = [h["step"] for h in history]
+        loss_ax.plot(steps, [h["loss"] for h in history], lw=1.2, label=label)
+        score_ax.plot(steps, [h["score"] for h in history], lw=1.2, label=label)
+        if not shaded and len(phases) > 1:
+            shaded = True
+            seen = set()
+            for ph in phases:
+                colour = _PHASE_COLOURS.get((ph["trains"], bool(ph["attention"])), "#f5f5f5")
+                name = f"{ph['name']} ({'attention on' if ph['attention'] else 'attention off'})"
+                for ax in (loss_ax, score_ax):
+                    ax.axvspan(ph["start"], ph["end"], color=colour, lw=0,
+                               label=None if (name in seen or ax is score_ax) else f"{label}: {name}")
+                seen.add(name)
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("step")
+    loss_ax.set_ylabel("training loss")
+    score_ax.set_xlabel("step")
+    score_ax.set_ylabel("validation score")
+    loss_ax.legend(fontsize=7)
+    score_ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
     return _save(fig, path)

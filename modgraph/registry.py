@@ -68,6 +68,7 @@ def register_op(name: str, *, merge: str = "sum", takes_input: bool = True, repl
 
 
 def available_ops() -> list[str]:
+    """The names of every registered op, sorted (the built-ins and those added with :func:`register_op`)."""
     return sorted(_OPS)
 
 

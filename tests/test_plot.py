@@ -49,3 +49,32 @@ def test_empty_recorders_are_refused(tmp_path):
         plot.neuron_heatmaps(EdgeRecorder(), tmp_path / "x.png")
     with pytest.raises(ValueError, match="no gates to draw"):
         plot.weight_histograms(EdgeRecorder(), tmp_path / "x.png")
+
+
+def test_training_curves(tmp_path):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    result = mg.train.fit(net, lambda n: torch.nn.functional.cross_entropy(n(x), y),
+                          lambda n: (n(x).argmax(1) == y).float().mean(), schedule="alternating", steps=40)
+    assert len(result.phases) > 1 and len(result.history) == result.steps
+    _png(plot.training_curves({"alternating": result, "history only": result.history}, tmp_path / "curves.png"))
+    with pytest.raises(ValueError, match="no runs to plot"):
+        plot.training_curves({}, tmp_path / "none.png")
+    with pytest.raises(ValueError, match="no evaluations"):
+        plot.training_curves({"empty": []}, tmp_path / "none.png")
+    with pytest.raises(ValueError, match="ensemble"):
+        plot.training_curves({"k": [{"step": 1, "loss": 1.0, "score": [0.5, 0.6]}]}, tmp_path / "none.png")
+
+
+def test_dag_layout_follows_the_spec_order():
+    """Nodes of one generation are stacked top to bottom in the spec's order (not in set order, which varies
+    with the hash seed), so the same spec gives the same picture on every run."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_edges_from([("x", name) for name in ("zeta", "alpha", "mid")] + [(n, "y") for n in ("zeta", "alpha", "mid")])
+    layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
+    pos = plot._layered_positions(g, layers)
+    assert [pos[v][0] for v in ("x", "zeta", "alpha", "mid", "y")] == [0.0, 1.0, 1.0, 1.0, 2.0]
+    assert pos["zeta"][1] > pos["alpha"][1] > pos["mid"][1] and pos["x"][1] == pos["y"][1] == 0.0

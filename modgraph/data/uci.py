@@ -62,14 +62,17 @@ class UCIDataset:
 
     @property
     def num_samples(self) -> int:
+        """Rows of the table."""
         return int(self.X.shape[0])
 
     @property
     def num_features(self) -> int:
+        """Input columns (the label excluded)."""
         return int(self.X.shape[1])
 
     @property
     def num_classes(self) -> int:
+        """Distinct classes (``len(class_names)``)."""
         return len(self.class_names)
 
     def class_counts(self) -> dict[str, int]:

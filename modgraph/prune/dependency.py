@@ -97,6 +97,7 @@ class DependencyGraph:
         return list(range(start, start + n))
 
     def find(self, a: int) -> int:
+        """The representative of channel ``a``'s group (union-find with path halving)."""
         parent = self._parent
         while parent[a] != a:
             parent[a] = parent[parent[a]]

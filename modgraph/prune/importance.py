@@ -40,15 +40,19 @@ class Importance:
         raise PruneError(f"the {self.name} criterion has no score for {kind}; use attention or random")
 
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
+        """One score per group of ``deps.groups`` (a hidden unit), ``NaN`` for a unit it cannot score."""
         self._none("hidden units")
 
     def connections(self, net) -> dict:
+        """``{gate key: [in, out] scores}`` for the connections of every neuron-level gate."""
         self._none("connections")
 
     def branches(self, net) -> dict:
+        """``{(u, v): score}`` for the attended in-edges of every branch gate."""
         self._none("branch edges")
 
     def graph_edges(self, net, edge_index: torch.Tensor) -> torch.Tensor:
+        """``[E]`` scores, one per column of ``edge_index``."""
         self._none("graph edges")
 
     def __repr__(self) -> str:

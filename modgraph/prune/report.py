@@ -70,6 +70,7 @@ MACS.update({"gcn_conv": _gcn_conv_macs, "gcn_propagate": _gcn_propagate_macs,
 
 
 def count_params(net) -> int:
+    """The number of parameters of ``net`` (every tensor of ``net.parameters()``, attention included)."""
     return sum(p.numel() for p in net.parameters())
 
 

@@ -232,11 +232,13 @@ class EdgeRecorder:
         return recorder_rows(self, epochs)
 
     def to_csv(self, path: str | os.PathLike, epochs=None):
+        """Write :meth:`to_rows` as a CSV file (atomically); :meth:`load` reads it back."""
         from .io import write_csv
 
         return write_csv(self.to_rows(epochs), path)
 
     def to_json(self, path: str | os.PathLike, epochs=None):
+        """Write :meth:`to_rows` as a JSON list of row objects (atomically); :meth:`load` reads it back."""
         from .io import write_json
 
         return write_json(self.to_rows(epochs), path)

@@ -73,6 +73,7 @@ class RunningStats:
 
     @torch.no_grad()
     def update(self, w: torch.Tensor) -> None:
+        """Add a batch of weights ``[N, *shape]`` (``N`` samples) to the running sums, minima and maxima."""
         if tuple(w.shape[1:]) != self.shape:
             raise ValueError(f"expected weights [N, {', '.join(map(str, self.shape))}], got {tuple(w.shape)}")
         w = w.reshape(w.shape[0], -1).float()  # (N, D)
@@ -104,6 +105,7 @@ class RunningStats:
         self.pending = 0
 
     def summary(self) -> EdgeStats:
+        """The statistics of everything added so far (``NaN`` where nothing was added)."""
         if self.count == 0:
             nan = torch.full(self.shape, float("nan"), device=self.min.device)
             return EdgeStats(0, nan, nan.clone(), nan.clone(), nan.clone(), nan.clone())

@@ -57,6 +57,7 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
+        """Whether a process group is in use (``False`` for a single process)."""
         return self.backend is not None
 
 

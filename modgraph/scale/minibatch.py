@@ -147,12 +147,15 @@ class MiniBatchTask:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Training batches per pass over the training loader."""
         return self.stream.steps_per_epoch
 
     def loss(self, net) -> Tensor:
+        """``fit``'s ``loss_fn``: the loss on the seed nodes of the next training batch."""
         return seed_loss(self.forward or net, next(self.stream), self.device, self.loss_of)
 
     def evaluate(self, net) -> float:
+        """``fit``'s ``evaluate``: the accuracy over the seed nodes of every validation batch."""
         self.last_eval = evaluate_loader(net, self.val, self.device, self.reduce)
         return self.last_eval["accuracy"]
 

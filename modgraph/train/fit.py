@@ -239,6 +239,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`: the net, the schedule position, the selection state and the optimiser."""
         self.net.load_state_dict(state["net"])
         self.phases = [Phase(**p) for p in state["phases"]]
         for key in ("phase_index", "phase_step", "step", "best_score", "best_step", "best_phase", "best_state",

@@ -24,6 +24,7 @@ class Phase:
     round: int = 0  # the alternation round (0 outside the alternation)
 
     def to_dict(self) -> dict:
+        """The phase as a plain dict (for logs, JSON and checkpoints)."""
         return asdict(self)
 
 
