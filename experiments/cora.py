@@ -95,7 +95,7 @@ RECIPES: dict[str, Recipe] = {
     "hops": Recipe(lambda f, c, a, **kw: models.hop_attention(f, c, attention=None, **kw), lr=0.01,
                    weight_decay=5e-3, epochs=1000, patience=100,
                    per_dataset={"citeseer": {"weight_decay": 2e-2, "model": {"dropout": 0.5}}},
-                   doc="hop_attention's DAG without attention: the 11 depths averaged"),
+                   doc="hop_attention's DAG without attention: the 11 depths summed (its gate switched off)"),
 }
 
 

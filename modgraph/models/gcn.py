@@ -136,8 +136,8 @@ def hop_attention(features: int, classes: int, hidden: int = 64, steps: int = 10
     core gate (``score`` over a ``attention_hidden``-wide projection of each branch, normalised by ``attention``:
     ``"sigmoid"`` keeps or drops each depth independently, as DAGNN's retainment scores do; ``"softmax"`` and
     ``"sparsemax"`` make the depths compete). ``net.edge_weights()[("z3", "out")]`` is how much of the 3-hop
-    prediction each node kept. ``attention=None`` is the baseline with the same nodes and edges: every depth
-    weighted ``1 / (steps + 1)`` by fixed edge weights.
+    prediction each node kept. ``attention=None`` is the baseline with the same nodes and edges: the depths
+    summed, which is also what this network computes with its gate switched off (``with net.attention_off():``).
     """
     g = nx.DiGraph(name="hop-attention")
     g.add_node("x", op="input", features=features)
@@ -148,8 +148,7 @@ def hop_attention(features: int, classes: int, hidden: int = 64, steps: int = 10
     g.add_node("z0", op="linear", out_features=classes)
     g.add_node("out", op="identity")
     nx.add_path(g, ["x", "drop_in", "enc", "act", "drop", "z0"])
-    branch = (dict(attention=attention, score=score, hidden=attention_hidden) if attention is not None
-              else dict(weight=1.0 / (steps + 1)))
+    branch = dict(attention=attention, score=score, hidden=attention_hidden) if attention is not None else {}
     g.add_edge("z0", "out", **branch)
     for k in range(1, steps + 1):
         g.add_node(f"z{k}", op="gcn_propagate")

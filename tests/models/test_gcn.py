@@ -97,10 +97,10 @@ def test_hop_attention_weights_every_depth_per_node():
     torch.testing.assert_close(sum(soft.edge_weights().values()), torch.ones(5))
 
 
-def test_hop_attention_without_attention_is_the_mean_of_the_depths():
+def test_hop_attention_without_attention_is_the_sum_of_the_depths_as_with_the_gate_off():
     g, base = models.hop_attention(10, 3, steps=2), models.hop_attention(10, 3, steps=2, attention=None)
     assert list(g.edges) == list(base.edges) and dict(g.nodes(data=True)) == dict(base.nodes(data=True))
-    assert {base.edges[u, "out"]["weight"] for u in base.predecessors("out")} == {1 / 3}
+    assert all(base.edges[u, "out"] == {} for u in base.predecessors("out"))
     net = mg.ModuleGraph(base).eval()
     x = torch.rand(5, 10)
     z0 = net.nodes["z0"](net.nodes["act"](net.nodes["enc"](x)))
@@ -108,4 +108,8 @@ def test_hop_attention_without_attention_is_the_mean_of_the_depths():
 
     z1 = APPNP(K=1, alpha=0.0)(z0, EDGE_INDEX)
     z2 = APPNP(K=1, alpha=0.0)(z1, EDGE_INDEX)
-    torch.testing.assert_close(net(x, edge_index=EDGE_INDEX), (z0 + z1 + z2) / 3)
+    torch.testing.assert_close(net(x, edge_index=EDGE_INDEX), z0 + z1 + z2)
+    gated = mg.ModuleGraph(g).eval()
+    gated.load_state_dict(net.state_dict(), strict=False)
+    with gated.attention_off():
+        torch.testing.assert_close(gated(x, edge_index=EDGE_INDEX), z0 + z1 + z2)
