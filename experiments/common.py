@@ -9,13 +9,11 @@ stderr is not a terminal (``progress``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -23,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from modgraph.errors import ModgraphError
+from modgraph.io import atomic_write_json
 
 
 class UsageError(Exception):
@@ -69,19 +68,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def write_json(path: str | os.PathLike, rows: list[dict], **extra) -> Path:
     """Write ``{"results": rows, **extra}`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"results": rows, **extra}, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_json(path, {"results": rows, **extra})
 
 
 def format_table(rows: list[dict], columns: list[tuple[str, str, Callable]]) -> str:

@@ -46,6 +46,7 @@ from common import UsageError, add_common_args, progress, resolve_device, run_ma
 
 import modgraph as mg  # noqa: E402
 from modgraph.data import load_planetoid, load_uci  # noqa: E402
+from modgraph.io import atomic_write_json  # noqa: E402
 from modgraph.prune import (  # noqa: E402
     AttentionImportance,
     MagnitudeImportance,
@@ -55,7 +56,6 @@ from modgraph.prune import (  # noqa: E402
     sgl_penalty,
 )
 from modgraph.record import EdgeRecorder  # noqa: E402
-from modgraph.spec import atomic_write_text  # noqa: E402
 from modgraph.train import fit  # noqa: E402
 
 log = logging.getLogger("prune")
@@ -581,8 +581,7 @@ def write_results(path: str, chosen: list[dict], others: list[dict], args) -> No
     settings = {k: v for k, v in vars(args).items() if k not in ("budget", "device")}
     settings["budget"] = {kind: vars(b) for kind, b in args.budget.items()}
     settings["device"] = str(args.device)
-    atomic_write_text(Path(path), json.dumps({"results": chosen, "unselected_variants": others,
-                                              "settings": settings}, allow_nan=False) + "\n")
+    atomic_write_json(path, {"results": chosen, "unselected_variants": others, "settings": settings}, indent=None)
 
 
 def main(argv: list[str] | None = None) -> int:
