@@ -1,9 +1,12 @@
 """Shared command-line helpers of the experiment scripts.
 
 Flags every script takes (``add_common_args``): ``--data-root``, ``--device auto|cpu|cuda``, ``--seeds``,
-``--json``, ``--log-level``. User errors (a missing data set, a bad flag value, CUDA asked for but absent) end the
-script with exit code 2 and one line on stderr (``run_main``); progress bars are tqdm bars that stay quiet when
-stderr is not a terminal (``progress``).
+``--json PATH``, ``--log-level``, ``--threads``, ``--checkpoint-dir DIR`` and ``--resume`` (plus
+``--checkpoint-every STEPS`` where a unit in progress is saved periodically). Checkpointing (``checkpoint_config``,
+``open_run_dir``) is one mechanism for every script, ``modgraph.train.RunDir``; see docs/checkpoints.md.
+User errors (a missing data set, a bad flag value, CUDA asked for but absent) end the script with exit code 2 and
+one line on stderr (``run_main``); progress bars are tqdm bars that stay quiet when stderr is not a terminal
+(``progress``).
 """
 
 from __future__ import annotations
@@ -22,22 +25,77 @@ from tqdm.auto import tqdm
 
 from modgraph.errors import ModgraphError
 from modgraph.io import atomic_write_json
+from modgraph.train import RunDir
 
 
 class UsageError(Exception):
     """A flag value the script cannot use (reported in one line, exit code 2)."""
 
 
-def add_common_args(parser: argparse.ArgumentParser, seeds: int = 10) -> argparse.ArgumentParser:
+def add_common_args(parser: argparse.ArgumentParser, seeds: int = 10, threads: int | None = 1,
+                    checkpoint_every: int | None = None, device_help: str | None = None) -> argparse.ArgumentParser:
+    """The flags shared by every script. ``checkpoint_every``: offer ``--checkpoint-every`` with this default (for
+    scripts that save the unit in progress); ``threads=None``: torch's own thread count by default."""
     parser.add_argument("--data-root", default=None,
                         help="folder holding planetoid/ and uci/ (default: $MODGRAPH_DATA, else ./data)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="auto: cuda when available, else cpu (default: auto)")
+                        help=device_help or "auto: cuda when available, else cpu (default: auto)")
     parser.add_argument("--seeds", type=int, default=seeds, help=f"runs per configuration, seeds 0..N-1 (default: "
                                                                  f"{seeds})")
     parser.add_argument("--json", default=None, metavar="PATH", help='write {"results": [row, ...]} to PATH')
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--threads", type=int, default=threads,
+                        help=f"torch CPU threads (default: {threads or 'torch' + chr(39) + 's'}; on a machine shared "
+                             "with other jobs torch's multi-threaded kernels wait for busy cores)")
+    parser.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                        help="save finished units (and the unit in progress) to DIR as the run goes; see "
+                             "docs/checkpoints.md")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run saved in --checkpoint-dir: finished units are skipped, the unit in "
+                             "progress continues from its last save; the results equal an uninterrupted run's")
+    if checkpoint_every is not None:
+        parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
+                            help=f"save the unit in progress every STEPS optimisation steps (default: "
+                                 f"{checkpoint_every})")
     return parser
+
+
+#: flags that change how a run executes or where it writes, not its results (left out of the checkpoint config)
+EXECUTION_FLAGS = ("data_root", "json", "log_level", "threads", "workers", "checkpoint_dir", "resume",
+                   "checkpoint_every", "plot", "figures", "save")
+
+
+def apply_threads(args) -> None:
+    """``torch.set_num_threads(--threads)`` when given (a positive integer)."""
+    if getattr(args, "threads", None) is not None:
+        torch.set_num_threads(positive("--threads", args.threads))
+
+
+def checkpoint_config(args, script: str) -> dict:
+    """The configuration a checkpoint folder is tied to: the script and every flag that changes the results.
+
+    Call it right after parsing (before the flags are resolved into objects). ``--resume`` needs
+    ``--checkpoint-dir``; ``--checkpoint-every`` must be positive.
+    """
+    if args.resume and not args.checkpoint_dir:
+        raise UsageError("--resume needs --checkpoint-dir DIR (the folder of the run to continue)")
+    positive("--checkpoint-every", getattr(args, "checkpoint_every", None))
+    config = {"script": script}
+    for key, value in vars(args).items():
+        if key not in EXECUTION_FLAGS:
+            config[f"--{key.replace('_', '-')}"] = value if isinstance(value, (str, int, float, bool, type(None))) \
+                else str(value)
+    return config
+
+
+def open_run_dir(args, config: dict) -> RunDir:
+    """The run's checkpoint folder (``--checkpoint-dir``/``--resume``); without the flag a ``RunDir`` that saves
+    nothing. A folder holding a run without ``--resume``, or a run of another configuration, is a one-line error."""
+    folder = args.checkpoint_dir
+    if folder and not args.resume and (Path(folder) / "run.json").exists():
+        raise UsageError(f"--checkpoint-dir {folder}: holds an earlier run; add --resume to continue it, or use an "
+                         f"empty folder")
+    return RunDir(folder, config, resume=args.resume)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,22 @@
+"""Every experiment script, killed with SIGKILL mid-run and resumed with --resume, ends with the uninterrupted
+run's results (timing fields aside); checkpoint folders of another configuration or damaged files are refused in
+one line with exit code 2."""
+
+import sys
+
+from .killing import ROOT, kill_and_resume, stable
+
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import cora  # noqa: E402
+
+
+def test_cora_killed_and_resumed(tmp_path, data_root):
+    args = ["--data-root", str(data_root), "--seeds", "3", "--epochs", "20", "--threads", "1", "--device", "cpu",
+            "--checkpoint-every", "5"]
+    # killed once seed 0 is finished and seed 1 has a checkpoint in progress: one unit skipped, one continued
+    whole, resumed, folder = kill_and_resume(tmp_path, cora.main, "cora.py", args,
+                                             wait_for="progress/cora--attention_gcn--seed1.pt")
+    assert stable(resumed) == stable(whole)
+    assert len(list(folder.glob("units/*.json"))) == 3 and not list(folder.glob("progress/*.pt"))
+    assert resumed["results"][0]["per_seed"][0]["test_acc"] == whole["results"][0]["per_seed"][0]["test_acc"]
