@@ -9,6 +9,7 @@ from .killing import ROOT, kill_and_resume, stable
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import cora  # noqa: E402
+import uci  # noqa: E402
 
 
 def test_cora_killed_and_resumed(tmp_path, data_root):
@@ -20,3 +21,14 @@ def test_cora_killed_and_resumed(tmp_path, data_root):
     assert stable(resumed) == stable(whole)
     assert len(list(folder.glob("units/*.json"))) == 3 and not list(folder.glob("progress/*.pt"))
     assert resumed["results"][0]["per_seed"][0]["test_acc"] == whole["results"][0]["per_seed"][0]["test_acc"]
+
+
+def test_uci_killed_and_resumed(tmp_path, data_root):
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd,attention", "--steps",
+            "150", "--threads", "1", "--device", "cpu", "--checkpoint-every", "10"]
+    # killed once the wd program is finished and the attention program has saved its training in progress
+    whole, resumed, folder = kill_and_resume(tmp_path, uci.main, "uci.py", args,
+                                             wait_for="progress/balance--attention.pt")
+    assert stable(resumed) == stable(whole)
+    assert [p.name for p in sorted(folder.glob("units/*.json"))] == ["balance--attention.json", "balance--wd.json"]
+    assert resumed["runs"] == whole["runs"] and resumed["phases"] == whole["phases"]
