@@ -9,6 +9,7 @@ from .killing import ROOT, kill_and_resume, stable
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import cora  # noqa: E402
+import prune  # noqa: E402
 import uci  # noqa: E402
 
 
@@ -32,3 +33,12 @@ def test_uci_killed_and_resumed(tmp_path, data_root):
     assert stable(resumed) == stable(whole)
     assert [p.name for p in sorted(folder.glob("units/*.json"))] == ["balance--attention.json", "balance--wd.json"]
     assert resumed["runs"] == whole["runs"] and resumed["phases"] == whole["phases"]
+
+
+def test_prune_killed_and_resumed(tmp_path, data_root):
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--criteria", "attention,random",
+            "--threads", "1", "--device", "cpu"]
+    # killed once the first prune point is saved: the base network is retrained, the saved points are skipped
+    whole, resumed, folder = kill_and_resume(tmp_path, prune.main, "prune.py", args)
+    assert stable(resumed) == stable(whole)
+    assert len(list(folder.glob("units/*.json"))) == len(whole["results"]) + len(whole["unselected_variants"]) == 6
