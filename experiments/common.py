@@ -32,21 +32,34 @@ class UsageError(Exception):
     """A flag value the script cannot use (reported in one line, exit code 2)."""
 
 
-def add_common_args(parser: argparse.ArgumentParser, seeds: int = 10, threads: int | None = 1,
-                    checkpoint_every: int | None = None, device_help: str | None = None) -> argparse.ArgumentParser:
-    """The flags shared by every script. ``checkpoint_every``: offer ``--checkpoint-every`` with this default (for
-    scripts that save the unit in progress); ``threads=None``: torch's own thread count by default."""
-    parser.add_argument("--data-root", default=None,
-                        help="folder holding planetoid/ and uci/ (default: $MODGRAPH_DATA, else ./data)")
+def add_common_args(parser: argparse.ArgumentParser, seeds: int | None = 10, threads: int | None = 1,
+                    checkpoint_every: int | None = None, data_root: bool = True,
+                    device_help: str | None = None) -> argparse.ArgumentParser:
+    """The flags shared by every script.
+
+    Args:
+        seeds: the default of ``--seeds`` (runs with seeds 0..N-1); ``None``: no ``--seeds`` (the script has one
+            ``--seed``).
+        threads: the default of ``--threads``; ``None``: torch's own thread count.
+        checkpoint_every: offer ``--checkpoint-every STEPS`` with this default (scripts that save the unit in
+            progress every so many steps).
+        data_root: offer ``--data-root`` (scripts that read data sets).
+        device_help: the help of ``--device`` when ``auto`` means more than "cuda when available".
+    """
+    if data_root:
+        parser.add_argument("--data-root", default=None,
+                            help="folder holding planetoid/ and uci/ (default: $MODGRAPH_DATA, else ./data)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help=device_help or "auto: cuda when available, else cpu (default: auto)")
-    parser.add_argument("--seeds", type=int, default=seeds, help=f"runs per configuration, seeds 0..N-1 (default: "
-                                                                 f"{seeds})")
+    if seeds is not None:
+        parser.add_argument("--seeds", type=int, default=seeds,
+                            help=f"runs per configuration, seeds 0..N-1 (default: {seeds})")
     parser.add_argument("--json", default=None, metavar="PATH", help='write {"results": [row, ...]} to PATH')
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    default_threads = threads if threads is not None else "torch's own"
     parser.add_argument("--threads", type=int, default=threads,
-                        help=f"torch CPU threads (default: {threads or 'torch' + chr(39) + 's'}; on a machine shared "
-                             "with other jobs torch's multi-threaded kernels wait for busy cores)")
+                        help=f"torch CPU threads (default: {default_threads}; on a machine shared with other jobs "
+                             "torch's multi-threaded kernels wait for busy cores)")
     parser.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                         help="save finished units (and the unit in progress) to DIR as the run goes; see "
                              "docs/checkpoints.md")
@@ -88,9 +101,32 @@ def checkpoint_config(args, script: str) -> dict:
     return config
 
 
-def open_run_dir(args, config: dict) -> RunDir:
+def open_run_dir(args, config: dict, ctx=None) -> RunDir:
     """The run's checkpoint folder (``--checkpoint-dir``/``--resume``); without the flag a ``RunDir`` that saves
-    nothing. A folder holding a run without ``--resume``, or a run of another configuration, is a one-line error."""
+    nothing. A folder holding a run without ``--resume``, or a run of another configuration, is a one-line error.
+
+    ``ctx``: a ``modgraph.scale.distributed.DistContext``; under torchrun rank 0 opens (or starts) the folder
+    first, then the other processes, and an error is every process's.
+    """
+    if ctx is None or not ctx.distributed:
+        return _open(args, config)
+    from modgraph.scale.distributed import gather_objects
+
+    store, error = None, None
+    if ctx.is_main:
+        try:
+            store = _open(args, config)
+        except (UsageError, ModgraphError) as err:
+            error = err
+    message = gather_objects(None if error is None else str(error))[0]
+    if error is not None:
+        raise error
+    if message is not None:
+        raise UsageError(message)
+    return store if store is not None else RunDir(args.checkpoint_dir, config, resume=True)
+
+
+def _open(args, config: dict) -> RunDir:
     folder = args.checkpoint_dir
     if folder and not args.resume and (Path(folder) / "run.json").exists():
         raise UsageError(f"--checkpoint-dir {folder}: holds an earlier run; add --resume to continue it, or use an "

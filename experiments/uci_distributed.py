@@ -38,9 +38,7 @@ from modgraph.benchmarks.uci import (  # noqa: E402
     program_key,
     run_method,
 )
-from modgraph.errors import ModgraphError  # noqa: E402
 from modgraph.scale import distributed as D  # noqa: E402
-from modgraph.train import RunDir  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
     try:
-        store = open_shared_run_dir(args, config, ctx)
+        store = open_run_dir(args, config, ctx)
 
         def run(job):
             key = program_key(*job)
@@ -99,22 +97,6 @@ def main(argv: list[str] | None = None) -> int:
                  "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
         print(f"wrote {write_json(args.json, rows, **extra)}")
     return 0
-
-
-def open_shared_run_dir(args, config: dict, ctx) -> RunDir:
-    """Rank 0 opens (or starts) the checkpoint folder first, then the others; an error is every process's."""
-    store, error = None, None
-    if ctx.is_main:
-        try:
-            store = open_run_dir(args, config)
-        except (UsageError, ModgraphError) as err:
-            error = err
-    message = D.gather_objects(None if error is None else str(error))[0]
-    if error is not None:
-        raise error
-    if message is not None:
-        raise UsageError(message)
-    return store if store is not None else RunDir(args.checkpoint_dir, config, resume=True)
 
 
 if __name__ == "__main__":

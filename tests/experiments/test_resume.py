@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import cora  # noqa: E402
 import prune  # noqa: E402
+import scale  # noqa: E402
 import uci  # noqa: E402
 
 
@@ -42,3 +43,14 @@ def test_prune_killed_and_resumed(tmp_path, data_root):
     whole, resumed, folder = kill_and_resume(tmp_path, prune.main, "prune.py", args)
     assert stable(resumed) == stable(whole)
     assert len(list(folder.glob("units/*.json"))) == len(whole["results"]) + len(whole["unselected_variants"]) == 6
+
+
+def test_scale_killed_and_resumed(tmp_path):
+    args = ["--nodes", "2000", "--epochs", "15", "--batch-size", "128", "--num-neighbors", "5,5", "--hidden", "16",
+            "--heads", "2", "--lr", "0.05", "--device", "cpu", "--threads", "1"]
+    # killed after an epoch end was saved: resumed from there, with the batch order, sampling and dropout of the
+    # uninterrupted run
+    whole, resumed, folder = kill_and_resume(tmp_path, scale.main, "scale.py", args,
+                                             wait_for="progress/train-rank0.pt")
+    assert stable(resumed) == stable(whole)
+    assert whole["results"][0]["steps"] == 150 and whole["results"][0]["best_val_acc"] > 0.6
