@@ -4,6 +4,8 @@ one line with exit code 2."""
 
 import sys
 
+import pytest
+
 from .killing import ROOT, kill_and_resume, stable
 
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -12,6 +14,7 @@ import cora  # noqa: E402
 import prune  # noqa: E402
 import scale  # noqa: E402
 import uci  # noqa: E402
+import uci_distributed  # noqa: E402
 
 
 def test_cora_killed_and_resumed(tmp_path, data_root):
@@ -54,3 +57,58 @@ def test_scale_killed_and_resumed(tmp_path):
                                              wait_for="progress/train-rank0.pt")
     assert stable(resumed) == stable(whole)
     assert whole["results"][0]["steps"] == 150 and whole["results"][0]["best_val_acc"] > 0.6
+
+
+SCRIPTS = {"cora": cora, "uci": uci, "uci_distributed": uci_distributed, "prune": prune, "scale": scale}
+TINY_SCALE = ["--nodes", "300", "--epochs", "2", "--batch-size", "64", "--num-neighbors", "3,3", "--hidden", "8",
+              "--heads", "2", "--device", "cpu", "--threads", "1"]
+
+
+def one_line_error(module, argv, capsys) -> str:
+    assert module.run_main(module.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_resume_needs_a_checkpoint_dir(name, capsys):
+    err = one_line_error(SCRIPTS[name], ["--resume"], capsys)
+    assert err == "error: --resume needs --checkpoint-dir DIR (the folder of the run to continue)"
+
+
+def test_a_folder_of_another_configuration_is_refused(tmp_path, capsys):
+    folder = str(tmp_path / "ckpt")
+    assert scale.main([*TINY_SCALE, "--checkpoint-dir", folder]) == 0
+    capsys.readouterr()
+    err = one_line_error(scale, [*TINY_SCALE, "--hidden", "12", "--checkpoint-dir", folder, "--resume"], capsys)
+    assert err == (f"error: {folder}: the checkpoints were written by another configuration: --hidden is 8 there, "
+                   "12 here")
+    err = one_line_error(scale, [*TINY_SCALE, "--checkpoint-dir", folder], capsys)  # no --resume: never overwritten
+    assert "holds an earlier run; add --resume to continue it, or use an empty folder" in err
+
+
+def test_a_checkpoint_of_another_architecture_or_a_damaged_one_is_named(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert scale.main([*TINY_SCALE, "--checkpoint-dir", str(a)]) == 0
+    assert scale.main([*TINY_SCALE, "--model", "gcn", "--checkpoint-dir", str(b)]) == 0
+    capsys.readouterr()
+    saved = b / "progress" / "train-rank0.pt"
+    saved.write_bytes((a / "progress" / "train-rank0.pt").read_bytes())  # a folder mixed up by hand
+    err = one_line_error(scale, [*TINY_SCALE, "--model", "gcn", "--checkpoint-dir", str(b), "--resume"], capsys)
+    assert err.startswith(f"error: {saved}: the checkpoint was written for another architecture: node ")
+    saved.write_bytes(saved.read_bytes()[:100])  # truncated
+    err = one_line_error(scale, [*TINY_SCALE, "--model", "gcn", "--checkpoint-dir", str(b), "--resume"], capsys)
+    assert err.startswith(f"error: {saved}: not a readable modgraph file (")
+
+
+def test_a_damaged_unit_file_is_named(tmp_path, data_root, capsys):
+    folder = tmp_path / "ckpt"
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd", "--steps", "20",
+            "--checkpoint-dir", str(folder)]
+    assert uci.main(args) == 0
+    capsys.readouterr()
+    unit = folder / "units" / "balance--wd.json"
+    unit.write_text(unit.read_text()[:-20])
+    err = one_line_error(uci, [*args, "--resume"], capsys)
+    assert err.startswith(f"error: {unit}: not a readable unit result (JSONDecodeError: ")
