@@ -32,6 +32,20 @@ class UsageError(Exception):
     """A flag value the script cannot use (reported in one line, exit code 2)."""
 
 
+class ScriptParser(argparse.ArgumentParser):
+    """``argparse`` whose errors (an unknown flag, a bad choice, a missing value) are :class:`UsageError`s, so
+    ``run_main`` reports them in one line with exit code 2 instead of the usage text."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def script_parser(doc: str, examples: str | None = None) -> ScriptParser:
+    """A parser described by ``doc``'s first line, with ``examples`` (default: the whole ``doc``) after the flags."""
+    return ScriptParser(description=doc.splitlines()[0], epilog=examples if examples is not None else doc,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_common_args(parser: argparse.ArgumentParser, seeds: int | None = 10, threads: int | None = 1,
                     checkpoint_every: int | None = None, data_root: bool = True,
                     device_help: str | None = None) -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ from common import (  # noqa: E402
     progress,
     resolve_device,
     run_main,
+    script_parser,
     setup_logging,
     write_json,
 )
@@ -214,8 +215,7 @@ def parse_list(value: str, valid, flag: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="cora", help="cora, citeseer, pubmed, comma-separated or all "
                                                           "(default: cora)")
     parser.add_argument("--model", default="attention_gcn", help=f"{', '.join(RECIPES)}, comma-separated or all "

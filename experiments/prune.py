@@ -54,6 +54,7 @@ from common import (  # noqa: E402
     progress,
     resolve_device,
     run_main,
+    script_parser,
     setup_logging,
 )
 
@@ -516,8 +517,7 @@ def parse_list(text: str, cast, flag: str) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__, "examples:" + __doc__.split("Examples:")[1])
     p.add_argument("--dataset", default="uci",
                    help=f"comma-separated: {', '.join(UCI_HIDDEN)}, {', '.join(GRAPH_DATASETS)}; 'uci' = the six "
                         "UCI sets (default)")

@@ -39,6 +39,7 @@ from common import (  # noqa: E402
     open_run_dir,
     positive,
     run_main,
+    script_parser,
     setup_logging,
     write_json,
 )
@@ -59,8 +60,7 @@ MODELS = ("attention_gcn", "gcn")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     p.add_argument("--nodes", type=int, default=100_000, help="nodes of the synthetic graph (default 100000)")
     p.add_argument("--avg-degree", type=float, default=10.0, help="mean neighbours per node (default 10)")
     p.add_argument("--features", type=int, default=32, help="node features (default 32)")

@@ -32,6 +32,7 @@ from common import (  # noqa: E402
     open_run_dir,
     resolve_device,
     run_main,
+    script_parser,
     setup_logging,
     write_json,
 )
@@ -76,8 +77,7 @@ def load_datasets(args) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="all", help=f"{', '.join(UCI_NAMES)}, comma-separated or all "
                                                          "(default: all)")
     parser.add_argument("--method", default="all", help=f"{', '.join(METHODS)}, comma-separated or all (default: all)")
