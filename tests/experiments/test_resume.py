@@ -2,6 +2,7 @@
 run's results (timing fields aside); checkpoint folders of another configuration or damaged files are refused in
 one line with exit code 2."""
 
+import json
 import sys
 
 import pytest
@@ -112,3 +113,17 @@ def test_a_damaged_unit_file_is_named(tmp_path, data_root, capsys):
     unit.write_text(unit.read_text()[:-20])
     err = one_line_error(uci, [*args, "--resume"], capsys)
     assert err.startswith(f"error: {unit}: not a readable unit result (JSONDecodeError: ")
+
+
+def test_uci_distributed_resumes_a_folder_of_uci(tmp_path, data_root, capsys):
+    """The two scripts' folders interchange: a program saved by uci.py is skipped, a missing one is run."""
+    folder, first, second = tmp_path / "ckpt", tmp_path / "a.json", tmp_path / "b.json"
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd,attention", "--steps",
+            "60", "--threads", "1", "--device", "cpu", "--checkpoint-dir", str(folder)]
+    assert uci.main([*args, "--json", str(first)]) == 0
+    (folder / "units" / "balance--attention.json").unlink()
+    assert uci_distributed.main([*args, "--json", str(second), "--resume"]) == 0
+    assert stable(json.loads(second.read_text()))["results"] == stable(json.loads(first.read_text()))["results"]
+    capsys.readouterr()
+    err = one_line_error(uci, [*args, "--checkpoint-every", "0", "--resume"], capsys)
+    assert err == "error: --checkpoint-every must be a positive integer, got 0"
