@@ -127,3 +127,17 @@ def test_uci_distributed_resumes_a_folder_of_uci(tmp_path, data_root, capsys):
     capsys.readouterr()
     err = one_line_error(uci, [*args, "--checkpoint-every", "0", "--resume"], capsys)
     assert err == "error: --checkpoint-every must be a positive integer, got 0"
+
+
+def test_prune_on_a_graph_skips_saved_points(tmp_path, data_root):
+    folder, first, second = tmp_path / "ckpt", tmp_path / "a.json", tmp_path / "b.json"
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "cora", "--criteria", "attention,random",
+            "--sparsities", "0.3", "--threads", "1", "--device", "cpu", "--checkpoint-dir", str(folder)]
+    assert prune.main([*args, "--json", str(first)]) == 0
+    units = sorted(folder.glob("units/*.json"))
+    assert [p.name for p in units] == ["cora--seed0--attention--mean--0.3.json",
+                                       "cora--seed0--attention--relative--0.3.json",
+                                       "cora--seed0--random--uniform--0.3.json"]
+    units[1].unlink()  # as if killed before the second point finished: the base network is trained again
+    assert prune.main([*args, "--json", str(second), "--resume"]) == 0
+    assert stable(json.loads(second.read_text())) == stable(json.loads(first.read_text()))
