@@ -30,12 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     UsageError,
     add_common_args,
+    apply_threads,
+    checkpoint_config,
     format_table,
     mean_std,
+    open_run_dir,
     positive,
     progress,
     resolve_device,
     run_main,
+    script_parser,
     setup_logging,
     write_json,
 )
@@ -43,7 +47,7 @@ from common import (  # noqa: E402
 import modgraph as mg  # noqa: E402
 from modgraph import models  # noqa: E402
 from modgraph.data import PLANETOID_NAMES, load_planetoid  # noqa: E402
-from modgraph.train import SCHEDULES, fit  # noqa: E402
+from modgraph.train import SCHEDULES, Trainer  # noqa: E402
 
 log = logging.getLogger("cora")
 
@@ -159,8 +163,12 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float
 
 
 def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: int, schedule: str,
-            show_progress: bool = False) -> dict:
-    """Train one model from ``seed``; return its accuracies at the best validation epoch and the time."""
+            show_progress: bool = False, checkpoint: Callable | None = None) -> dict:
+    """Train one model from ``seed``; return its accuracies at the best validation epoch and the time.
+
+    ``checkpoint(trainer)``: returns the training's callback (``RunDir.checkpointer``), which first restores the
+    trainer from the unit's last save when there is one.
+    """
     torch.manual_seed(seed)
     net = mg.ModuleGraph(recipe.build(d["features"], d["classes"], attention)).to(d["x"].device)
     x, ei, y = d["x"], d["edge_index"], d["y"]
@@ -173,8 +181,9 @@ def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: i
         return accuracy(logits, y, d["val"]) - 1e-4 * float(F.cross_entropy(logits[d["val"]], y[d["val"]]))
 
     start = time.perf_counter()
-    result = fit(net, loss_fn, evaluate, schedule=schedule, steps=epochs, optimizer=optimizer_factory(net, recipe),
-                 patience=recipe.patience, progress=show_progress)
+    trainer = Trainer(net, loss_fn, evaluate, schedule=schedule, steps=epochs, optimizer=optimizer_factory(net, recipe),
+                      patience=recipe.patience, progress=show_progress)
+    result = trainer.run(checkpoint(trainer) if checkpoint is not None else None)
     seconds = time.perf_counter() - start
     net.eval()
     with torch.no_grad():
@@ -225,8 +234,7 @@ def parse_list(value: str, valid, flag: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="cora", help="cora, citeseer, pubmed, comma-separated or all "
                                                           "(default: cora)")
     parser.add_argument("--model", default="attention_gcn", help=f"{', '.join(RECIPES)}, comma-separated or all "
@@ -238,17 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule", default=None, choices=SCHEDULES,
                         help="training schedule (default: joint; alternating is the paper's)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: each model's own)")
-    return add_common_args(parser, seeds=10)
+    return add_common_args(parser, seeds=10, threads=None, checkpoint_every=100)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    config = checkpoint_config(args, "cora.py")
     datasets = parse_list(args.dataset, list(PLANETOID_NAMES), "--dataset")
     methods = parse_list(args.model, list(RECIPES), "--model")
     positive("--seeds", args.seeds)
     positive("--epochs", args.epochs)
+    apply_threads(args)
     device = resolve_device(args.device)
+    store = open_run_dir(args, config)  # one unit per (data set, model, seed)
     rows = []
     for dataset in datasets:
         d = prepare(load_planetoid(dataset, args.data_root), device)
@@ -268,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             epochs = args.epochs or recipe.epochs
             runs = []
             for seed in progress(range(args.seeds), desc=f"{dataset} {method}", unit="seed"):
-                runs.append(run_one(recipe, d, seed, attention, epochs, schedule, show_progress=True))
+                key = f"{dataset}/{method}/seed{seed}"
+                checkpoint = functools.partial(store.checkpointer, key=key, every=args.checkpoint_every)
+                runs.append(store.unit(key, functools.partial(run_one, recipe, d, seed, attention, epochs, schedule,
+                                                              show_progress=True, checkpoint=checkpoint)))
             rows.append(summarize(dataset, method, recipe, attention, schedule, runs, device))
             if method == "attention_gcn":
                 rows[-1]["combine"] = args.combine or "gcn"

@@ -13,19 +13,23 @@ undirected edge together; self-loops, which the convs add, are kept) by attentio
 units, not edges, and is skipped on graphs.
 
 Prints a table per data set and the largest sparsity each criterion reaches within 1 point of the unpruned
-accuracy; ``--plot`` draws the accuracy-vs-sparsity curves, ``--json`` writes every row.
+accuracy; ``--plot`` draws the accuracy-vs-sparsity curves, ``--json`` writes every row. ``--checkpoint-dir DIR``
+saves every prune point (data set, seed, criterion, variant, sparsity) as it finishes; ``--resume`` skips the saved
+points and retrains the base network of a data set and seed whose points are not all saved (docs/checkpoints.md).
 
 Examples:
     python experiments/prune.py --dataset glass --seeds 3
     python experiments/prune.py --dataset uci --json runs/prune.json --plot docs/figures/prune_uci.png
     python experiments/prune.py --dataset cora --json runs/cora.json
     python experiments/prune.py --dataset balance --fast
+    python experiments/prune.py --dataset uci --checkpoint-dir runs/prune-ckpt --resume
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import logging
 import math
@@ -42,10 +46,21 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules common.py and cora.py
 
 import cora  # noqa: E402
-from common import UsageError, add_common_args, progress, resolve_device, run_main, setup_logging  # noqa: E402
+from common import (  # noqa: E402
+    UsageError,
+    add_common_args,
+    checkpoint_config,
+    open_run_dir,
+    progress,
+    resolve_device,
+    run_main,
+    script_parser,
+    setup_logging,
+)
 
 import modgraph as mg  # noqa: E402
 from modgraph.data import load_planetoid, load_uci  # noqa: E402
+from modgraph.io import atomic_write_json  # noqa: E402
 from modgraph.prune import (  # noqa: E402
     AttentionImportance,
     MagnitudeImportance,
@@ -55,8 +70,7 @@ from modgraph.prune import (  # noqa: E402
     sgl_penalty,
 )
 from modgraph.record import EdgeRecorder  # noqa: E402
-from modgraph.spec import atomic_write_text  # noqa: E402
-from modgraph.train import fit  # noqa: E402
+from modgraph.train import RunDir, fit  # noqa: E402
 
 log = logging.getLogger("prune")
 
@@ -221,8 +235,27 @@ def importance(criterion: str, variant: str, rec, seed: int):
 
 
 # ------------------------------------------------------------------------------------------------- one run
-def run_uci(name: str, seed: int, args) -> list[dict]:
-    """Every (criterion, variant, sparsity) row of one UCI data set and seed."""
+def point_keys(name: str, seed: int, args, kind: str) -> dict[tuple, str]:
+    """``{(criterion, variant, sparsity): unit key}`` of every prune point of one data set and seed."""
+    criteria = [c for c in args.criteria if not (kind == "graph" and c == "sgl")]
+    return {(c, v, s): f"{name}/seed{seed}/{c}/{v}/{s}" for c in criteria for v in args.variants[kind][c]
+            for s in args.sparsities[kind]}
+
+
+def saved_points(name: str, seed: int, args, kind: str, store: RunDir) -> list[dict] | None:
+    """The rows of one data set and seed when every point is finished (and no figure is asked of it), else None."""
+    if args.figures is not None and seed == 0:
+        return None
+    rows = [store.done(key) for key in point_keys(name, seed, args, kind).values()]
+    return None if any(r is None for r in rows) else rows
+
+
+def run_uci(name: str, seed: int, args, store: RunDir) -> list[dict]:
+    """Every (criterion, variant, sparsity) row of one UCI data set and seed; each row is a unit of ``store``."""
+    done = saved_points(name, seed, args, "uci", store)
+    if done is not None:
+        return done
+    keys = point_keys(name, seed, args, "uci")
     budget = args.budget["uci"]
     torch.manual_seed(seed)
     data = uci_split(name, seed, args.data_root, args.device)
@@ -251,21 +284,28 @@ def run_uci(name: str, seed: int, args) -> list[dict]:
         for variant in args.variants["uci"][criterion]:
             imp = importance(criterion, variant, rec, seed)
             for sparsity in args.sparsities["uci"]:
-                torch.manual_seed(seed)
-                pruned, report = prune(base, imp, level="neuron", sparsity=sparsity,
-                                       evaluate=lambda n: accuracy(n, data["test"]),
-                                       fine_tune=lambda n: train(n, data, budget.finetune_steps, lr=budget.finetune_lr,
-                                                                 patience=budget.finetune_patience, keep_start=True))
-                rows.append({
-                    "dataset": name, "seed": seed, "criterion": criterion, "variant": variant,
-                    "sparsity": sparsity, "params_before": report.params_before, "params_after": report.params_after,
-                    "macs_before": report.macs_before, "macs_after": report.macs_after,
-                    "neurons_before": report.neurons_before, "neurons_after": report.neurons_after,
-                    "test_acc_before": before["test"], "test_acc_pruned": report.acc_after,
-                    "test_acc_after": report.acc_finetuned, "val_acc_before": before["val"],
-                    "val_acc_after": accuracy(pruned, data["val"]),
-                })
+                rows.append(store.unit(keys[criterion, variant, sparsity], functools.partial(
+                    uci_point, name, seed, data, base, imp, criterion, variant, sparsity, before, budget)))
     return rows
+
+
+def uci_point(name: str, seed: int, data: dict, base, imp, criterion: str, variant: str, sparsity: float,
+              before: dict, budget: Budget) -> dict:
+    """One prune point: remove ``sparsity`` of ``base``'s hidden units by ``imp``, fine-tune, measure."""
+    torch.manual_seed(seed)
+    pruned, report = prune(base, imp, level="neuron", sparsity=sparsity,
+                           evaluate=lambda n: accuracy(n, data["test"]),
+                           fine_tune=lambda n: train(n, data, budget.finetune_steps, lr=budget.finetune_lr,
+                                                     patience=budget.finetune_patience, keep_start=True))
+    return {
+        "dataset": name, "seed": seed, "criterion": criterion, "variant": variant,
+        "sparsity": sparsity, "params_before": report.params_before, "params_after": report.params_after,
+        "macs_before": report.macs_before, "macs_after": report.macs_after,
+        "neurons_before": report.neurons_before, "neurons_after": report.neurons_after,
+        "test_acc_before": before["test"], "test_acc_pruned": report.acc_after,
+        "test_acc_after": report.acc_finetuned, "val_acc_before": before["val"],
+        "val_acc_after": accuracy(pruned, data["val"]),
+    }
 
 
 _GRAPHS: dict = {}
@@ -324,8 +364,13 @@ def train_graph(net, d, edge_index, steps: int, patience: int, lr: float, keep_s
     return result
 
 
-def run_graph(name: str, seed: int, args) -> list[dict]:
-    """Every (criterion, variant, sparsity) row of one graph data set and seed: graph edges pruned."""
+def run_graph(name: str, seed: int, args, store: RunDir) -> list[dict]:
+    """Every (criterion, variant, sparsity) row of one graph data set and seed: graph edges pruned; each row is a
+    unit of ``store``."""
+    done = saved_points(name, seed, args, "graph", store)
+    if done is not None:
+        return done
+    keys = point_keys(name, seed, args, "graph")
     budget = args.budget["graph"]
     d = graph_data(name, args.data_root, args.device)
     recipe = cora.RECIPES["attention_gcn"]
@@ -354,21 +399,29 @@ def run_graph(name: str, seed: int, args) -> list[dict]:
         for variant in args.variants["graph"][criterion]:
             imp = importance(criterion, variant, rec, seed)
             for sparsity in args.sparsities["graph"]:
-                torch.manual_seed(seed)
-                pruned, report = prune(
-                    net, imp, level="graph", sparsity=sparsity, edge_index=edge_index, self_loops="keep",
-                    symmetric=True, evaluate=lambda n, e: graph_accuracy(n, d, e, "test"),
-                    fine_tune=lambda n, e: train_graph(n, d, e, budget.finetune_steps, budget.finetune_patience,
-                                                       budget.finetune_lr, keep_start=True))
-                rows.append({
-                    "dataset": name, "seed": seed, "criterion": criterion, "variant": variant,
-                    "sparsity": sparsity, "params_before": report.params_before, "params_after": report.params_after,
-                    "edges_before": report.graph_edges_before, "edges_after": report.graph_edges_after,
-                    "test_acc_before": before["test"], "test_acc_pruned": report.acc_after,
-                    "test_acc_after": report.acc_finetuned, "val_acc_before": before["val"],
-                    "val_acc_after": graph_accuracy(pruned, d, report.edge_index, "val"),
-                })
+                rows.append(store.unit(keys[criterion, variant, sparsity], functools.partial(
+                    graph_point, name, seed, d, net, imp, criterion, variant, sparsity, before, budget)))
     return rows
+
+
+def graph_point(name: str, seed: int, d: dict, net, imp, criterion: str, variant: str, sparsity: float,
+                before: dict, budget: Budget) -> dict:
+    """One prune point: remove ``sparsity`` of the graph's edges by ``imp``, fine-tune, measure."""
+    torch.manual_seed(seed)
+    edge_index = d["edge_index"]
+    pruned, report = prune(
+        net, imp, level="graph", sparsity=sparsity, edge_index=edge_index, self_loops="keep",
+        symmetric=True, evaluate=lambda n, e: graph_accuracy(n, d, e, "test"),
+        fine_tune=lambda n, e: train_graph(n, d, e, budget.finetune_steps, budget.finetune_patience,
+                                           budget.finetune_lr, keep_start=True))
+    return {
+        "dataset": name, "seed": seed, "criterion": criterion, "variant": variant,
+        "sparsity": sparsity, "params_before": report.params_before, "params_after": report.params_after,
+        "edges_before": report.graph_edges_before, "edges_after": report.graph_edges_after,
+        "test_acc_before": before["test"], "test_acc_pruned": report.acc_after,
+        "test_acc_after": report.acc_finetuned, "val_acc_before": before["val"],
+        "val_acc_after": graph_accuracy(pruned, d, report.edge_index, "val"),
+    }
 
 
 def write_figures(folder: Path, name: str, net, during: EdgeRecorder, final: EdgeRecorder) -> None:
@@ -464,8 +517,7 @@ def parse_list(text: str, cast, flag: str) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__, "examples:" + __doc__.split("Examples:")[1])
     p.add_argument("--dataset", default="uci",
                    help=f"comma-separated: {', '.join(UCI_HIDDEN)}, {', '.join(GRAPH_DATASETS)}; 'uci' = the six "
                         "UCI sets (default)")
@@ -497,14 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{','.join(DEFAULT_VARIANTS['uci']['magnitude'])})")
     p.add_argument("--sgl-lambda", type=float, default=0.01,
                    help="SGL penalty weight of the sgl baseline (default 0.01, chosen on validation)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a shared box)")
     p.add_argument("--plot", default=None, help="write the accuracy-vs-sparsity curves to this PNG")
     p.add_argument("--figures", default=None,
                    help="folder for recording figures of seed 0's networks (weights recorded during training)")
     p.add_argument("--from-json", default=None,
                    help="print the tables (and --plot the curves) of an earlier run's --json file instead of running")
     p.add_argument("--fast", action="store_true", help="CI-sized run: 1 seed, 2-3 sparsities, short training")
-    return add_common_args(p, seeds=5)
+    return add_common_args(p, seeds=5, threads=1)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -581,23 +632,27 @@ def write_results(path: str, chosen: list[dict], others: list[dict], args) -> No
     settings = {k: v for k, v in vars(args).items() if k not in ("budget", "device")}
     settings["budget"] = {kind: vars(b) for kind, b in args.budget.items()}
     settings["device"] = str(args.device)
-    atomic_write_text(Path(path), json.dumps({"results": chosen, "unselected_variants": others,
-                                              "settings": settings}, allow_nan=False) + "\n")
+    atomic_write_json(path, {"results": chosen, "unselected_variants": others, "settings": settings}, indent=None)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    config = checkpoint_config(args, "prune.py")
     if args.from_json:
+        if args.checkpoint_dir:
+            raise UsageError("--checkpoint-dir: --from-json runs nothing to checkpoint")
         rows = read_rows(Path(args.from_json))
     else:
         args = resolve_args(args)
         torch.set_num_threads(args.threads)
+        store = open_run_dir(args, config)  # one unit per (data set, seed, criterion, variant, sparsity) point
         rows, start = [], time.perf_counter()
         runs = [(name, seed) for name in args.datasets for seed in range(args.seeds)]
         for name, seed in progress(runs, desc="prune", unit="run"):
             t = time.perf_counter()
-            rows += run_graph(name, seed, args) if name in GRAPH_DATASETS else run_uci(name, seed, args)
+            run = run_graph if name in GRAPH_DATASETS else run_uci
+            rows += run(name, seed, args, store)
             log.info("%s seed %d: %.1f s", name, seed, time.perf_counter() - t)
     chosen, others = select_variants(rows)
     print(summarise(chosen))

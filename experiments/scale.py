@@ -2,6 +2,7 @@
 
     python experiments/scale.py --nodes 100000 --epochs 2
     python experiments/scale.py --nodes 1000000 --avg-degree 10 --epochs 1 --json scale.json
+    python experiments/scale.py --nodes 1000000 --epochs 5 --checkpoint-dir runs/scale   # killed? add --resume
     torchrun --standalone --nproc_per_node 2 experiments/scale.py --nodes 1000000 --epochs 1
 
 The graph is a stochastic block model with class-correlated features (``modgraph.data.sbm_graph``; every process
@@ -12,6 +13,10 @@ per epoch and keeping the best epoch. Under ``torchrun`` every process trains on
 inside ``DistributedDataParallel`` (gloo on CPU, nccl on GPU); accuracies are summed over the processes and rank 0
 prints and writes the results. The JSON row holds the time per epoch (training steps only), the peak resident
 memory of every process and the largest parameter difference between the replicas at the end (0: in sync).
+
+``--checkpoint-dir DIR`` saves the training (every process its own file) at the end of every epoch; ``--resume``
+continues from the last epoch end with the batch order, sampling and dropout of the uninterrupted run (the
+neighbour sampler must be the plain-torch one, which draws from torch's global RNG; see docs/checkpoints.md).
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     UsageError,
+    add_common_args,
+    checkpoint_config,
     format_table,
+    open_run_dir,
     positive,
     run_main,
+    script_parser,
     setup_logging,
     write_json,
 )
@@ -38,11 +47,12 @@ from common import (  # noqa: E402
 import modgraph as mg  # noqa: E402
 from modgraph import models  # noqa: E402
 from modgraph.data import sbm_graph  # noqa: E402
+from modgraph.errors import CheckpointError  # noqa: E402
 from modgraph.scale import distributed as D  # noqa: E402
 from modgraph.scale.memory import peak_rss_mb  # noqa: E402
 from modgraph.scale.minibatch import MiniBatchTask, evaluate_loader  # noqa: E402
 from modgraph.scale.sampler import TorchNeighborSampler, has_compiled_sampler, neighbor_loader  # noqa: E402
-from modgraph.train import fit  # noqa: E402
+from modgraph.train import RunDir, Trainer  # noqa: E402
 
 log = logging.getLogger("scale")
 
@@ -50,8 +60,7 @@ MODELS = ("attention_gcn", "gcn")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = script_parser(__doc__)
     p.add_argument("--nodes", type=int, default=100_000, help="nodes of the synthetic graph (default 100000)")
     p.add_argument("--avg-degree", type=float, default=10.0, help="mean neighbours per node (default 10)")
     p.add_argument("--features", type=int, default=32, help="node features (default 32)")
@@ -71,14 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-nodes", type=int, default=None, help="validate and test on at most this many nodes "
                                                                 "each (default: all)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per process (default 0)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto: cuda:LOCAL_RANK when available, else cpu (default: auto)")
     p.add_argument("--seed", type=int, default=0, help="graph, initialisation and shuffling seed (default 0)")
     p.add_argument("--save", default=None, metavar="PATH", help="rank 0 saves the trained network (spec + weights)")
-    p.add_argument("--json", default=None, metavar="PATH", help='rank 0 writes {"results": [row]} to PATH')
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return p
+    # --device, --json (rank 0 writes it), --log-level, --threads (per process), --checkpoint-dir, --resume; one
+    # --seed instead of --seeds, and no --data-root: the graph is synthetic
+    return add_common_args(p, seeds=None, threads=None, data_root=False,
+                           device_help="auto: cuda:LOCAL_RANK when available, else cpu (default: auto)")
 
 
 def parse_neighbors(value: str) -> list[int]:
@@ -113,9 +120,26 @@ def eval_loader(data, mask: torch.Tensor, hops: list[int], args, ctx: D.DistCont
                            num_workers=args.workers)
 
 
+def resumable(trainer: Trainer, task: MiniBatchTask, store: RunDir, ctx: D.DistContext, compiled: bool):
+    """The training's callback saving it at every epoch end (``None`` without ``--checkpoint-dir``); a saved
+    training is restored first, and the batch stream continues with the epoch after it."""
+    if store.path is None:
+        return None
+    if compiled:
+        raise UsageError("--checkpoint-dir: pyg-lib's compiled neighbour sampler draws from its own RNG, which a "
+                         "checkpoint cannot restore; uninstall pyg-lib to use the plain-torch sampler")
+    callback = store.checkpointer(trainer, f"train-rank{ctx.rank}", every=task.steps_per_epoch)
+    if trainer.step % task.steps_per_epoch:
+        raise CheckpointError(f"{store.progress_path(f'train-rank{ctx.rank}')}: saved at step {trainer.step}, not at "
+                              f"an epoch end ({task.steps_per_epoch} steps per epoch)")
+    task.stream.epoch = trainer.step // task.steps_per_epoch  # the loader is between epochs at a save
+    return callback
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    config = checkpoint_config(args, "scale.py")
     for flag in ("nodes", "features", "classes", "hidden", "heads", "batch_size", "epochs"):
         positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
     positive("--steps", args.steps)
@@ -128,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
     try:
-        return run(args, hops, ctx)
+        store = open_run_dir(args, {**config, "processes": ctx.world_size}, ctx)
+        return run(args, hops, ctx, store)
     finally:
         D.cleanup()
 
 
-def run(args, hops: list[int], ctx: D.DistContext) -> int:
+def run(args, hops: list[int], ctx: D.DistContext, store: RunDir) -> int:
     start = time.perf_counter()
     data = sbm_graph(args.nodes, num_classes=args.classes, avg_degree=args.avg_degree, num_features=args.features,
                      seed=args.seed)
@@ -164,8 +189,9 @@ def run(args, hops: list[int], ctx: D.DistContext) -> int:
 
     torch.manual_seed(args.seed + 1 + ctx.rank)  # dropout and sampling differ per process
     fit_start = time.perf_counter()
-    result = fit(net, task.loss, evaluate, steps=steps, eval_every=min(task.steps_per_epoch, steps),
-                 optimizer=lambda params: torch.optim.Adam(params, lr=args.lr), progress=ctx.is_main)
+    trainer = Trainer(net, task.loss, evaluate, steps=steps, eval_every=min(task.steps_per_epoch, steps),
+                      optimizer=lambda params: torch.optim.Adam(params, lr=args.lr), progress=ctx.is_main)
+    result = trainer.run(resumable(trainer, task, store, ctx, compiled=sampler is None))
     fit_s = time.perf_counter() - fit_start
     train_s = fit_s - sum(eval_time)
     net.eval()

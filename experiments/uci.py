@@ -4,9 +4,12 @@
     python experiments/uci.py --dataset glass,sonar --method wd,attention --seeds 3
     python experiments/uci.py --fast --dataset balance          # a CI-sized run (seconds)
     python experiments/uci.py --csv my.csv --label-column class # any other table
+    python experiments/uci.py --checkpoint-dir runs/uci            # killed? add --resume to continue
 
 Every (data set, method) pair is one batched program: all folds x seeds x hyper-parameter candidates train together
 as one ensemble (modgraph.train.Ensemble). The protocol is in modgraph/benchmarks/uci.py and docs/uci.md.
+With --checkpoint-dir every finished program is saved and the program in progress saves its training every
+--checkpoint-every steps; --resume skips the finished ones and continues the others (docs/checkpoints.md).
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module common.py
 
-from common import UsageError, add_common_args, resolve_device, run_main, setup_logging, write_json  # noqa: E402
+from common import (  # noqa: E402
+    UsageError,
+    add_common_args,
+    checkpoint_config,
+    open_run_dir,
+    resolve_device,
+    run_main,
+    script_parser,
+    setup_logging,
+    write_json,
+)
 
 from modgraph.benchmarks.methods import METHODS  # noqa: E402
 from modgraph.benchmarks.uci import Protocol, format_comparison, format_table, run_benchmark  # noqa: E402
@@ -64,8 +77,7 @@ def load_datasets(args) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="all", help=f"{', '.join(UCI_NAMES)}, comma-separated or all "
                                                          "(default: all)")
     parser.add_argument("--method", default="all", help=f"{', '.join(METHODS)}, comma-separated or all (default: all)")
@@ -85,12 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-column", default=None, help="the label column of --csv")
     parser.add_argument("--liver-label", default="selector", choices=LIVER_LABELS,
                         help="liver's label: the selector field as in the older literature (default) or drinks >= 3")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: 1; on a machine shared with other jobs torch's "
-                             "multi-threaded kernels wait for busy cores and run several times slower)")
     parser.add_argument("--workers", type=int, default=None,
                         help="programs run at once, one process each (default: min(2, CPUs); --fast: 1)")
-    return add_common_args(parser, seeds=1)  # --data-root, --device, --seeds (repetitions of the CV), --json, ...
+    # --data-root, --device, --seeds (repetitions of the CV), --json, --threads, --checkpoint-dir, --resume, ...
+    return add_common_args(parser, seeds=1, threads=1, checkpoint_every=200)
 
 
 def budget_scale(value: float | None) -> float | None:
@@ -116,6 +126,7 @@ def protocol_from(args) -> Protocol:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    config = checkpoint_config(args, "uci.py")
     torch.set_num_threads(at_least("--threads", args.threads))
     methods = parse_list(args.method, list(METHODS), "--method")
     protocol = protocol_from(args)
@@ -128,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("uci").info("%s: %d rows, %d features, %d classes (smallest %d)", d.name, d.num_samples,
                                       d.num_features, d.num_classes, smallest)
 
-    start = time.perf_counter()
     workers = at_least("--workers", args.workers) or (1 if args.fast else min(2, os.cpu_count() or 1))
-    results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers)
+    store = open_run_dir(args, config)  # one unit per (data set, method) program
+    start = time.perf_counter()
+    results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers, store=store,
+                            checkpoint_every=args.checkpoint_every)
     wall = time.perf_counter() - start
     rows = [r.row for r in results]
     print(format_table(rows))

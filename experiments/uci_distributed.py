@@ -9,12 +9,17 @@ Every (data set, method) program - all folds x seeds x candidates of one method 
 batched ensemble - runs whole on one process: the costliest programs first, each to the process with the least
 work so far (``modgraph.scale.distributed.run_jobs``). A program's result depends on the protocol's seeds only, so
 the table is the one experiments/uci.py prints. Rank 0 prints it and writes the JSON.
+
+--checkpoint-dir/--resume work as in experiments/uci.py (a finished program is saved by the process that ran it,
+the program in progress saves its training every --checkpoint-every steps); the folder is interchangeable with
+experiments/uci.py's. The folder must be one that every process can reach (a shared file system across nodes).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,10 +27,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uci  # noqa: E402  (experiments/uci.py: flags, protocol, data loading)
-from common import UsageError, run_main, setup_logging, write_json  # noqa: E402
+from common import UsageError, checkpoint_config, open_run_dir, run_main, setup_logging, write_json  # noqa: E402
 
 from modgraph.benchmarks.methods import METHODS  # noqa: E402
-from modgraph.benchmarks.uci import format_comparison, format_table, program_cost, run_method  # noqa: E402
+from modgraph.benchmarks.uci import (  # noqa: E402
+    MethodResult,
+    format_comparison,
+    format_table,
+    program_cost,
+    program_key,
+    run_method,
+)
 from modgraph.scale import distributed as D  # noqa: E402
 
 
@@ -38,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         raise UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")
     setup_logging(args.log_level)
+    config = checkpoint_config(args, "uci.py")  # the results are experiments/uci.py's: the folders interchange
     torch.set_num_threads(uci.at_least("--threads", args.threads))
     methods = uci.parse_list(args.method, list(METHODS), "--method")
     protocol = uci.protocol_from(args)
@@ -50,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
     try:
+        store = open_run_dir(args, config, ctx)
+
+        def run(job):
+            key = program_key(*job)
+            return MethodResult(**store.unit(key, lambda: asdict(run_method(
+                job[0], job[1], protocol, ctx.device, checkpoint=store.progress_path(key),
+                checkpoint_every=args.checkpoint_every))))
+
         jobs = [(d, m) for d in datasets for m in methods]
         start = time.perf_counter()
-        results = D.run_jobs(jobs, lambda job: run_method(job[0], job[1], protocol, ctx.device), ctx,
-                             cost=[program_cost(d, m, protocol) for d, m in jobs])
+        results = D.run_jobs(jobs, run, ctx, cost=[program_cost(d, m, protocol) for d, m in jobs])
         wall = time.perf_counter() - start
     finally:
         D.cleanup()

@@ -43,8 +43,16 @@ def _draw(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag errors in one line (``modgraph: error: ...``, exit code 2), not the usage text."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modgraph", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+    parser = _Parser(prog="modgraph", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import networkx as nx
 import yaml
 
 from .errors import GraphSpecError
+from .io import atomic_write_text
 
 FORMAT = "modgraph/1"
 TOP_KEYS = ("format", "name", "outputs", "nodes", "edges")
@@ -168,19 +168,3 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
         text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
     atomic_write_text(path, text)
     return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

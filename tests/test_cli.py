@@ -32,3 +32,15 @@ def test_draw_writes_a_png(tmp_path, capsys):
     out = tmp_path / "arch.png"
     assert main(["draw", str(path), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_has_examples_and_flag_errors_are_one_line(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "modgraph check arch.yaml" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["--log-level", "LOUD", "check", "x.yaml"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'LOUD'" in err

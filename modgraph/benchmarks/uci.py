@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from ..data.uci import UCIDataset
 from ..module_graph import ModuleGraph
 from ..protocols.cv import Split, cv_splits, fit_standardizer, standardize
-from ..train import Ensemble, MemberAdam, fit, stack_padded
+from ..train import Ensemble, MemberAdam, RunDir, Trainer, resume_or_start, stack_padded
 from .methods import METHODS, Method, get_method, mlp_graph, penalty
 
 log = logging.getLogger(__name__)
@@ -172,12 +173,18 @@ class Program:
     def candidates(self) -> int:
         return len(self.method.grid)
 
-    def fit(self, protocol: Protocol, progress: bool = False, **overrides):
-        """``modgraph.train.fit`` with the protocol's settings (``overrides`` replace any of them)."""
+    def fit(self, protocol: Protocol, progress: bool = False, checkpoint: str | os.PathLike | None = None,
+            checkpoint_every: int = 200, **overrides):
+        """``modgraph.train.fit`` with the protocol's settings (``overrides`` replace any of them).
+
+        ``checkpoint``: a file the training saves itself to every ``checkpoint_every`` steps, and continues from
+        when it exists (:func:`modgraph.train.resume_or_start`); the result is the uninterrupted training's.
+        """
         kwargs = dict(schedule=self.schedule, steps=self.steps, optimizer=self.optimizer, patience=protocol.patience,
                       eval_every=protocol.eval_every, rounds=protocol.rounds, tol=protocol.tol, progress=progress)
         kwargs.update(overrides)
-        return fit(self.ensemble, self.loss_fn, self.evaluate, **kwargs)
+        trainer = Trainer(self.ensemble, self.loss_fn, self.evaluate, **kwargs)
+        return trainer.run(None if checkpoint is None else resume_or_start(trainer, checkpoint, checkpoint_every))
 
     @torch.no_grad()
     def accuracies(self) -> dict:
@@ -227,13 +234,17 @@ def build_program(data: UCIDataset, method: str | Method, protocol: Protocol | N
 
 
 def run_method(data: UCIDataset, method: str | Method, protocol: Protocol | None = None,
-               device: str | torch.device = "cpu", progress: bool = False) -> MethodResult:
-    """Train and evaluate ``method`` on ``data`` under ``protocol``: all runs and candidates as one program."""
+               device: str | torch.device = "cpu", progress: bool = False, checkpoint: str | os.PathLike | None = None,
+               checkpoint_every: int = 200) -> MethodResult:
+    """Train and evaluate ``method`` on ``data`` under ``protocol``: all runs and candidates as one program.
+
+    ``checkpoint``/``checkpoint_every``: the training's periodic save, see :meth:`Program.fit`.
+    """
     protocol = protocol or Protocol()
     program = build_program(data, method, protocol, device)
     method, splits, cands = program.method, program.splits, program.candidates
     start = time.perf_counter()
-    result = program.fit(protocol, progress)
+    result = program.fit(protocol, progress, checkpoint, checkpoint_every)
     seconds = time.perf_counter() - start
     acc = program.accuracies()
     score = torch.as_tensor(result.best_score).view(len(splits), cands)
@@ -296,19 +307,30 @@ def program_cost(data: UCIDataset, method: str, protocol: Protocol) -> float:
     return float(per_sample * data.num_samples * steps * len(m.grid))
 
 
-def _run_job(data: UCIDataset, method: str, protocol: Protocol, device: str, threads: int) -> MethodResult:
+def _run_job(data: UCIDataset, method: str, protocol: Protocol, device: str, threads: int, checkpoint=None,
+             checkpoint_every: int = 200) -> MethodResult:
     torch.set_num_threads(threads)
-    return run_method(data, method, protocol, device)
+    return run_method(data, method, protocol, device, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+
+
+def program_key(data: UCIDataset, method: str) -> str:
+    """The name of one program in a checkpoint folder: ``dataset/method``."""
+    return f"{data.name}/{method}"
 
 
 def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protocol: Protocol | None = None,
                   device: str | torch.device = "cpu", progress: bool = False, workers: int = 1,
-                  callback: Callable[[MethodResult], None] | None = None) -> list[MethodResult]:
+                  callback: Callable[[MethodResult], None] | None = None, store: RunDir | None = None,
+                  checkpoint_every: int = 200) -> list[MethodResult]:
     """Every data set x method, one batched program each, in data set x method order.
 
     ``workers > 1`` runs that many programs at once in separate processes (each with ``torch``'s current number
     of threads), the costliest first; every program's result is the same as in one process (its splits and
     initial weights come from the protocol's seeds only). ``callback(result)`` is called as programs finish.
+
+    ``store``: a :class:`~modgraph.train.RunDir`; each program is a unit (``dataset/method``) saved as it
+    finishes and skipped when the folder already holds it, and the program in progress saves its training every
+    ``checkpoint_every`` steps and continues from there. Results pass through JSON (as saved) either way.
     """
     protocol = protocol or Protocol()
     for m in methods:
@@ -320,25 +342,41 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
     bar = tqdm(total=len(jobs), disable=None if progress else True, desc="uci", unit="program")
 
     def done(key, res):
+        if store is not None:
+            res = MethodResult(**store.finish(program_key(*jobs[key]), asdict(res)))
         results[key] = res
         bar.update(1)
         bar.set_postfix_str(f"{res.row['dataset']} / {res.row['method']}")
         if callback is not None:
             callback(res)
 
-    if workers == 1 or len(jobs) == 1:
-        for i, (data, name) in enumerate(jobs):
+    todo = []
+    for i, job in enumerate(jobs):
+        saved = store.done(program_key(*job)) if store is not None else None
+        if saved is not None:
+            results[i] = MethodResult(**saved)
+            bar.update(1)
+        else:
+            todo.append(i)
+
+    def checkpoint(i):
+        return store.progress_path(program_key(*jobs[i])) if store is not None else None
+
+    if workers == 1 or len(todo) <= 1:
+        for i in todo:
+            data, name = jobs[i]
             bar.set_postfix_str(f"{data.name} / {name}")
-            done(i, run_method(data, name, protocol, device, progress=progress))
+            done(i, run_method(data, name, protocol, device, progress=progress, checkpoint=checkpoint(i),
+                               checkpoint_every=checkpoint_every))
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        order = sorted(range(len(jobs)), key=lambda i: -program_cost(jobs[i][0], jobs[i][1], protocol))
+        order = sorted(todo, key=lambda i: -program_cost(jobs[i][0], jobs[i][1], protocol))
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_run_job, jobs[i][0], jobs[i][1], protocol, str(device), torch.get_num_threads()): i
-                       for i in order}
+            futures = {pool.submit(_run_job, jobs[i][0], jobs[i][1], protocol, str(device), torch.get_num_threads(),
+                                   checkpoint(i), checkpoint_every): i for i in order}
             for future in as_completed(futures):
                 done(futures[future], future.result())
     bar.close()

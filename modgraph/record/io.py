@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from ..spec import atomic_write_text
+from ..io import atomic_write_text
 from .stats import STAT_FIELDS, EdgeStats
 
 FORMAT = "modgraph-record/1"

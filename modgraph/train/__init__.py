@@ -3,7 +3,9 @@
 from .checkpoint import Checkpointer, load_checkpoint, save_checkpoint
 from .ensemble import Ensemble, MemberAdam, stack_padded
 from .fit import FitResult, Trainer, fit
+from .rundir import RunDir, resume_or_start
 from .schedules import SCHEDULES, Phase, make_schedule
 
-__all__ = ["Checkpointer", "Ensemble", "FitResult", "MemberAdam", "Phase", "SCHEDULES", "Trainer", "fit",
-           "load_checkpoint", "make_schedule", "save_checkpoint", "stack_padded"]
+__all__ = ["Checkpointer", "Ensemble", "FitResult", "MemberAdam", "Phase", "RunDir", "SCHEDULES", "Trainer", "fit",
+           "load_checkpoint", "make_schedule", "resume_or_start", "save_checkpoint",
+           "stack_padded"]

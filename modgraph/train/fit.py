@@ -75,6 +75,7 @@ class Trainer:
         self.round_scores: dict = {}  # round -> mean validation score at the end of the round
         self.history: list = []
         self.phase_log: list = []
+        self.last_score = None  # the latest evaluation: ends a round of the alternation when the phase ends
         self.optimizer = None
 
     # ------------------------------------------------------------------------------------------ phases
@@ -190,13 +191,12 @@ class Trainer:
         total = sum(p.budget for p in self.phases)
         bar = tqdm(total=total, initial=min(self.step, total), disable=None if self.progress else True,
                    desc="train", leave=False)
-        last_score = None
         while self.phase_index < len(self.phases):
             phase = self.phases[self.phase_index]
             if self.optimizer is None:
                 self._enter_phase()
             if self.phase_step >= phase.budget or self._stalled():
-                self._leave_phase(last_score)
+                self._leave_phase(self.last_score)
                 self.optimizer = None
                 continue
             self.net.train()
@@ -208,7 +208,7 @@ class Trainer:
             self.phase_step += 1
             bar.update(1)
             if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
-                last_score = self._evaluate()
+                last_score = self.last_score = self._evaluate()
                 self._select(last_score)
                 loss_value = float(loss.detach())
                 self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
@@ -236,6 +236,7 @@ class Trainer:
             "best_state": self.best_state, "best_attention": self.best_attention,
             "phase_best": self.phase_best, "since_best": self.since_best,
             "round_scores": dict(self.round_scores), "history": list(self.history), "phase_log": list(self.phase_log),
+            "last_score": self.last_score,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -251,6 +252,7 @@ class Trainer:
             if state["optimizer"] is not None:
                 self.optimizer.load_state_dict(state["optimizer"])
         self.phase_best, self.since_best = state["phase_best"], state["since_best"]
+        self.last_score = state.get("last_score")  # absent from checkpoints written before it was saved
 
 
 def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] = "joint", steps: int = 200,

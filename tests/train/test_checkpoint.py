@@ -78,3 +78,33 @@ def test_same_seed_same_numbers():
         return net(x)
 
     assert torch.equal(run(), run())
+
+
+def test_resuming_at_every_step_gives_the_same_result(tmp_path):
+    """Including the steps that end a phase: the alternation's round test needs the last score after a resume."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=gen)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+
+    def make():
+        torch.manual_seed(3)
+        net = mg.ModuleGraph(mlp_graph())
+        loss = lambda n: torch.nn.functional.cross_entropy(n(x), y)  # noqa: E731
+        score = lambda n: (n(x).argmax(1) == y).float().mean().item()  # noqa: E731
+        return net, Trainer(net, loss, score, "alternating", steps=40, rounds=3, tol=0.5, eval_every=3)
+
+    net, trainer = make()
+    saved = {}
+
+    def callback(t):
+        saved[t.step] = save_checkpoint(tmp_path / f"{t.step}.pt", t)
+
+    whole = trainer.run(callback)
+    assert len(whole.phases) < 2 + 2 * 3  # the round test ended the alternation early: resuming must not undo that
+    ends = sorted({p["end"] for p in whole.phases} | {1, 7})
+    for step in ends:
+        net2, trainer2 = make()
+        load_checkpoint(saved[step], trainer2)
+        again = trainer2.run()
+        assert again.phases == whole.phases and again.history == whole.history, f"resumed at step {step}"
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))

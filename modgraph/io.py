@@ -1,0 +1,51 @@
+"""Atomic file writes: a temporary file in the target's folder, flushed to disk, then ``os.replace``.
+
+A reader (or a process killed mid-write) sees the old file or the new one, never half of one. Every writer of
+specs, networks, checkpoints, recordings and result files goes through :func:`atomic_write`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Callable
+
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: bool = False) -> Path:
+    """Call ``writer(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Args:
+        path: the file to (re)place; missing parent folders are created.
+        writer: writes the content to the open file it receives.
+        binary: open the temporary file in ``"wb"`` mode (default: text, UTF-8).
+
+    On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda f: f.write(text))
+
+
+def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2, allow_nan: bool = False) -> Path:
+    """Write ``obj`` as JSON (and a final newline) to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=allow_nan) + "\n")

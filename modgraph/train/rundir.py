@@ -1,0 +1,163 @@
+"""The checkpoint folder of a run made of independent units (seeds, programs, prune runs): resuming skips the
+finished units and continues the one in progress.
+
+Layout of the folder::
+
+    run.json               {"format": "modgraph-run/1", "config": {...}}: the configuration that wrote the folder
+    units/<key>.json       the result of each finished unit (plain JSON data), written atomically as it finishes
+    progress/<key>.pt      the periodic Trainer checkpoint of a unit in progress (modgraph.train.checkpoint),
+                           removed when the unit finishes
+
+A unit's result must depend on the configuration and the unit's key only (each unit seeds its own RNGs), so a
+resumed run ends with exactly the results of an uninterrupted one. :meth:`RunDir.unit` returns the result as it
+reads back from JSON in both cases (tuples become lists), so later steps see the same values either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+from ..errors import CheckpointError
+from ..io import atomic_write_json
+from .checkpoint import Checkpointer, load_checkpoint
+
+__all__ = ["RUN_FORMAT", "RunDir", "resume_or_start"]
+
+log = logging.getLogger(__name__)
+
+RUN_FORMAT = "modgraph-run/1"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
+
+
+def _plain(value):
+    """``value`` as it reads back from JSON (NaN allowed); a TypeError names what is not plain data."""
+    return json.loads(json.dumps(value, allow_nan=True))
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def first_difference(stored: dict, current: dict) -> str | None:
+    """``"K is A there, B here"`` for the first key whose values differ (in ``current``'s order), else ``None``."""
+    for key in list(current) + [k for k in stored if k not in current]:
+        a, b = stored.get(key, "<absent>"), current.get(key, "<absent>")
+        if a != b:
+            return f"{key} is {a!r} there, {b!r} here"
+    return None
+
+
+class RunDir:
+    """A run's checkpoint folder (see the module docstring).
+
+    Args:
+        path: the folder (created when missing); ``None``: nothing is saved (results still pass through JSON, so a
+            run with and without a folder sees the same values).
+        config: plain data describing everything the results depend on (flags, not paths or thread counts).
+        resume: continue the run the folder holds; without it the folder must not hold a run yet.
+
+    Raises:
+        CheckpointError: the folder holds a run and ``resume`` is false; it holds a run of another configuration
+            (the message names the first setting that differs); ``run.json`` is unreadable.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, config: dict, resume: bool = False):
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict of plain data, got {type(config).__name__}")
+        self.path, self.config, self.resume = (None if path is None else Path(path)), _plain(config), bool(resume)
+        if self.path is None:
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"{self.path}: not a folder")
+        meta = self.path / "run.json"
+        if meta.exists():
+            if not self.resume:
+                raise CheckpointError(f"{self.path}: already holds a run; resume it or use an empty folder")
+            blob = _read_json(meta, "run description")
+            if not isinstance(blob, dict) or blob.get("format") != RUN_FORMAT or not isinstance(blob.get("config"),
+                                                                                                 dict):
+                raise CheckpointError(f"{meta}: not a modgraph run description (expected format {RUN_FORMAT!r})")
+            diff = first_difference(blob["config"], self.config)
+            if diff is not None:
+                raise CheckpointError(f"{self.path}: the checkpoints were written by another configuration: {diff}")
+            log.info("resuming the run in %s: %d unit(s) finished", self.path, len(self.finished()))
+        else:
+            if self.resume:
+                log.info("%s holds no run yet; starting one", self.path)
+            atomic_write_json(meta, {"format": RUN_FORMAT, "config": self.config})
+
+    # ------------------------------------------------------------------------------------------ paths
+    def _name(self, key: str) -> str:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a unit key is a non-empty string, got {key!r}")
+        return _UNSAFE.sub("_", key.replace("/", "--"))
+
+    def unit_path(self, key: str) -> Path:
+        return self.path / "units" / f"{self._name(key)}.json"
+
+    def progress_path(self, key: str) -> Path | None:
+        """Where the unit in progress keeps its Trainer checkpoint (``None`` without a folder)."""
+        if self.path is None:
+            return None
+        return self.path / "progress" / f"{self._name(key)}.pt"
+
+    # ------------------------------------------------------------------------------------------ units
+    def finished(self) -> list[Path]:
+        if self.path is None:
+            return []
+        folder = self.path / "units"
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+    def done(self, key: str):
+        """The saved result of unit ``key``, or ``None`` when it has not finished."""
+        if self.path is None:
+            return None
+        path = self.unit_path(key)
+        if not path.exists():
+            return None
+        blob = _read_json(path, "unit result")
+        if not isinstance(blob, dict) or blob.get("key") != key or "result" not in blob:
+            raise CheckpointError(f"{path}: not the result of unit {key!r}")
+        return blob["result"]
+
+    def finish(self, key: str, result):
+        """Save ``result`` as unit ``key``'s (atomically), drop its progress checkpoint; return it as saved."""
+        plain = _plain(result)
+        if self.path is None:
+            return plain
+        atomic_write_json(self.unit_path(key), {"key": key, "result": plain}, indent=None, allow_nan=True)
+        self.progress_path(key).unlink(missing_ok=True)
+        return plain
+
+    def unit(self, key: str, compute: Callable[[], object]):
+        """Unit ``key``'s saved result, or ``compute()`` saved; either way as it reads back from JSON."""
+        saved = self.done(key)
+        if saved is not None:
+            log.info("unit %s: finished earlier, skipped", key)
+            return saved
+        return self.finish(key, compute())
+
+    def checkpointer(self, trainer, key: str, every: int) -> Checkpointer | None:
+        """``trainer.run``'s callback saving unit ``key`` in progress every ``every`` steps (restoring the trainer
+        from an earlier save first); ``None`` without a folder."""
+        return None if self.path is None else resume_or_start(trainer, self.progress_path(key), every)
+
+
+def resume_or_start(trainer, path: str | os.PathLike, every: int) -> Checkpointer:
+    """A :class:`Checkpointer` saving ``trainer`` to ``path`` every ``every`` steps; when ``path`` exists the
+    trainer (and the global RNGs) are first restored from it. Pass the result as ``trainer.run``'s callback."""
+    path = Path(path)
+    checkpointer = Checkpointer(path.parent, path.name, every=every)
+    if path.exists():
+        load_checkpoint(path, trainer)
+        log.info("%s: resumed at step %d", path, trainer.step)
+    return checkpointer

@@ -1,0 +1,29 @@
+"""modgraph.io: one atomic writer; a failing writer leaves the old file and no temporary file behind."""
+
+import json
+
+import pytest
+
+from modgraph.io import atomic_write, atomic_write_json, atomic_write_text
+
+
+def test_writes_text_binary_and_json(tmp_path):
+    assert atomic_write_text(tmp_path / "a" / "t.txt", "héllo").read_text(encoding="utf-8") == "héllo"
+    assert atomic_write(tmp_path / "b.bin", lambda f: f.write(b"\x00\x01"), binary=True).read_bytes() == b"\x00\x01"
+    path = atomic_write_json(tmp_path / "c.json", {"x": [1, 2.5]})
+    assert json.loads(path.read_text()) == {"x": [1, 2.5]} and path.read_text().endswith("\n")
+    with pytest.raises(ValueError):
+        atomic_write_json(tmp_path / "nan.json", {"x": float("nan")})  # strict JSON by default
+
+
+def test_a_failing_writer_leaves_the_old_file(tmp_path):
+    path = atomic_write_text(tmp_path / "t.txt", "old")
+
+    def broken(f):
+        f.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, broken)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]

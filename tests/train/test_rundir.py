@@ -1,0 +1,75 @@
+"""modgraph.train.RunDir: finished units saved and skipped, the configuration checked, damaged files named."""
+
+import json
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph.train import RunDir, Trainer, resume_or_start
+
+from ..helpers import mlp_graph
+
+
+def test_units_are_saved_once_and_read_back_as_json(tmp_path):
+    store = RunDir(tmp_path / "run", {"--epochs": 3})
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"acc": 0.1 + 0.2, "shape": (2, 3), "nan": float("nan")}
+
+    first = store.unit("cora/gcn/seed0", compute)
+    again = RunDir(tmp_path / "run", {"--epochs": 3}, resume=True).unit("cora/gcn/seed0", compute)
+    assert calls == [1] and first["shape"] == again["shape"] == [2, 3] and first["acc"] == again["acc"] == 0.1 + 0.2
+    assert [p.name for p in store.finished()] == ["cora--gcn--seed0.json"]
+    memory = RunDir(None, {})  # no folder: nothing written, the same JSON values
+    assert memory.unit("k", lambda: (1, 2)) == [1, 2] and memory.progress_path("k") is None
+
+
+def test_another_configuration_is_refused_naming_the_setting(tmp_path):
+    RunDir(tmp_path, {"script": "cora.py", "--epochs": 50, "--model": "gcn"})
+    with pytest.raises(mg.CheckpointError, match=r"written by another configuration: --epochs is 50 there, 30 here"):
+        RunDir(tmp_path, {"script": "cora.py", "--epochs": 30, "--model": "gcn"}, resume=True)
+    with pytest.raises(mg.CheckpointError, match=r"--combine is '<absent>' there, 'gcn' here"):
+        RunDir(tmp_path, {"script": "cora.py", "--epochs": 50, "--model": "gcn", "--combine": "gcn"}, resume=True)
+    with pytest.raises(mg.CheckpointError, match="already holds a run; resume it or use an empty folder"):
+        RunDir(tmp_path, {"script": "cora.py", "--epochs": 50, "--model": "gcn"})
+
+
+def test_damaged_files_are_named(tmp_path):
+    store = RunDir(tmp_path, {"a": 1})
+    store.finish("u", {"x": 1})
+    path = store.unit_path("u")
+    path.write_text(path.read_text()[:7])  # truncated
+    with pytest.raises(mg.CheckpointError, match=r"u\.json: not a readable unit result \(JSONDecodeError"):
+        store.done("u")
+    path.write_text(json.dumps({"key": "other", "result": 1}))
+    with pytest.raises(mg.CheckpointError, match=r"u\.json: not the result of unit 'u'"):
+        store.done("u")
+    (tmp_path / "run.json").write_text("{")
+    with pytest.raises(mg.CheckpointError, match=r"run\.json: not a readable run description"):
+        RunDir(tmp_path, {"a": 1}, resume=True)
+    (tmp_path / "run.json").write_text("[]")
+    with pytest.raises(mg.CheckpointError, match=r"run\.json: not a modgraph run description"):
+        RunDir(tmp_path, {"a": 1}, resume=True)
+
+
+def test_resume_or_start_continues_a_saved_training(tmp_path):
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+
+    def make():
+        torch.manual_seed(0)
+        net = mg.ModuleGraph(mlp_graph())
+        return net, Trainer(net, lambda n: torch.nn.functional.cross_entropy(n(x), y),
+                            lambda n: -float(torch.nn.functional.cross_entropy(n(x), y)), steps=10)
+
+    net, trainer = make()
+    whole = trainer.run()
+    net2, trainer2 = make()
+    trainer2.run(lambda t: (t.step == 4 and resume_or_start(t, tmp_path / "p.pt", every=4)(t)))  # a save at step 4
+    net3, trainer3 = make()
+    callback = resume_or_start(trainer3, tmp_path / "p.pt", every=4)
+    assert trainer3.step == 4
+    assert trainer3.run(callback).history == whole.history
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net3.state_dict().values()))
