@@ -43,7 +43,10 @@ def test_results_table_numbers_come_from_the_docs():
     import numpy as np
 
     cora, uci = (ROOT / "docs" / "cora.md").read_text(), (ROOT / "docs" / "uci.md").read_text()
-    for label in ("attention GCN", "GCN (PyG `GCNConv`, same DAG)", "GAT (paper; the target)"):
+    for label in ("hop attention (default): depths merged per node by the gate",
+                  "the same DAG without attention (depths summed)",
+                  "edge attention GCN: GCN's edges re-weighted by 8-head attention", "GCN (PyG `GCNConv`, same DAG)",
+                  "GAT (paper; the target)"):
         for cell in _row(label)[:2]:
             assert cell.strip("*") in cora, (label, cell)
     for label, method in (("attention MLP", "attention"), ("weight decay (WDBP)", "wd (WDBP)")):
@@ -68,5 +71,5 @@ def test_results_table_numbers_come_from_the_docs():
     assert _row("attention MLP, unpruned (pruning splits)") == [before for before, _ in uci_cells]
     assert _row("half of the hidden units pruned by attention") == [after for _, after in uci_cells]
     graph = cells("prune_cora.json", 0.3, ("cora",)) + cells("prune_citeseer.json", 0.3, ("citeseer",))
-    row = _row("attention GCN, 30 % of the edges pruned by attention, fine-tuned")
+    row = _row("edge attention GCN, 30 % of the edges pruned by attention, fine-tuned")
     assert row[:2] == [f"{after} (unpruned {before})" for before, after in graph]

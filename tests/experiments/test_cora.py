@@ -67,6 +67,11 @@ def test_attention_flags_on_a_model_without_attention_warn(data_root, caplog, ca
     assert "--attention sigmoid does not apply to gcn" in caplog.text
 
 
+def test_the_default_model_is_hop_attention():
+    args = cora.build_parser().parse_args([])
+    assert (args.model, args.dataset, args.seeds) == ("hop_attention", "cora", 10)
+
+
 def test_per_dataset_settings_reach_the_model_and_the_optimiser():
     recipe = cora.RECIPES["hop_attention"]
     cite, plain = recipe.for_dataset("citeseer"), recipe.for_dataset("cora")

@@ -19,8 +19,8 @@ import uci_distributed  # noqa: E402
 
 
 def test_cora_killed_and_resumed(tmp_path, data_root):
-    args = ["--data-root", str(data_root), "--seeds", "3", "--epochs", "20", "--threads", "1", "--device", "cpu",
-            "--checkpoint-every", "5"]
+    args = ["--data-root", str(data_root), "--model", "attention_gcn", "--seeds", "3", "--epochs", "20", "--threads",
+            "1", "--device", "cpu", "--checkpoint-every", "5"]
     # killed once seed 0 is finished and seed 1 has a checkpoint in progress: one unit skipped, one continued
     whole, resumed, folder = kill_and_resume(tmp_path, cora.main, "cora.py", args,
                                              wait_for="progress/cora--attention_gcn--seed1.pt")
