@@ -1,4 +1,4 @@
-"""Time 200 Cora epochs of modgraph's GCN and attention GCN beside PyG's GCN and GAT example models.
+"""Time 200 Cora epochs of modgraph's GCN and attention GCNs beside PyG's GCN and GAT example models.
 
     python benchmarks/cora_speed.py                 # 5 interleaved repetitions, medians and ratios
     python benchmarks/cora_speed.py --reps 7 --threads 1 --json speed.json
@@ -74,7 +74,7 @@ def make_models(d: dict, dense_x: torch.Tensor) -> dict:
         return build
 
     def ours(name):
-        recipe = RECIPES[name]
+        recipe = RECIPES[name].for_dataset("cora")
 
         def build():
             net = mg.ModuleGraph(recipe.build(f, c, recipe.attention)).to(dense_x.device)
@@ -88,6 +88,7 @@ def make_models(d: dict, dense_x: torch.Tensor) -> dict:
         "modgraph gcn +dense": (ours("gcn"), dense_x),
         "modgraph attention_gcn": (ours("attention_gcn"), d["x"]),
         "modgraph attention_gcn +dense": (ours("attention_gcn"), dense_x),
+        "modgraph hop_attention": (ours("hop_attention"), d["x"]),
     }
 
 

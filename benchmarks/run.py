@@ -127,6 +127,7 @@ def bench_cora_speed(args) -> list[dict]:
         models = {r["model"]: r for r in json.loads(out.read_text())["results"]}
     rows = []
     for ours, ref, g in (("modgraph attention_gcn", "PyG GCN example", goal),
+                         ("modgraph hop_attention", "PyG GCN example", goal),
                          ("modgraph attention_gcn", "PyG GAT example", None),
                          ("modgraph gcn", "PyG GCN example", None)):
         if ours not in models or ref not in models:
