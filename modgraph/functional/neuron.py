@@ -19,8 +19,9 @@ neuron-scaled ``Linear.forward``; :func:`neuron_scaled_linear` computes the same
   (``[out, out * in]``, ``W_blk[o, o * in + i] = W[o, i]``): ``y = (a x) W_blk^T + b``, and in the backward pass
   ``t = (g W_blk) a`` (``g = dL/dy``), ``dL/dW = `` the diagonal blocks of ``(a x)^T g``, ``dL/dx = \sum_o t``,
   ``dL/dS = t\, x\, (1 - a)`` (``\sigma' = \sigma (1 - \sigma)``), ``[dL/dA, dL/dc] = dS^T [h, 1]``;
-* so the backward pass makes four elementwise passes over ``[B, out, in]`` and reads only the saved ``a`` and
-  ``a x``; gradients nobody needs (a frozen group of the alternating schedule) are not computed.
+* so the backward pass makes four elementwise passes over ``[B, out, in]`` (two when ``x`` needs no gradient, as
+  when only the attention is trained: ``t x = (g W_blk)(a x)`` from the saved ``a x``) and reads only the saved
+  ``a`` and ``a x``; gradients nobody needs (a frozen group of the alternating schedule) are not computed.
 
 The attention weights ``a`` (``[B, in, out]``, a view) are returned as well, so the gate can report them to its
 hooks; they are differentiable like the gate's output (a loss on them back-propagates into the allocator).
@@ -102,13 +103,15 @@ class _NeuronScaledLinear(torch.autograd.Function):
             if need_W:  # dW_oi = sum_b g_bo a_boi x_bi: the diagonal blocks of ax^T g
                 dW = torch.bmm(ax.transpose(1, 2), g).view(n, n_out, n_in, n_out).diagonal(dim1=1, dim2=3)
                 dW = dW.transpose(1, 2)
-            if need_x or need_scores:
+            if need_x:
                 t = torch.bmm(g, W_blk_t).view(n, B, n_out, n_in).mul_(a)  # g_bo W_oi a_boi
-                if need_x:
-                    dx = t.sum(2)
+                dx = t.sum(2)
                 if need_scores:
-                    d_scores = t.mul_(_flat(x, lead, 2).unsqueeze(2))
-                    d_scores = d_scores.addcmul_(d_scores, a, value=-1)  # times 1 - a: sigmoid's derivative
+                    d_scores = t.mul_(_flat(x, lead, 2).unsqueeze(2))  # g_bo W_oi a_boi x_bi
+            elif need_scores:  # the same product in one pass from the saved a x (x frozen: attention only)
+                d_scores = torch.bmm(g, W_blk_t).mul_(ax).view(n, B, n_out, n_in)
+            if d_scores is not None:
+                d_scores = d_scores.addcmul_(d_scores, a, value=-1)  # times 1 - a: sigmoid's derivative
         if need_scores and gweights is not None:  # a loss on the reported weights
             extra = _flat(gweights, lead, 3).transpose(-1, -2) * a * (1 - a)
             d_scores = extra if d_scores is None else d_scores.add_(extra)
