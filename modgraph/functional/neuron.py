@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["neuron_scaled_linear"]
 
@@ -86,6 +87,7 @@ class _NeuronScaledLinear(torch.autograd.Function):
         ctx.set_materialize_grads(False)
 
     @staticmethod
+    @once_differentiable  # its gradient is not differentiable again: an error, not a wrong second derivative
     def backward(ctx, gy, gweights, *_):
         x, weights, ax, h_aug, A_aug, W_blk_t = ctx.saved_tensors
         need_x, need_h, need_A, need_c, need_W, need_b = ctx.needs_input_grad[:6]

@@ -183,3 +183,12 @@ def test_ensemble_fused_equals_reference():
             assert (u is None) == (v is None)
             if u is not None:
                 torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
+
+
+def test_second_derivatives_are_refused():
+    """The hand-written gradient is not differentiable again: asking for it raises instead of answering wrong."""
+    x, h, A, c, W, b = [t.requires_grad_(True) for t in tensors(same=False)]
+    y, _ = neuron_scaled_linear(x, h, A, c, W, b)
+    (gx,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        gx.sum().backward()
