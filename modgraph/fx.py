@@ -14,7 +14,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from .merge import scale_branches, sum_messages
+from .merge import neuron_linear, scale_branches, sum_messages
 
 CONTAINERS = ("nodes", "neuron_attention", "branch_attention", "adjacency_weights")
 
@@ -33,8 +33,9 @@ def compile_plan(net) -> fx.GraphModule:
             msgs[i] = graph.call_function(operator.mul, (msgs[i], factor))
         module = f"nodes.{step.name}" if step.has_module else None
         if step.neuron is not None:
-            weights = graph.call_module(f"neuron_attention.{step.neuron}", (env[step.preds[0]],))
-            env[step.name] = graph.call_module(module, (msgs[0], weights))
+            attention = graph.get_attr(f"neuron_attention.{step.neuron}")
+            layer = graph.get_attr(module)
+            env[step.name] = graph.call_function(neuron_linear, (attention, layer, env[step.preds[0]], msgs[0]))
             continue
         if step.branch is not None:
             weights = graph.call_module(f"branch_attention.{step.name}", ([msgs[i] for i in step.branch],))

@@ -1,14 +1,21 @@
-"""How a node's in-edges become its input: branch weights applied, then a weighted sum or a concat.
+"""How a node's in-edges become its input: branch weights applied, then a weighted sum or a concat; and a linear
+layer scaled connection by connection by its neuron-level attention.
 
 Both executors (the compiled ``torch.fx`` code and ``ModuleGraph.interpret``) call these, so they agree bit for bit.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.fx as fx
 
-from .attention import scale_heads
+from .attention import NeuronAttention, scale_heads
+from .functional.neuron import neuron_scaled_linear
+from .ops.basic import Linear
+
+_FUSED = {"neuron": True}  # the fused neuron-level kernel where it applies (tests and benchmarks switch it off)
 
 
 def scale_branches(msgs: list, weights: torch.Tensor | None, positions: tuple) -> list:
@@ -29,4 +36,51 @@ def sum_messages(msgs: list) -> torch.Tensor:
     return out
 
 
+def _no_hooks(*modules) -> bool:
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def fused_neuron_applies(attention, layer, h: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether :func:`neuron_linear` takes the fused kernel: the paper's allocator (score ``"linear"``, an enabled
+    sigmoid gate without threshold or temperature) on a plain ``linear`` layer, inputs ``[B, in]`` of one dtype, no
+    module hooks on the modules involved. Anything else runs the modules as written."""
+    if not _FUSED["neuron"] or type(attention) is not NeuronAttention or type(layer) is not Linear:
+        return False
+    gate = attention.gate
+    if not gate.enabled or attention.score != "linear" or gate.normalizer != "sigmoid" or gate.temperature != 1.0 \
+            or gate.threshold not in (None, 0.0):
+        return False
+    alloc = attention.allocator
+    return (x.dim() == 2 and h.shape == x.shape and x.dtype == h.dtype == alloc.weight.dtype == layer.weight.dtype
+            and _no_hooks(attention, alloc, gate, layer))
+
+
+def neuron_linear(attention, layer, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x, attention(h))``: the linear layer on ``x`` with every connection scaled by the neuron-level
+    attention computed from ``h`` (``x`` is ``h``, times the edge's adjacency weight if it has one).
+
+    Where :func:`fused_neuron_applies`, one autograd function computes the same values and gradients
+    (:func:`modgraph.functional.neuron.neuron_scaled_linear`, up to float rounding) in fewer passes; the gate still
+    reports the weights to its hooks.
+    """
+    if not fused_neuron_applies(attention, layer, h, x):
+        return layer(x, attention(h))
+    alloc = attention.allocator
+    y, weights = neuron_scaled_linear(x, h, alloc.weight, alloc.bias, layer.weight, layer.bias)
+    attention.gate.report(weights, index=None)
+    return layer.act(y) if layer.act is not None else y
+
+
+@contextmanager
+def fused_neuron_attention(enabled: bool):
+    """Within the block, :func:`neuron_linear` uses the fused kernel (``True``, the default) or always runs the
+    modules as written (``False``: the reference path, for tests and timing comparisons)."""
+    before, _FUSED["neuron"] = _FUSED["neuron"], bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED["neuron"] = before
+
+
 fx.wrap("scale_branches")
+fx.wrap("neuron_linear")

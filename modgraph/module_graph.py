@@ -13,7 +13,7 @@ from .attention import AttentionModule
 from .compile import compile_graph
 from .errors import GraphSpecError
 from .gate import Gate
-from .merge import scale_branches, sum_messages
+from .merge import neuron_linear, scale_branches, sum_messages
 from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
 
 
@@ -167,8 +167,7 @@ class ModuleGraph(nn.Module):
                 msgs[i] = msgs[i] * (self.adjacency_weights[key] if key is not None else const)
             module = self.nodes[step.name] if step.has_module else None
             if step.neuron is not None:
-                weights = self.neuron_attention[step.neuron](out[step.preds[0]])  # (B, in, out)
-                out[step.name] = module(msgs[0], weights)
+                out[step.name] = neuron_linear(self.neuron_attention[step.neuron], module, out[step.preds[0]], msgs[0])
                 continue
             if step.branch is not None:
                 weights = self.branch_attention[step.name]([msgs[i] for i in step.branch])  # (B, K, H)

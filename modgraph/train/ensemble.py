@@ -214,10 +214,19 @@ class MemberAdam(torch.optim.Adam):
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         before = [p.detach().clone() for p in params]
         loss = super().step(closure)
-        for p, old in zip(params, before):
-            scale = self.member_scale.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1))
-            p.copy_(old + (p - old) * scale)
+        if params:  # p <- (p - old) * scale + old, for all parameters in three multi-tensor operations
+            torch._foreach_sub_(params, before)
+            torch._foreach_mul_(params, [self._scale(p) for p in params])
+            torch._foreach_add_(params, before)
         return loss
+
+    def _scale(self, p: torch.Tensor) -> torch.Tensor:
+        """``member_scale`` ``[K, 1, ...]`` in ``p``'s dtype and device, made once per kind of parameter."""
+        key = (p.device, p.dtype, p.dim())
+        cache = self.__dict__.setdefault("_scales", {})
+        if key not in cache:
+            cache[key] = self.member_scale.to(p.device, p.dtype).view(-1, *[1] * (p.dim() - 1))
+        return cache[key]
 
 
 def stack_padded(arrays: Sequence, dtype=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:

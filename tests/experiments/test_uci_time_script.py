@@ -31,4 +31,13 @@ def test_tiny_run_writes_ratios(bench, data_root, tmp_path, capsys):
     (row,) = json.loads(out.read_text())["results"]
     assert row["dataset"] == "liver" and row["models"] == 6
     assert row["ratio_joint"] > 0 and set(row["attention_ms_per_step"]) == set(bench.ATTENTION_PHASES)
+    assert row["cpu_ratio_joint"] > 0 and "reference_ms_per_step" not in row
     assert bench.main(["--dataset", "iris"]) == 2
+
+
+def test_reference_timing(bench, data_root, tmp_path):
+    out = tmp_path / "time.json"
+    assert bench.main(["--dataset", "liver", "--folds", "2", "--steps", "2", "--reps", "1", "--reference",
+                       "--data-root", str(data_root), "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert set(row["reference_ms_per_step"]) == set(bench.ATTENTION_PHASES) and row["reference_ratio_joint"] > 0

@@ -200,3 +200,25 @@ def test_selection_keeps_each_members_attention_switch():
     with torch.no_grad():
         torch.testing.assert_close(ens(x)[0], reference(x[0]))
     assert not any(g.enabled for g in reference.gates())
+
+
+def test_member_adam_step_is_adams_step_scaled_per_member_bit_for_bit():
+    """The multi-tensor update equals ``old + (p_adam - old) * lr[k] / max(lr)`` exactly, parameter by parameter."""
+    torch.manual_seed(0)
+    lr = torch.tensor([1e-3, 1e-2, 3e-2])
+    params = [torch.randn(3, 4, 5, requires_grad=True), torch.randn(3, 2, requires_grad=True)]
+    plain = [p.detach().clone().requires_grad_(True) for p in params]
+    member, adam = MemberAdam(params, lr=lr), torch.optim.Adam(plain, lr=float(lr.max()))
+    for _ in range(5):
+        for ps, opt in ((params, member), (plain, adam)):
+            opt.zero_grad()
+            sum((p ** 3).sum() + p.sin().sum() for p in ps).backward()
+        with torch.no_grad():
+            before = [p.detach().clone() for p in plain]
+            adam.step()
+            for p, old in zip(plain, before):
+                scale = (lr.double() / lr.double().max()).float().view(-1, *[1] * (p.dim() - 1))
+                p.copy_(old + (p - old) * scale)
+        member.step()
+        for p, q in zip(params, plain):
+            assert torch.equal(p, q)

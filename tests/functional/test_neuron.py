@@ -1,0 +1,194 @@
+"""The fused neuron-level attention kernel against the modules it replaces: same outputs, same gradients."""
+
+import networkx as nx
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import vmap
+
+import modgraph as mg
+from modgraph.benchmarks.uci import Protocol, build_program
+from modgraph.data.uci import UCIDataset
+from modgraph.functional.neuron import neuron_scaled_linear
+from modgraph.merge import fused_neuron_applies, fused_neuron_attention
+from modgraph.train import Ensemble
+
+B, IN, OUT, K = 7, 5, 3, 4
+
+
+def mlp_graph(attention="sigmoid", **edge):
+    """``x`` (5) -> ``h`` (18, sigmoid) -> ``y`` (3), the edge ``h -> y`` attended at neuron level."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=5)
+    g.add_node("h", op="linear", out_features=18, activation="sigmoid")
+    g.add_node("y", op="linear", out_features=3)
+    g.add_edge("x", "h")
+    g.add_edge("h", "y", attention=attention, **edge)
+    return g
+
+
+def reference(x, h, A, c, W, b):
+    """``NeuronAttention`` (linear score, sigmoid gate) followed by ``Linear``'s neuron-scaled forward, as written."""
+    weights = torch.sigmoid(F.linear(h, A, c).unflatten(-1, (x.shape[-1], W.shape[0])))
+    y = torch.einsum("bi,bio,io->bo", x, weights, W.t())
+    return (y if b is None else y + b), weights
+
+
+def tensors(lead=(), bias=True, same=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*lead, *shape, generator=gen, dtype=torch.float64)
+
+    x = rand(B, IN)
+    return [x, x if same else rand(B, IN), rand(IN * OUT, IN), rand(IN * OUT), rand(OUT, IN),
+            rand(OUT) if bias else None]
+
+
+def outputs_and_grads(fn, args, requires=(True,) * 6, weights_loss=False, seed=1):
+    """``fn(*args)``'s outputs and the gradients of a random linear loss (on ``y``, and on the weights if asked)
+    with respect to every argument that requires one (``x`` and ``h`` are one leaf when they are one tensor)."""
+    same = args[1] is args[0]
+    leaves = [None if a is None else a.detach().clone().requires_grad_(r) for a, r in zip(args, requires)]
+    if same:
+        leaves[1] = leaves[0]
+    y, weights = fn(*leaves)
+    gen = torch.Generator().manual_seed(seed)
+    loss = (y * torch.randn(y.shape, generator=gen, dtype=y.dtype)).sum()
+    if weights_loss:
+        loss = loss + (weights * torch.randn(weights.shape, generator=gen, dtype=y.dtype)).sum()
+    wrt = [t for i, t in enumerate(leaves) if t is not None and t.requires_grad and not (same and i == 1)]
+    return y, weights, torch.autograd.grad(loss, wrt)
+
+
+def assert_same(a, b):
+    (y1, w1, g1), (y2, w2, g2) = a, b
+    torch.testing.assert_close(y1, y2)
+    torch.testing.assert_close(w1, w2)
+    assert len(g1) == len(g2)
+    for u, v in zip(g1, g2):
+        torch.testing.assert_close(u, v)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("same", [True, False])
+@pytest.mark.parametrize("weights_loss", [False, True])
+def test_kernel_equals_reference(bias, same, weights_loss):
+    args = tensors(bias=bias, same=same)
+    assert_same(outputs_and_grads(neuron_scaled_linear, args, weights_loss=weights_loss),
+                outputs_and_grads(reference, args, weights_loss=weights_loss))
+
+
+@pytest.mark.parametrize("requires", [(True, True, False, False, False, False),  # main trained, attention frozen
+                                      (False, False, True, True, False, False),  # attention only (x constant)
+                                      (False, False, False, False, True, True),
+                                      (True, True, True, True, True, True)])
+def test_kernel_under_vmap_with_frozen_groups(requires):
+    args = tensors(lead=(K,))
+    assert_same(outputs_and_grads(vmap(neuron_scaled_linear), args, requires),
+                outputs_and_grads(vmap(reference), args, requires))
+
+
+def test_kernel_under_vmap_with_shared_arguments():
+    """Arguments not mapped (``in_dims`` None: a shared batch, shared parameters) and nested vmap."""
+    batched, shared = tensors(lead=(K,), same=False), tensors(same=False, seed=3)
+    args = [batched[0], shared[1], shared[2], batched[3], shared[4], batched[5]]
+    dims = (0, None, None, 0, None, 0)
+    assert_same(outputs_and_grads(vmap(neuron_scaled_linear, in_dims=dims), args),
+                outputs_and_grads(vmap(reference, in_dims=dims), args))
+    nested = tensors(lead=(2, K))
+    assert_same(outputs_and_grads(vmap(vmap(neuron_scaled_linear)), nested),
+                outputs_and_grads(vmap(vmap(reference)), nested))
+
+
+def test_kernel_in_float32_within_float_tolerance():
+    args = [None if t is None else t.float() for t in tensors(lead=(K,))]
+    args[1] = args[0]
+    assert_same(outputs_and_grads(vmap(neuron_scaled_linear), args), outputs_and_grads(vmap(reference), args))
+
+
+def grads_of_net(net, x, fused, interpret=False):
+    net.zero_grad(set_to_none=True)
+    with fused_neuron_attention(fused):
+        out = net.interpret(x) if interpret else net(x)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}, net.edge_weights()
+
+
+@pytest.mark.parametrize("edge", [{}, {"weight": 0.5}, {"weight": 0.7, "learnable": True}])
+@pytest.mark.parametrize("interpret", [False, True])
+def test_module_graph_fused_equals_reference(edge, interpret):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid", **edge)).double()
+    assert fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], torch.zeros(2, 18).double(),
+                                torch.zeros(2, 18).double())
+    x = torch.randn(11, 5, dtype=torch.float64)
+    out1, g1, w1 = grads_of_net(net, x, True, interpret)
+    out2, g2, w2 = grads_of_net(net, x, False, interpret)
+    torch.testing.assert_close(out1, out2)
+    assert g1.keys() == g2.keys()
+    for n in g1:
+        torch.testing.assert_close(g1[n], g2[n], msg=n)
+    torch.testing.assert_close(w1[("h", "y")], w2[("h", "y")])  # the gate still reports its weights
+
+
+@pytest.mark.parametrize("edge", [{"threshold": 0.3}, {"temperature": 2.0}, {"attention": "softmax"},
+                                  {"score": "outer"}])
+def test_other_gates_run_the_modules(edge):
+    net = mg.ModuleGraph(mlp_graph(**edge))
+    h = torch.zeros(2, 18)
+    assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+    net.set_attention(False)
+    assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+
+
+def test_module_hooks_see_their_modules_called():
+    net = mg.ModuleGraph(mlp_graph())
+    calls = []
+    handle = net.neuron_attention["h->y"].register_forward_hook(lambda *a: calls.append(1))
+    net(torch.randn(3, 5))
+    assert calls == [1]
+    handle.remove()
+    net(torch.randn(3, 5))
+    assert calls == [1]
+
+
+def test_ensemble_fused_equals_reference():
+    """The batched program of the UCI tables (an Ensemble under vmap), every phase of the alternating schedule."""
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(60, 4, generator=gen).numpy()
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    data = UCIDataset("toy", X, y, ("a", "b", "c", "d"), ("0", "1", "2"), ())
+    program = build_program(data, "attention", Protocol(folds=2))
+    ens: Ensemble = program.ensemble
+    for trains, attention in (("all", True), ("main", True), ("attention", True), ("main", False)):
+        att = set(map(id, ens.attention_parameters()))
+        for p in ens.parameters():
+            p.requires_grad_(trains == "all" or (id(p) in att) == (trains == "attention"))
+        ens.set_attention(attention)
+        results = []
+        for fused in (True, False):
+            ens.zero_grad(set_to_none=True)
+            with fused_neuron_attention(fused):
+                loss = program.loss_fn(ens)
+                loss.backward()
+                with torch.no_grad():
+                    score = program.evaluate(ens)
+            grads = [None if p.grad is None else p.grad.clone() for p in ens.parameters()]
+            results.append((loss.detach(), score, grads))
+        (l1, s1, g1), (l2, s2, g2) = results
+        torch.testing.assert_close(l1, l2)
+        torch.testing.assert_close(s1, s2)
+        for u, v in zip(g1, g2):
+            assert (u is None) == (v is None)
+            if u is not None:
+                torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
+
+
+def test_second_derivatives_are_refused():
+    """The hand-written gradient is not differentiable again: asking for it raises instead of answering wrong."""
+    x, h, A, c, W, b = [t.requires_grad_(True) for t in tensors(same=False)]
+    y, _ = neuron_scaled_linear(x, h, A, c, W, b)
+    (gx,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        gx.sum().backward()
