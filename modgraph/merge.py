@@ -15,7 +15,11 @@ from .attention import NeuronAttention, scale_heads
 from .functional.neuron import neuron_scaled_linear
 from .ops.basic import Linear
 
-_FUSED = {"neuron": True}  # the fused neuron-level kernel where it applies (tests and benchmarks switch it off)
+# The fused neuron-level kernel where it applies: None (default) = off, except inside blocks that prefer it (the
+# UCI programs); True/False = forced by fused_neuron_attention. Off by default because it sums in another order:
+# trained networks differ from the modules' in float rounding, which training amplifies, and the published results
+# of experiments/prune.py and the tutorial were made with the modules as written.
+_FUSED = {"neuron": None}
 
 
 def scale_branches(msgs: list, weights: torch.Tensor | None, positions: tuple) -> list:
@@ -44,7 +48,7 @@ def fused_neuron_applies(attention, layer, h: torch.Tensor, x: torch.Tensor) -> 
     """Whether :func:`neuron_linear` takes the fused kernel: the paper's allocator (score ``"linear"``, an enabled
     sigmoid gate without threshold or temperature) on a plain ``linear`` layer, inputs ``[B, in]`` of one dtype, no
     module hooks on the modules involved. Anything else runs the modules as written."""
-    if not _FUSED["neuron"] or type(attention) is not NeuronAttention or type(layer) is not Linear:
+    if _FUSED["neuron"] is not True or type(attention) is not NeuronAttention or type(layer) is not Linear:
         return False
     gate = attention.gate
     if not gate.enabled or attention.score != "linear" or gate.normalizer != "sigmoid" or gate.temperature != 1.0 \
@@ -72,14 +76,23 @@ def neuron_linear(attention, layer, h: torch.Tensor, x: torch.Tensor) -> torch.T
 
 
 @contextmanager
-def fused_neuron_attention(enabled: bool):
-    """Within the block, :func:`neuron_linear` uses the fused kernel (``True``, the default) or always runs the
-    modules as written (``False``: the reference path, for tests and timing comparisons)."""
-    before, _FUSED["neuron"] = _FUSED["neuron"], bool(enabled)
+def fused_neuron_attention(enabled: bool | None):
+    """Within the block, :func:`neuron_linear` uses the fused kernel (``True``) or always runs the modules as
+    written (``False``: the reference path, for tests and timing comparisons); ``None`` restores the default (the
+    modules as written, except where :func:`prefer_fused_neuron_attention` asks for the kernel)."""
+    before, _FUSED["neuron"] = _FUSED["neuron"], None if enabled is None else bool(enabled)
     try:
         yield
     finally:
         _FUSED["neuron"] = before
+
+
+@contextmanager
+def prefer_fused_neuron_attention():
+    """The fused kernel within the block unless a surrounding :func:`fused_neuron_attention` forced a choice
+    (the UCI programs train this way: ``modgraph.benchmarks.uci.Program.fit``)."""
+    with fused_neuron_attention(True if _FUSED["neuron"] is None else _FUSED["neuron"]):
+        yield
 
 
 fx.wrap("scale_branches")

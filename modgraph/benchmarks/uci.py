@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.uci import UCIDataset
+from ..merge import prefer_fused_neuron_attention
 from ..module_graph import ModuleGraph
 from ..protocols.cv import Split, cv_splits, fit_standardizer, standardize
 from ..train import Ensemble, MemberAdam, RunDir, Trainer, flush_denormal, resume_or_start, stack_padded
@@ -176,7 +177,8 @@ class Program:
     def fit(self, protocol: Protocol, progress: bool = False, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = 200, **overrides):
         """``modgraph.train.fit`` with the protocol's settings (``overrides`` replace any of them), denormal floats
-        flushed to zero (:mod:`modgraph.train.denormal`: saturated attention gates would otherwise slow it 3-4x).
+        flushed to zero (:mod:`modgraph.train.denormal`: saturated attention gates would otherwise slow it 3-4x) and
+        the fused neuron-attention kernel (:func:`modgraph.merge.prefer_fused_neuron_attention`).
 
         ``checkpoint``: a file the training saves itself to every ``checkpoint_every`` steps, and continues from
         when it exists (:func:`modgraph.train.resume_or_start`); the result is the uninterrupted training's.
@@ -184,9 +186,18 @@ class Program:
         kwargs = dict(schedule=self.schedule, steps=self.steps, optimizer=self.optimizer, patience=protocol.patience,
                       eval_every=protocol.eval_every, rounds=protocol.rounds, tol=protocol.tol, progress=progress)
         kwargs.update(overrides)
+        callback = kwargs.pop("callback", None)
         trainer = Trainer(self.ensemble, self.loss_fn, self.evaluate, **kwargs)
-        with flush_denormal():
-            return trainer.run(None if checkpoint is None else resume_or_start(trainer, checkpoint, checkpoint_every))
+        saver = None if checkpoint is None else resume_or_start(trainer, checkpoint, checkpoint_every)
+
+        def after_step(t):
+            if saver is not None:
+                saver(t)
+            if callback is not None:
+                callback(t)
+
+        with flush_denormal(), prefer_fused_neuron_attention():
+            return trainer.run(after_step if saver is not None or callback is not None else None)
 
     @torch.no_grad()
     def accuracies(self) -> dict:

@@ -10,7 +10,7 @@ import modgraph as mg
 from modgraph.benchmarks.uci import Protocol, build_program
 from modgraph.data.uci import UCIDataset
 from modgraph.functional.neuron import neuron_scaled_linear
-from modgraph.merge import fused_neuron_applies, fused_neuron_attention
+from modgraph.merge import fused_neuron_applies, fused_neuron_attention, prefer_fused_neuron_attention
 from modgraph.train import Ensemble
 
 B, IN, OUT, K = 7, 5, 3, 4
@@ -120,8 +120,9 @@ def grads_of_net(net, x, fused, interpret=False):
 def test_module_graph_fused_equals_reference(edge, interpret):
     torch.manual_seed(0)
     net = mg.ModuleGraph(mlp_graph(attention="sigmoid", **edge)).double()
-    assert fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], torch.zeros(2, 18).double(),
-                                torch.zeros(2, 18).double())
+    with fused_neuron_attention(True):
+        assert fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], torch.zeros(2, 18).double(),
+                                    torch.zeros(2, 18).double())
     x = torch.randn(11, 5, dtype=torch.float64)
     out1, g1, w1 = grads_of_net(net, x, True, interpret)
     out2, g2, w2 = grads_of_net(net, x, False, interpret)
@@ -137,9 +138,25 @@ def test_module_graph_fused_equals_reference(edge, interpret):
 def test_other_gates_run_the_modules(edge):
     net = mg.ModuleGraph(mlp_graph(**edge))
     h = torch.zeros(2, 18)
-    assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
-    net.set_attention(False)
-    assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+    with fused_neuron_attention(True):
+        assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+        net.set_attention(False)
+        assert not fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+
+
+def test_the_kernel_is_off_by_default_and_preferred_only_where_asked():
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid"))
+    h = torch.zeros(2, 18)
+
+    def applies():
+        return fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+
+    assert not applies()  # the modules as written: published results stay reproducible bit for bit
+    with prefer_fused_neuron_attention():
+        assert applies()
+    with fused_neuron_attention(False), prefer_fused_neuron_attention():
+        assert not applies()  # a forced choice (uci_time.py --reference) wins over the preference
+    assert not applies()
 
 
 def test_module_hooks_see_their_modules_called():
