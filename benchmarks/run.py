@@ -300,6 +300,8 @@ def main(argv=None) -> int:
         return 2
     import torch
 
+    from modgraph.io import atomic_write_text
+
     torch.set_num_threads(args.threads)
     started = time.time()
     info = {**machine(), "command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
@@ -315,10 +317,11 @@ def main(argv=None) -> int:
             got = [status_row(name, "failed", f"{type(err).__name__}: {err}")]
         for r in got:
             r.setdefault("benchmark", name)
+            r.setdefault("met", None)  # every row carries the key; None: no goal applies
         rows.extend(got)
         log(f"{name}: {len(got)} row(s) in {time.perf_counter() - t:.0f} s")
         if args.json:  # keep what is done if a later benchmark is interrupted
-            Path(args.json).write_text(json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
+            atomic_write_text(args.json, json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
     info["load_avg_end"] = os.getloadavg()
     info["minutes"] = round((time.time() - started) / 60, 1)
     print(show(rows))
@@ -328,7 +331,7 @@ def main(argv=None) -> int:
               f"{info.get('ram_gb')} GB, torch {info['torch']}, PyG {info['torch_geometric']}, "
               f"{args.threads} thread(s), load {info.get('load_avg')} at start")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps({"results": rows, "machine": info}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
