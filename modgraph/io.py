@@ -23,7 +23,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: 
         writer: writes the content to the open file it receives.
         binary: open the temporary file in ``"wb"`` mode (default: text, UTF-8).
 
-    On any error (or interrupt) the temporary file is removed and ``path`` is left as it was.
+    On any error (or interrupt) the temporary file is removed and ``path`` is left as it was. The file gets the
+    permissions a plain ``open(path, "w")`` would give it (``0o666`` less the umask; ``mkstemp`` alone makes it
+    readable by its owner only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,12 +35,19 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: 
             writer(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
