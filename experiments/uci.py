@@ -76,6 +76,16 @@ def load_datasets(args) -> list:
     return [load_uci(n, args.data_root, liver_label=args.liver_label) for n in names]
 
 
+def print_results(rows: list[dict], wall: float, how: str) -> None:
+    """The table in the paper's layout, attention's paired comparisons (when it ran) and the wall time."""
+    print(format_table(rows))
+    comparison = format_comparison(rows) if any(r["method"] == "attention" for r in rows) else ""
+    if comparison:
+        print()
+        print(comparison)
+    print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s ({how})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = script_parser(__doc__)
     parser.add_argument("--dataset", default="all", help=f"{', '.join(UCI_NAMES)}, comma-separated or all "
@@ -146,14 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                             checkpoint_every=args.checkpoint_every)
     wall = time.perf_counter() - start
     rows = [r.row for r in results]
-    print(format_table(rows))
-    if "attention" in methods:
-        comparison = format_comparison(rows)
-        if comparison:
-            print()
-            print(comparison)
-    print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
-          f"({workers} worker process(es) x {torch.get_num_threads()} thread(s), {device})")
+    print_results(rows, wall, f"{workers} worker process(es) x {torch.get_num_threads()} thread(s), {device}")
     if args.json:
         command = " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])])
         machine = {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),

@@ -32,8 +32,6 @@ from common import UsageError, checkpoint_config, open_run_dir, run_main, setup_
 from modgraph.benchmarks.methods import METHODS  # noqa: E402
 from modgraph.benchmarks.uci import (  # noqa: E402
     MethodResult,
-    format_comparison,
-    format_table,
     program_cost,
     program_key,
     run_method,
@@ -80,14 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ctx.is_main:
         return 0
     rows = [r.row for r in results]
-    print(format_table(rows))
-    if "attention" in methods:
-        comparison = format_comparison(rows)
-        if comparison:
-            print()
-            print(comparison)
-    print(f"\n{len(rows)} programs, {sum(r['models'] for r in rows)} networks, wall time {wall:.1f} s "
-          f"({ctx.world_size} process(es) x {torch.get_num_threads()} thread(s), {ctx.device})")
+    uci.print_results(rows, wall, f"{ctx.world_size} process(es) x {torch.get_num_threads()} thread(s), {ctx.device}")
     if args.json:
         command = " ".join(["experiments/uci_distributed.py", *(argv if argv is not None else sys.argv[1:])])
         machine = {"threads": torch.get_num_threads(), "processes": ctx.world_size, "backend": ctx.backend,
