@@ -1,6 +1,23 @@
 """Small builders shared by the tests."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import networkx as nx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str, name: str):
+    """Import a script of the repository (``docs/make_api.py``, ``benchmarks/uci_time.py``, ...) as module ``name``;
+    its folder goes on ``sys.path`` first, so its own sibling imports (``common``, ``timing``) resolve."""
+    path = ROOT / relative
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def mlp_graph(features=5, hidden=18, classes=3, attention="sigmoid", **edge):

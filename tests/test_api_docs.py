@@ -1,15 +1,14 @@
 """docs/api.md is exactly what docs/make_api.py writes from the docstrings, so it cannot go stale."""
 
-import importlib.util
 from pathlib import Path
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _make_api():
-    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("docs/make_api.py", "make_api")
     return module
 
 

@@ -1,12 +1,13 @@
 """docs/make_figures.py: the quick mode writes every kind of figure, and the file-only groups redraw the committed
 pictures byte for byte."""
 
-import importlib.util
 import struct
 from pathlib import Path
 
 import matplotlib
 import pytest
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["branches", "prune_uci", "prune_cora", "prune_citeseer", "glass_histograms", "glass_heatmap", "glass_dag",
@@ -15,9 +16,7 @@ KINDS = ["branches", "prune_uci", "prune_cora", "prune_citeseer", "glass_histogr
 
 @pytest.fixture(scope="module")
 def make_figures():
-    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "docs" / "make_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("docs/make_figures.py", "make_figures")
     return module
 
 

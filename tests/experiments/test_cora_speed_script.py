@@ -1,18 +1,15 @@
 """benchmarks/cora_speed.py: a tiny interleaved run times every model and writes ratios to PyG's GCN example."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tiny_run_writes_every_model_and_ratio(data_root, tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("cora_speed", ROOT / "benchmarks" / "cora_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/cora_speed.py", "cora_speed")
     out = tmp_path / "speed.json"
     assert bench.main(["--epochs", "2", "--reps", "1", "--threads", "1", "--data-root", str(data_root),
                        "--json", str(out)]) == 0

@@ -1,26 +1,20 @@
 """experiments/uci.py: a --fast run beats the majority class and writes the JSON the issue asks for."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"dataset", "method", "test_acc_mean", "test_acc_std", "train_acc_mean", "train_time_s_mean", "runs"}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("uci_script", ROOT / "experiments" / "uci.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return load_script("experiments/uci.py", "uci_script")
 
 
 def test_fast_run_beats_the_majority_class(script, data_root, tmp_path, capsys):

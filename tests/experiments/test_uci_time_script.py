@@ -1,19 +1,18 @@
 """benchmarks/uci_time.py: the phase shares of the alternating schedule and a tiny interleaved run."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("uci_time", ROOT / "benchmarks" / "uci_time.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/uci_time.py", "uci_time")
     return module
 
 
