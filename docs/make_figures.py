@@ -14,6 +14,8 @@ cora_histograms.png                the attention GCN on Cora, recorded during tr
                                    ``experiments/prune.py --dataset cora --figures`` does (seed 0)
 training_curves.png                glass attention MLP, joint against the paper's alternating schedule:      curves
                                    training loss and validation score per evaluation, phases shaded
+cora_hop_weights.png               ``hop_attention`` on Cora (``experiments/cora.py``'s default, seed 0):      hops
+                                   the weight each node's gate gives each propagation depth, by degree
 =================================  =======================================================================  ======
 
     python docs/make_figures.py                          # everything into docs/figures (a few minutes, 1 thread)
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
 RESULTS = ROOT / "docs" / "results"
-GROUPS = ("dag", "prune", "uci", "cora", "curves")
+GROUPS = ("dag", "prune", "uci", "cora", "curves", "hops")
 UCI = ("balance", "ecoli", "glass", "liver", "sonar", "vehicle")
 
 
@@ -131,8 +133,41 @@ def training_curves(out: Path, quick: bool, data_root) -> list[Path]:
     return [draw(runs, out / "training_curves.png", title=title)]
 
 
+def hop_weights(out: Path, quick: bool, data_root) -> list[Path]:
+    """``hop_attention`` trained on Cora as ``experiments/cora.py`` trains it (seed 0), its depth weights by degree."""
+    from torch_geometric.utils import degree
+
+    import modgraph as mg
+    from modgraph.plot import branch_profile
+    from modgraph.train import fit
+
+    cora = _experiment().cora
+    d = cora.prepare(cora.load_planetoid("cora", data_root), torch.device("cpu"))
+    recipe = cora.RECIPES["hop_attention"].for_dataset("cora")
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(recipe.build(d["features"], d["classes"], recipe.attention))
+    x, ei, y = d["x"], d["edge_index"], d["y"]
+    def evaluate(n):  # run_one's selection: validation accuracy, ties broken by the validation loss
+        logits = n(x, edge_index=ei)
+        return cora.accuracy(logits, y, d["val"]) - 1e-4 * float(F.cross_entropy(logits[d["val"]], y[d["val"]]))
+
+    fit(net, lambda n: F.cross_entropy(n(x, edge_index=ei)[d["train"]], y[d["train"]]), evaluate,
+        steps=20 if quick else recipe.epochs, optimizer=cora.optimizer_factory(net, recipe), patience=recipe.patience)
+    net.eval()
+    with torch.no_grad():
+        net(x, edge_index=ei)
+    weights = {u: w for (u, v), w in net.edge_weights().items() if v == "out"}
+    weights = {k.lstrip("z"): weights[k] for k in sorted(weights, key=lambda k: int(k[1:]))}
+    deg = degree(ei[1], d["x"].shape[0])
+    groups = {"in-degree 1": deg == 1, "2-3": (deg >= 2) & (deg <= 3), "4-7": (deg >= 4) & (deg <= 7),
+              ">= 8": deg >= 8}
+    title = "hop_attention, Cora, seed 0: gate weight per depth, nodes by in-degree"
+    return [branch_profile(weights, out / "cora_hop_weights.png", groups=groups, xlabel="depth k of z_k",
+                           title=title)]
+
+
 MAKERS = {"dag": dag, "prune": prune_curves, "uci": uci_recordings, "cora": cora_recording,
-          "curves": training_curves}
+          "curves": training_curves, "hops": hop_weights}
 
 
 def main(argv=None) -> int:

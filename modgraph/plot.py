@@ -7,7 +7,8 @@ headless machines and inside tests. Every function saves to ``path`` and returns
 * :func:`dag_figure` - the DAG with edge widths by mean attention weight;
 * :func:`neuron_heatmaps` - the ``[in, out]`` mean-weight matrix of every neuron-level gate;
 * :func:`sparsity_curves` - accuracy against sparsity, one line per criterion, one panel per data set;
-* :func:`training_curves` - training loss and validation score against the step, the schedule's phases shaded.
+* :func:`training_curves` - training loss and validation score against the step, the schedule's phases shaded;
+* :func:`branch_profile` - the mean weight a merge gives each of its branches, one line per group of samples.
 """
 
 from __future__ import annotations
@@ -240,4 +241,40 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
     score_ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def branch_profile(weights: dict, path, groups=None, xlabel: str = "branch", title: str | None = None) -> Path:
+    """Mean branch-attention weight per branch of one merge, one line per group of samples (or one line).
+
+    Args:
+        weights: ``{branch label: weights [N]}`` in branch order, e.g. ``{k: w for (u, v), w in
+            net.edge_weights().items() if v == "out"}`` for the ``N`` samples (nodes) of the last forward.
+        path: the PNG to write.
+        groups: optional ``{group label: bool mask [N]}``; each group's line is its samples' mean, its band one
+            standard deviation.
+        xlabel, title: axis label and optional title.
+    """
+    if not weights:
+        raise ValueError("no branch weights to plot")
+    labels = [str(k) for k in weights]
+    w = np.stack([np.asarray(v, dtype=float).reshape(-1) for v in weights.values()], axis=1)  # (N, K)
+    groups = groups or {"all": np.ones(w.shape[0], dtype=bool)}
+    fig, (ax,) = _figure(1, width=6.0, height=3.6)
+    x = np.arange(len(labels))
+    for name, mask in groups.items():
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        if mask.shape[0] != w.shape[0]:
+            raise ValueError(f"group {name!r} has {mask.shape[0]} entries, the weights {w.shape[0]} samples")
+        if not mask.any():
+            continue
+        mean, std = w[mask].mean(0), w[mask].std(0)
+        ax.plot(x, mean, marker="o", ms=3, lw=1.2, label=f"{name} ({int(mask.sum())})")
+        ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean attention weight")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
     return _save(fig, path)

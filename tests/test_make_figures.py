@@ -11,7 +11,7 @@ from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["branches", "prune_uci", "prune_cora", "prune_citeseer", "glass_histograms", "glass_heatmap", "glass_dag",
-         "cora_histograms", "training_curves"]
+         "cora_histograms", "training_curves", "cora_hop_weights"]
 
 
 @pytest.fixture(scope="module")
@@ -75,4 +75,4 @@ def test_every_committed_figure_has_a_maker(make_figures):
 
 def test_unknown_group(make_figures, tmp_path, capsys):
     assert make_figures.main(["--only", "pies", "--out", str(tmp_path)]) == 2
-    assert "--only: unknown pies; valid: dag, prune, uci, cora, curves" in capsys.readouterr().err
+    assert "--only: unknown pies; valid: dag, prune, uci, cora, curves, hops" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import modgraph as mg
-from modgraph import plot
+from modgraph import models, plot
 from modgraph.record import EdgeRecorder
 
 from .helpers import mlp_graph
@@ -78,3 +78,18 @@ def test_dag_layout_follows_the_spec_order():
     pos = plot._layered_positions(g, layers)
     assert [pos[v][0] for v in ("x", "zeta", "alpha", "mid", "y")] == [0.0, 1.0, 1.0, 1.0, 2.0]
     assert pos["zeta"][1] > pos["alpha"][1] > pos["mid"][1] and pos["x"][1] == pos["y"][1] == 0.0
+
+
+def test_branch_profile(tmp_path):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(models.hop_attention(6, 3, steps=2, dropout=0.0))
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    net(torch.rand(4, 6), edge_index=edge_index)
+    weights = {u: w for (u, v), w in net.edge_weights().items() if v == "out"}
+    groups = {"even": torch.tensor([True, False, True, False]), "odd": torch.tensor([False, True, False, True])}
+    path = plot.branch_profile(weights, tmp_path / "p.png", groups=groups, title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no branch weights"):
+        plot.branch_profile({}, tmp_path / "q.png")
+    with pytest.raises(ValueError, match="group 'bad' has 3 entries, the weights 4 samples"):
+        plot.branch_profile(weights, tmp_path / "q.png", groups={"bad": torch.ones(3, dtype=torch.bool)})
