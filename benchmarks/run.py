@@ -1,6 +1,6 @@
 """Every benchmark of modgraph beside its reference, in one run: ratios ``ours / reference`` of medians.
 
-    python benchmarks/run.py                       # the full set (about an hour on 2 busy cores)
+    python benchmarks/run.py                       # the full set (about 50 minutes on 2 busy cores: the 1M-node epochs)
     python benchmarks/run.py --quick --json bench.json
     python benchmarks/run.py --only executor,graph_scale
 
