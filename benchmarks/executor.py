@@ -24,7 +24,6 @@ import json
 import sys
 from pathlib import Path
 
-import networkx as nx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,43 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import Sample, interleaved, machine, resolve_device, row, timed  # noqa: E402
 
 import modgraph as mg  # noqa: E402
+from modgraph import models  # noqa: E402
 
 GOAL = 1.10
 
 
 # ------------------------------------------------------------------------------------------- the networks
-def mlp_graph(features: int = 18, hidden: int = 30, classes: int = 4, attention: str | None = "sigmoid"):
-    g = nx.DiGraph()
-    g.add_node("x", op="input", features=features)
-    g.add_node("h", op="linear", out_features=hidden, activation="sigmoid")
-    g.add_node("y", op="linear", out_features=classes)
-    g.add_edge("x", "h")
-    if attention:
-        g.add_edge("h", "y", attention=attention)
-    else:
-        g.add_edge("h", "y")
-    return g
-
-
-def random_dag(n: int = 20, p: float = 0.25, seed: int = 0, width: int = 8) -> nx.DiGraph:
-    """gnp edges oriented by node order, an input feeding every source, softmax attention at every merge."""
-    und = nx.gnp_random_graph(n, p, seed=seed)
-    g = nx.DiGraph()
-    g.add_node("x", op="input", features=width)
-    for i in range(n):
-        g.add_node(f"n{i}", op="linear", out_features=width, activation="tanh")
-    for i, j in und.edges():
-        g.add_edge(f"n{min(i, j)}", f"n{max(i, j)}")
-    for i in range(n):
-        if g.in_degree(f"n{i}") == 0:
-            g.add_edge("x", f"n{i}")
-    for v in list(g.nodes):
-        if g.in_degree(v) > 1:
-            for u in g.predecessors(v):
-                g.edges[u, v]["attention"] = "softmax"
-    return g
-
-
 class HandAttentionMLP(nn.Module):
     """The attention MLP written by hand: ``y = (h * A(h)) W^T + b`` with ``A(h) = sigmoid(h U + c)`` [B, in, out]."""
 
@@ -149,10 +117,10 @@ def cases(seed: int = 0, device: torch.device | str = "cpu") -> dict:
     torch.manual_seed(seed)
     out = {}
     for name, attention in (("uci_mlp", "sigmoid"), ("uci_mlp_plain", None)):
-        net = mg.ModuleGraph(mlp_graph(attention=attention))
+        net = mg.ModuleGraph(models.attention_mlp(18, 30, 4, attention))
         x, y = torch.randn(508, 18), torch.randint(0, 4, (508,))
         out[name] = (net, hand_mlp_like(net, attention is not None), x, y)
-    net = mg.ModuleGraph(random_dag(20, 0.25, seed))
+    net = mg.ModuleGraph(models.random_dag(20, 0.25, seed))
     x = torch.randn(256, 8)
     out["random_dag_20"] = (net, hand_dag_like(net, 8), x, None)
     return {k: (net.to(device), ref.to(device), x.to(device), None if y is None else y.to(device))

@@ -29,6 +29,7 @@ import networkx as nx
 import torch
 
 from ..functional.regularizers import smoothing_group_lasso, weight_decay, weight_elimination
+from ..models.mlp import attention_mlp
 
 PENALTIES = ("wd", "we", "sgl")
 LR_GRID = (0.01, 0.03, 0.1)  # around the protocol's default 0.03
@@ -74,16 +75,7 @@ def mlp_graph(features: int, hidden: int, classes: int, attention: bool) -> nx.D
     """The paper's network as a DAG: ``x -> h`` (sigmoid) ``-> y`` (logits), glorot-uniform weights (the
     ``linear`` op's init). With ``attention`` the edge ``h -> y`` carries the sigmoid allocator: one weight per
     connection and sample, computed from ``h`` by a fully connected layer (``[hidden, out]`` per sample)."""
-    g = nx.DiGraph()
-    g.add_node("x", op="input", features=features)
-    g.add_node("h", op="linear", out_features=hidden, activation="sigmoid")
-    g.add_node("y", op="linear", out_features=classes)
-    g.add_edge("x", "h")
-    if attention:
-        g.add_edge("h", "y", attention="sigmoid")
-    else:
-        g.add_edge("h", "y")
-    return g
+    return attention_mlp(features, hidden, classes, "sigmoid" if attention else None)
 
 
 def penalty(kind: str, first: torch.Tensor, second: torch.Tensor, batch_dims: int = 0) -> torch.Tensor:

@@ -63,9 +63,12 @@ def gcn_net(features: int, classes: int, conv: str = "attention", hidden: int = 
     return g
 
 
-def gcn(features: int, classes: int) -> nx.DiGraph:
-    """Kipf & Welling's GCN: 16 hidden units, ReLU, dropout 0.5 (PyG's GCNConv)."""
-    return gcn_net(features, classes, conv="gcn", hidden=16, dropout=0.5, activation="relu")
+def gcn(features: int, classes: int, **overrides) -> nx.DiGraph:
+    """Kipf & Welling's GCN: 16 hidden units, ReLU, dropout 0.5 (PyG's GCNConv); ``overrides`` change
+    :func:`gcn_net`'s arguments (e.g. ``dropout``)."""
+    settings = dict(hidden=16, dropout=0.5, activation="relu")
+    settings.update(overrides)
+    return gcn_net(features, classes, conv="gcn", **settings)
 
 
 def attention_gcn(features: int, classes: int, attention: str = "softmax", **overrides) -> nx.DiGraph:
