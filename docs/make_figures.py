@@ -147,11 +147,8 @@ def hop_weights(out: Path, quick: bool, data_root) -> list[Path]:
     torch.manual_seed(0)
     net = mg.ModuleGraph(recipe.build(d["features"], d["classes"], recipe.attention))
     x, ei, y = d["x"], d["edge_index"], d["y"]
-    def evaluate(n):  # run_one's selection: validation accuracy, ties broken by the validation loss
-        logits = n(x, edge_index=ei)
-        return cora.accuracy(logits, y, d["val"]) - 1e-4 * float(F.cross_entropy(logits[d["val"]], y[d["val"]]))
-
-    fit(net, lambda n: F.cross_entropy(n(x, edge_index=ei)[d["train"]], y[d["train"]]), evaluate,
+    fit(net, lambda n: F.cross_entropy(n(x, edge_index=ei)[d["train"]], y[d["train"]]),
+        lambda n: cora.selection_score(n, d),
         steps=20 if quick else recipe.epochs, optimizer=cora.optimizer_factory(net, recipe), patience=recipe.patience)
     net.eval()
     with torch.no_grad():

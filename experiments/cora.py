@@ -74,25 +74,33 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
     per_dataset: dict = field(default_factory=dict)  # dataset -> {field: value}: published per-data-set settings
 
-    def for_dataset(self, name: str) -> "Recipe":
-        """This recipe with ``per_dataset[name]``'s fields (``build`` arguments under ``"model"``) applied."""
-        changes = dict(self.per_dataset.get(name, {}))
+    def changed(self, changes: dict) -> "Recipe":
+        """A copy with some fields replaced; ``build`` arguments go under ``"model"`` (e.g. ``{"model":
+        {"dropout": 0.5}, "weight_decay": 2e-2}``)."""
+        changes = dict(changes)
         model = changes.pop("model", None)
         if model:
             changes["build"] = functools.partial(self.build, **model)
         return replace(self, **changes)
 
+    def for_dataset(self, name: str) -> "Recipe":
+        """This recipe with ``per_dataset[name]``'s fields applied."""
+        return self.changed(self.per_dataset.get(name, {}))
+
 
 RECIPES: dict[str, Recipe] = {
-    "gcn": Recipe(lambda f, c, a: models.gcn(f, c), lr=0.01, weight_decay={"conv1": 5e-4, "*": 0.0}, epochs=200,
+    "gcn": Recipe(lambda f, c, a, **kw: models.gcn(f, c, **kw), lr=0.01, weight_decay={"conv1": 5e-4, "*": 0.0},
+                  epochs=200,
                   doc="Kipf & Welling's GCN (PyG GCNConv), 16 hidden, dropout 0.5, weight decay on conv1"),
-    "attention_gcn": Recipe(lambda f, c, a: models.attention_gcn(f, c, attention=a), lr=0.005, weight_decay=5e-4,
+    "attention_gcn": Recipe(lambda f, c, a, **kw: models.attention_gcn(f, c, attention=a, **kw), lr=0.005,
+                            weight_decay=5e-4,
                             epochs=500, patience=100, attention="softmax",
                             doc="GCN coefficients re-weighted by 8-head GAT-style attention"),
-    "appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c), lr=0.01, weight_decay={"enc": 5e-3, "*": 0.0},
+    "appnp": Recipe(lambda f, c, a, **kw: models.attention_appnp(f, c, **kw), lr=0.01,
+                    weight_decay={"enc": 5e-3, "*": 0.0},
                     epochs=500, patience=100,
                     doc="APPNP (K=10, alpha=0.1) as a DAG, no attention: the deep baseline"),
-    "attention_appnp": Recipe(lambda f, c, a: models.attention_appnp(f, c, teleport=a), lr=0.01,
+    "attention_appnp": Recipe(lambda f, c, a, **kw: models.attention_appnp(f, c, teleport=a, **kw), lr=0.01,
                               weight_decay={"enc": 5e-3, "*": 0.0}, epochs=500, patience=100, attention="sigmoid",
                               doc="APPNP whose teleport (skip) branch is weighed per node by branch attention"),
     # DAGNN's settings (Liu, Gao & Ji 2020) for Cora and, on CiteSeer, theirs for CiteSeer; chosen between the two
@@ -167,6 +175,12 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float
     return float((logits[mask].argmax(-1) == y[mask]).float().mean())
 
 
+def selection_score(net, d: dict) -> float:
+    """Model selection: validation accuracy; the validation loss only breaks ties (0.002 per node > 1e-4 * loss)."""
+    logits = net(d["x"], edge_index=d["edge_index"])
+    return accuracy(logits, d["y"], d["val"]) - 1e-4 * float(F.cross_entropy(logits[d["val"]], d["y"][d["val"]]))
+
+
 def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: int, schedule: str,
             show_progress: bool = False, checkpoint: Callable | None = None) -> dict:
     """Train one model from ``seed``; return its accuracies at the best validation epoch and the time.
@@ -181,12 +195,9 @@ def run_one(recipe: Recipe, d: dict, seed: int, attention: str | None, epochs: i
     def loss_fn(net):
         return F.cross_entropy(net(x, edge_index=ei)[d["train"]], y[d["train"]])
 
-    def evaluate(net):  # validation accuracy; the validation loss only breaks ties (0.002 per node > 1e-4 * loss)
-        logits = net(x, edge_index=ei)
-        return accuracy(logits, y, d["val"]) - 1e-4 * float(F.cross_entropy(logits[d["val"]], y[d["val"]]))
-
     start = time.perf_counter()
-    trainer = Trainer(net, loss_fn, evaluate, schedule=schedule, steps=epochs, optimizer=optimizer_factory(net, recipe),
+    trainer = Trainer(net, loss_fn, functools.partial(selection_score, d=d), schedule=schedule, steps=epochs,
+                      optimizer=optimizer_factory(net, recipe),
                       patience=recipe.patience, progress=show_progress)
     result = trainer.run(checkpoint(trainer) if checkpoint is not None else None)
     seconds = time.perf_counter() - start
@@ -251,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule", default=None, choices=SCHEDULES,
                         help="training schedule (default: joint; alternating is the paper's)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: each model's own)")
+    parser.add_argument("--weight-decay", type=float, default=None, metavar="L2",
+                        help="Adam weight decay on every parameter (default: each model's own, per data set)")
+    parser.add_argument("--dropout", type=float, default=None, metavar="P",
+                        help="the model's dropout probability (default: each model's own, per data set)")
     return add_common_args(parser, seeds=10, threads=None, checkpoint_every=100)
 
 
@@ -262,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = parse_list(args.model, list(RECIPES), "--model")
     positive("--seeds", args.seeds)
     positive("--epochs", args.epochs)
+    if args.weight_decay is not None and args.weight_decay < 0:
+        raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
+    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
+        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
     apply_threads(args)
     device = resolve_device(args.device)
     store = open_run_dir(args, config)  # one unit per (data set, model, seed)
@@ -273,10 +292,9 @@ def main(argv: list[str] | None = None) -> int:
             attention = (args.attention or recipe.attention) if recipe.attention is not None else None
             if args.attention and recipe.attention is None:
                 log.warning("--attention %s does not apply to %s (it has no graph attention)", args.attention, method)
-            if args.combine and method == "attention_gcn":
-                recipe = with_overrides(recipe, build=functools.partial(attention_gcn_with, combine=args.combine))
-            elif args.combine:
+            if args.combine and method != "attention_gcn":
                 log.warning("--combine applies to attention_gcn only, not to %s", method)
+            recipe = recipe.changed(flag_changes(args, method))
             schedule = args.schedule or recipe.schedule
             if schedule != "joint" and recipe.attention is None:
                 log.warning("--schedule %s needs attention; %s has none and trains jointly", schedule, method)
@@ -298,13 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def attention_gcn_with(features: int, classes: int, attention: str, combine: str):
-    return models.attention_gcn(features, classes, attention=attention, combine=combine)
-
-
-def with_overrides(recipe: Recipe, **changes) -> Recipe:
-    """A copy of ``recipe`` with some fields changed (for scripted sweeps)."""
-    return replace(recipe, **changes)
+def flag_changes(args, method: str) -> dict:
+    """The recipe fields ``--weight-decay``, ``--dropout`` and ``--combine`` replace (``Recipe.changed``)."""
+    changes: dict = {"model": {}}
+    if args.weight_decay is not None:
+        changes["weight_decay"] = args.weight_decay
+    if args.dropout is not None:
+        changes["model"]["dropout"] = args.dropout
+    if args.combine and method == "attention_gcn":
+        changes["model"]["combine"] = args.combine
+    return changes
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from common import (  # noqa: E402
 )
 
 import modgraph as mg  # noqa: E402
+from modgraph import models  # noqa: E402
 from modgraph.data import load_planetoid, load_uci  # noqa: E402
 from modgraph.io import atomic_write_json  # noqa: E402
 from modgraph.prune import (  # noqa: E402
@@ -148,13 +149,7 @@ def uci_split(name: str, seed: int, data_root, device) -> dict:
 
 def mlp(features: int, hidden: int, classes: int) -> nx.DiGraph:
     """The paper's network: ``x -> h (sigmoid) -> y`` with a sigmoid allocator on every ``h -> y`` connection."""
-    g = nx.DiGraph(name="attention-mlp")
-    g.add_node("x", op="input", features=features)
-    g.add_node("h", op="linear", out_features=hidden, activation="sigmoid")
-    g.add_node("y", op="linear", out_features=classes)
-    g.add_edge("x", "h")
-    g.add_edge("h", "y", attention="sigmoid")
-    return g
+    return models.attention_mlp(features, hidden, classes, "sigmoid", name="attention-mlp")
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -331,7 +326,7 @@ def train_graph(net, d, edge_index, steps: int, patience: int, lr: float, keep_s
                 recorder: EdgeRecorder | None = None, record_every: int = 50):
     """``cora.py``'s training on ``edge_index``: its optimiser and weight decay, selection on validation accuracy
     (ties broken by the validation loss), and as in :func:`train` optionally the start as a candidate."""
-    recipe = cora.with_overrides(cora.RECIPES["attention_gcn"], lr=lr)
+    recipe = cora.RECIPES["attention_gcn"].changed({"lr": lr})
     x, y, train_mask, val_mask = d["x"], d["y"], d["train"], d["val"]
 
     def loss_fn(n):

@@ -82,3 +82,24 @@ def test_per_dataset_settings_reach_the_model_and_the_optimiser():
     base = cora.RECIPES["hops"].for_dataset("citeseer")
     assert (base.weight_decay, base.lr, base.epochs, base.patience) == (2e-2, cite.lr, cite.epochs, cite.patience)
     assert list(base.build(10, 3, None).edges) == list(cite.build(10, 3, "sigmoid").edges)
+
+
+def test_weight_decay_dropout_and_combine_flags_change_the_recipe():
+    args = cora.build_parser().parse_args(["--weight-decay", "0.005", "--dropout", "0.8", "--combine", "replace"])
+    recipe = cora.RECIPES["hop_attention"].for_dataset("citeseer").changed(cora.flag_changes(args, "hop_attention"))
+    assert recipe.weight_decay == 0.005 and recipe.build(10, 3, "sigmoid").nodes["drop"]["p"] == 0.8  # flag wins
+    gat = cora.RECIPES["attention_gcn"].changed(cora.flag_changes(args, "attention_gcn"))
+    assert {gat.build(10, 3, "softmax").nodes[n]["combine"] for n in ("conv1", "conv2")} == {"replace"}
+    plain = cora.RECIPES["gcn"].changed(cora.flag_changes(args, "gcn"))
+    g = plain.build(10, 3, None)
+    assert g.nodes["drop_in"]["p"] == 0.8 and "combine" not in g.nodes["conv1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
+    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+])
+def test_bad_recipe_flags(args, message, tmp_path, capsys):
+    assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere"), *args]) == 2  # before any data
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
