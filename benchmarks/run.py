@@ -63,6 +63,12 @@ def status_row(name: str, status: str, reason: str, goal=None) -> dict:
             "reference_s": None, "ratio": None, "goal": goal, "met": None}
 
 
+def missing(name: str, goal, row: str | None = None) -> list[dict]:
+    """The row of a benchmark whose script is not in this folder nor in any ``--search`` folder."""
+    return [status_row(row or name, "missing", f"benchmarks/{name}.py of {OWNERS[name]} is not on this branch "
+                       f"(merge it, or pass --search DIR)", goal)]
+
+
 def find_script(name: str, search: list[Path]) -> Path | None:
     for folder in [HERE, *search]:
         path = folder / f"{name}.py"
@@ -112,8 +118,7 @@ def bench_cora_speed(args) -> list[dict]:
     name, goal = "cora_speed", 1.0
     path = find_script(name, args.search)
     if path is None:
-        return [status_row(f"{name}/attention_gcn", "missing", f"benchmarks/{name}.py of {OWNERS[name]} is not "
-                           f"on this branch (merge it, or pass --search DIR)", goal)]
+        return missing(name, goal, row=f"{name}/attention_gcn")
     data_root = args.data_root or os.environ.get("MODGRAPH_DATA")
     if not data_root:
         return [status_row(f"{name}/attention_gcn", "missing", "no Cora: set MODGRAPH_DATA or --data-root", goal)]
@@ -146,8 +151,7 @@ def bench_uci_time(args) -> list[dict]:
     name, goal = "uci_time", 1.5
     path = find_script(name, args.search)
     if path is None:
-        return [status_row(name, "missing", f"benchmarks/{name}.py of {OWNERS[name]} is not on this branch "
-                           f"(merge it, or pass --search DIR)", goal)]
+        return missing(name, goal)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "uci.json"
         extra = ["--dataset", "vehicle,glass", "--reps", "3", "--steps", "20"] if args.quick else []
@@ -178,8 +182,7 @@ def bench_record_overhead(args) -> list[dict]:
     name, goal = "record_overhead", 1.10
     path = find_script(name, args.search)
     if path is None:
-        return [status_row(name, "missing", f"benchmarks/{name}.py of {OWNERS[name]} is not on this branch "
-                           f"(merge it, or pass --search DIR)", goal)]
+        return missing(name, goal)
     extra = ["--reps", "5", "--steps", "100"] if args.quick else []
     help_text = run_script(path, ["--help"], args.threads).stdout
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,6 +29,18 @@ def data_root() -> Path:
     return Path(value)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Single-threaded, as the batched programs run (torch's threads crawl on a machine shared with other jobs);
+    a test module asks for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the default cache at a temporary folder, so no test writes to ~/.cache."""

@@ -1,11 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Batched training runs single-threaded, as the scripts do (robust on a machine shared with other jobs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_threaded(one_thread):
+    """Batched training runs single-threaded here, as the scripts run it (tests/conftest.py's ``one_thread``)."""
     yield
-    torch.set_num_threads(threads)

@@ -13,13 +13,7 @@ from ..helpers import mlp_graph
 K = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Single-threaded, as the batched programs run (torch's threads crawl on a machine shared with other jobs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def members(k=K, seed=0, **kw):
