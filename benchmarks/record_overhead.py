@@ -11,12 +11,13 @@ The default shape is the Vehicle network of the paper (18 - 30 - 4, 508 training
 cost does not depend on the values). The goal is a ratio of at most 1.10.
 
 Example:
-    python benchmarks/record_overhead.py --reps 11
+    python benchmarks/record_overhead.py --reps 11 --json record.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import modgraph as mg
+from modgraph.io import atomic_write_text
 from modgraph.record import EdgeRecorder
 from modgraph.train import fit
 
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help='write {"results": [step row, fit row]} (name, ours_s, reference_s, ratio, ...)')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -104,7 +108,16 @@ def main(argv=None) -> int:
         rec.epoch_end()
         return t
 
+    shape = {"network": f"{args.features}-{args.hidden}-{args.classes}", "batch": args.batch, "every": args.every,
+             "steps": args.steps, "reps": args.reps, "threads": args.threads, "unit": "s per step"}
+    rows = []
+
+    def row(name, without, recorded):
+        rows.append({"name": name, "ours_s": recorded, "reference": "training without recorder",
+                     "reference_s": without, "ratio": recorded / without, **shape})
+
     a, b = interleaved(plain_steps, recorded_steps, args.reps)
+    row("step", a, b)
     print(f"network {args.features}-{args.hidden}-{args.classes}, batch {args.batch}, {args.threads} thread(s), "
           f"every={args.every}, {args.reps} interleaved repetitions, medians")
     print(f"step: {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder: ratio {b / a:.3f}")
@@ -119,7 +132,11 @@ def main(argv=None) -> int:
             return time_fit(n, x, y, xv, yv, args.steps, r)
 
     a, b = interleaved(plain_fit, recorded_fit, args.reps)
+    row("fit", a, b)
     print(f"fit:  {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder per step: ratio {b / a:.3f}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"results": rows}, indent=2) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -13,20 +13,20 @@ benchmark          what                                                         
 =================  ====================================================================  ==========  ============
 executor           DAG executor, forward + backward: UCI attention MLP, plain MLP,       hand-written  <= 1.10
                    20-node random DAG (``benchmarks/executor.py``)                       nn.Module
-cora_speed         200 Cora epochs of the attention GCN (the GCN engineer's              PyG GCN /   <= 1.0 (GCN)
-                   ``benchmarks/cora_speed.py``, run with ``--json``)                    PyG GAT
-uci_time           UCI attention training time per step, alternating schedule (the UCI   weight       <= 1.5
-                   engineer's ``benchmarks/uci_time.py``, run with ``--json``)           decay
-record_overhead    training with the attention recorder attached (the pruning           no recorder  <= 1.10
-                   engineer's ``benchmarks/record_overhead.py``; its printed ratios)
+cora_speed         200 Cora epochs of the attention GCN and hop_attention                PyG GCN /   <= 1.0 (GCN)
+                   (``benchmarks/cora_speed.py``)                                        PyG GAT
+uci_time           UCI attention training time per step, alternating schedule           weight       <= 1.5
+                   (``benchmarks/uci_time.py``)                                          decay
+record_overhead    training with the attention recorder attached                        no recorder  <= 1.10
+                   (``benchmarks/record_overhead.py``)
 graph_scale        full-batch epoch time and memory of graph-edge attention, 10k - 1M    PyG GATConv  slope ~ 1
                    nodes; log-log slopes against edges (``benchmarks/graph_scale.py``)
 scale_epoch        one NeighborLoader epoch on 1M nodes / 10M edges (``experiments/      -            < 24 GiB
                    scale.py``), 1 process; with ``torchrun`` 2 processes                1 process
 =================  ====================================================================  ==========  ============
 
-The other engineers' scripts are looked up in this folder; ``--search DIR`` adds folders to look in (a script
-found there runs with its own repository first on ``PYTHONPATH``, so it measures that branch's code).
+The scripts run as subprocesses, each with this repository first on ``PYTHONPATH``, and write JSON that is read
+back here; every row records the commit the script ran at (``script_commit``, ``script_state``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -49,8 +48,6 @@ sys.path.insert(0, str(HERE))
 
 from timing import machine, resolve_device  # noqa: E402
 
-OWNERS = {"cora_speed": "the GCN engineer (branch gcn)", "uci_time": "the UCI engineer (branch uci)",
-          "record_overhead": "the pruning engineer (branch prune)"}
 MEMORY_BUDGET_MB = 24 * 1024
 
 
@@ -63,18 +60,8 @@ def status_row(name: str, status: str, reason: str, goal=None) -> dict:
             "reference_s": None, "ratio": None, "goal": goal, "met": None}
 
 
-def missing(name: str, goal, row: str | None = None) -> list[dict]:
-    """The row of a benchmark whose script is not in this folder nor in any ``--search`` folder."""
-    return [status_row(row or name, "missing", f"benchmarks/{name}.py of {OWNERS[name]} is not on this branch "
-                       f"(merge it, or pass --search DIR)", goal)]
-
-
-def find_script(name: str, search: list[Path]) -> Path | None:
-    for folder in [HERE, *search]:
-        path = folder / f"{name}.py"
-        if path.is_file():
-            return path
-    return None
+def script(name: str) -> Path:
+    return HERE / f"{name}.py"
 
 
 def provenance(path: Path) -> dict:
@@ -116,9 +103,7 @@ def bench_executor(args) -> list[dict]:
 
 def bench_cora_speed(args) -> list[dict]:
     name, goal = "cora_speed", 1.0
-    path = find_script(name, args.search)
-    if path is None:
-        return missing(name, goal, row=f"{name}/attention_gcn")
+    path = script(name)
     data_root = args.data_root or os.environ.get("MODGRAPH_DATA")
     if not data_root:
         return [status_row(f"{name}/attention_gcn", "missing", "no Cora: set MODGRAPH_DATA or --data-root", goal)]
@@ -149,9 +134,7 @@ def bench_cora_speed(args) -> list[dict]:
 
 def bench_uci_time(args) -> list[dict]:
     name, goal = "uci_time", 1.5
-    path = find_script(name, args.search)
-    if path is None:
-        return missing(name, goal)
+    path = script(name)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "uci.json"
         extra = ["--dataset", "vehicle,glass", "--reps", "3", "--steps", "20"] if args.quick else []
@@ -175,38 +158,18 @@ def bench_uci_time(args) -> list[dict]:
     return rows
 
 
-RECORD_LINE = re.compile(r"^(step|fit):\s+([\d.]+) us without,\s+([\d.]+) us with the recorder.*ratio ([\d.]+)")
-
-
 def bench_record_overhead(args) -> list[dict]:
     name, goal = "record_overhead", 1.10
-    path = find_script(name, args.search)
-    if path is None:
-        return missing(name, goal)
+    path = script(name)
     extra = ["--reps", "5", "--steps", "100"] if args.quick else []
-    help_text = run_script(path, ["--help"], args.threads).stdout
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
-        use_json = "--json" in help_text
-        proc = run_script(path, [*extra, "--threads", str(args.threads), *(["--json", str(out)] if use_json else [])],
-                          args.threads)
-        if proc.returncode != 0:
+        proc = run_script(path, [*extra, "--threads", str(args.threads), "--json", str(out)], args.threads)
+        if proc.returncode != 0 or not out.exists():
             return [failed(name, proc, goal)]
-        if use_json and out.exists():
-            rows = json.loads(out.read_text())["results"]
-            if rows and all("ratio" in r for r in rows):
-                return [{"goal": goal, **r, "name": f"{name}/{r.get('name', i)}", **provenance(path)}
-                        for i, r in enumerate(rows)]
-    rows = []  # no JSON: read its printed lines "step: A us without, B us with the recorder: ratio R"
-    for line in proc.stdout.splitlines():
-        m = RECORD_LINE.match(line.strip())
-        if m:
-            without, with_rec = float(m.group(2)) / 1e6, float(m.group(3)) / 1e6
-            ratio = with_rec / without
-            rows.append({"name": f"{name}/{m.group(1)}", "ours_s": with_rec, "reference": "training without recorder",
-                         "reference_s": without, "ratio": ratio, "goal": goal, "met": bool(ratio <= goal),
-                         "unit": "s per step", **provenance(path)})
-    return rows or [status_row(name, "failed", "no 'ratio' line in its output", goal)]
+        rows = json.loads(out.read_text())["results"]
+    return [{**r, "name": f"{name}/{r['name']}", "goal": goal, "met": bool(r["ratio"] <= goal), **provenance(path)}
+            for r in rows]
 
 
 def bench_graph_scale(args) -> list[dict]:
@@ -288,12 +251,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads everywhere (default 1; on shared "
                                                           "cores more threads mostly wait on each other)")
-    p.add_argument("--search", action="append", default=[], type=Path, metavar="DIR",
-                   help="another folder to look for the other engineers' scripts in (repeatable)")
     p.add_argument("--data-root", default=None, help="offline data (default: $MODGRAPH_DATA)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto: cuda when available, else cpu (default: auto); the UCI and recorder scripts of the "
-                        "other engineers take no device and run on their own default")
+                   help="auto: cuda when available, else cpu (default: auto); the UCI and recorder benchmarks "
+                        "take no device and run on the CPU")
     args = p.parse_args(argv)
     args.device = resolve_device(args.device)
     names = list(BENCHMARKS) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]

@@ -1,0 +1,66 @@
+"""benchmarks/record_overhead.py and benchmarks/run.py: rows with the documented keys, ratios that are ours / ref."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.helpers import load_script
+
+
+@pytest.fixture(scope="module")
+def record():
+    return load_script("benchmarks/record_overhead.py", "record_overhead")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return load_script("benchmarks/run.py", "benchmarks_run")
+
+
+def test_record_overhead_writes_step_and_fit_rows(record, tmp_path, capsys):
+    out = tmp_path / "record.json"
+    assert record.main(["--steps", "3", "--reps", "1", "--batch", "12", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [r["name"] for r in rows] == ["step", "fit"]
+    for r in rows:
+        assert r["ratio"] == pytest.approx(r["ours_s"] / r["reference_s"])
+        assert r["ours_s"] > 0 and r["reference_s"] > 0 and r["every"] == 1 and r["network"] == "18-30-4"
+        assert f"ratio {r['ratio']:.3f}" in printed
+
+
+def test_run_reads_the_record_overhead_json(run, tmp_path, monkeypatch):
+    calls = []
+
+    def fake(path, args, threads, timeout=None):  # the script's JSON, without the minutes of timing
+        calls.append((path.name, args))
+        out = args[args.index("--json") + 1]
+        rows = [{"name": "step", "ours_s": 2.2e-3, "reference_s": 2e-3, "ratio": 1.1, "reference": "none"},
+                {"name": "fit", "ours_s": 2.4e-3, "reference_s": 2e-3, "ratio": 1.2, "reference": "none"}]
+        with open(out, "w") as f:
+            json.dump({"results": rows}, f)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(run, "run_script", fake)
+    out = tmp_path / "bench.json"
+    assert run.main(["--only", "record_overhead", "--quick", "--json", str(out)]) == 0
+    assert calls[0][0] == "record_overhead.py" and "--reps" in calls[0][1]
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["name"], r["met"], r["goal"]) for r in rows] == [("record_overhead/step", True, 1.10),
+                                                                ("record_overhead/fit", False, 1.10)]
+    assert all(r["benchmark"] == "record_overhead" and "script_commit" in r for r in rows)
+
+
+def test_run_reports_a_failed_script_as_a_row(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "run_script",
+                        lambda path, args, threads, timeout=None: subprocess.CompletedProcess(args, 1, "", "boom"))
+    out = tmp_path / "bench.json"
+    assert run.main(["--only", "record_overhead", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["status"] == "failed" and "exit code 1: boom" in row["reason"] and row["met"] is None
+
+
+def test_run_rejects_an_unknown_benchmark(run, capsys):
+    assert run.main(["--only", "executor,nope"]) == 2
+    assert "unknown benchmark(s) ['nope']" in capsys.readouterr().err
