@@ -360,6 +360,8 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
         results[key] = res
         bar.update(1)
         bar.set_postfix_str(f"{res.row['dataset']} / {res.row['method']}")
+        log.info("%d/%d programs done: %s / %s (%.0f s)", len(results), len(jobs), res.row["dataset"],
+                 res.row["method"], res.row["program_time_s"])  # progress in logs, where tqdm stays silent
         if callback is not None:
             callback(res)
 

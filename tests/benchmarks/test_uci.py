@@ -103,11 +103,15 @@ def test_the_test_fold_never_reaches_training_or_selection():
     assert a["test_acc"] != b["test_acc"]
 
 
-def test_worker_processes_give_the_same_results():
+def test_worker_processes_give_the_same_results(caplog):
     data = [toy(n=60, seed=1, name="one"), toy(n=60, seed=2, name="two")]
     protocol = Protocol(folds=2, steps=40, eval_every=10, patience=None)
     serial = run_benchmark(data, ["plain", "attention"], protocol)
-    parallel = run_benchmark(data, ["plain", "attention"], protocol, workers=2)
+    with caplog.at_level("INFO", logger="modgraph.benchmarks.uci"):
+        parallel = run_benchmark(data, ["plain", "attention"], protocol, workers=2)
+    progress = [r.getMessage() for r in caplog.records if "programs done" in r.getMessage()]
+    assert [m.split(":")[0] for m in progress] == ["1/4 programs done", "2/4 programs done", "3/4 programs done",
+                                                   "4/4 programs done"]  # a line per program, from the parent
     assert [(r.row["dataset"], r.row["method"]) for r in parallel] == [("one", "plain"), ("one", "attention"),
                                                                        ("two", "plain"), ("two", "attention")]
     for a, b in zip(serial, parallel):
