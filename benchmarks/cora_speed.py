@@ -7,14 +7,16 @@ Every model runs the same loop: per epoch one training step (Adam) and one evalu
 ``examples/gcn.py``. The PyG models are those examples: dense row-normalised features with dense dropout,
 ``GCNConv(cached=True)`` and ``GATConv`` (8 heads x 8, dropout 0.6). The modgraph models are the DAGs of
 ``experiments/cora.py`` with sparse (CSR) features and dropout over the nonzeros; ``+dense`` rows feed them the
-dense matrix instead, to measure what the sparse input path gains. Repetitions are interleaved (every model once
-per round) so that load from other processes hits all of them alike; the table shows medians and the ratio to
-PyG's GCN.
+dense matrix instead, to measure what the sparse input path gains; ``+recorder`` rows train with an
+``EdgeRecorder`` attached (every training forward recorded, paused during evaluation, an epoch closed every epoch),
+to measure what recording every graph edge's weight costs. Repetitions are interleaved (every model once per round)
+so that load from other processes hits all of them alike; the table shows medians and the ratio to PyG's GCN.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -31,6 +33,7 @@ from cora import RECIPES, optimizer_factory, prepare  # noqa: E402
 
 import modgraph as mg  # noqa: E402
 from modgraph.data import load_planetoid  # noqa: E402
+from modgraph.record import EdgeRecorder  # noqa: E402
 
 
 class PyGGCN(torch.nn.Module):
@@ -64,21 +67,22 @@ class PyGGAT(torch.nn.Module):
 
 
 def make_models(d: dict, dense_x: torch.Tensor) -> dict:
-    """name -> (build() -> (model, optimizer), features)."""
+    """name -> (build() -> (model, optimizer, recorder or None), features)."""
     f, c = d["features"], d["classes"]
 
     def pyg(cls, hidden, lr):
         def build():
             model = cls(f, hidden, c).to(dense_x.device)
-            return model, torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+            return model, torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4), None
         return build
 
-    def ours(name):
+    def ours(name, record=False):
         recipe = RECIPES[name].for_dataset("cora")
 
         def build():
             net = mg.ModuleGraph(recipe.build(f, c, recipe.attention)).to(dense_x.device)
-            return net, optimizer_factory(net, recipe)(list(net.parameters()))
+            return (net, optimizer_factory(net, recipe)(list(net.parameters())),
+                    EdgeRecorder().attach(net) if record else None)
         return build
 
     return {
@@ -88,14 +92,17 @@ def make_models(d: dict, dense_x: torch.Tensor) -> dict:
         "modgraph gcn +dense": (ours("gcn"), dense_x),
         "modgraph attention_gcn": (ours("attention_gcn"), d["x"]),
         "modgraph attention_gcn +dense": (ours("attention_gcn"), dense_x),
+        "modgraph attention_gcn +recorder": (ours("attention_gcn", record=True), d["x"]),
         "modgraph hop_attention": (ours("hop_attention"), d["x"]),
+        "modgraph hop_attention +recorder": (ours("hop_attention", record=True), d["x"]),
     }
 
 
 def time_epochs(build, x, d: dict, epochs: int, seed: int) -> float:
     torch.manual_seed(seed)
-    model, opt = build()
+    model, opt, recorder = build()
     ei, y, train = d["edge_index"], d["y"], d["train"]
+    paused = recorder.paused if recorder is not None else contextlib.nullcontext
 
     def forward(m):
         return m(x, edge_index=ei) if isinstance(m, mg.ModuleGraph) else m(x, ei)
@@ -109,11 +116,16 @@ def time_epochs(build, x, d: dict, epochs: int, seed: int) -> float:
         F.cross_entropy(forward(model)[train], y[train]).backward()
         opt.step()
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), paused():
             forward(model).argmax(-1)
+        if recorder is not None:
+            recorder.epoch_end()
     if x.is_cuda:
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if recorder is not None:
+        recorder.detach()
+    return seconds
 
 
 def main(argv=None) -> int:

@@ -15,9 +15,32 @@ def test_tiny_run_writes_every_model_and_ratio(data_root, tmp_path, capsys):
                        "--json", str(out)]) == 0
     rows = {r["model"]: r for r in json.loads(out.read_text())["results"]}
     assert {"PyG GCN example", "PyG GAT example", "modgraph gcn", "modgraph attention_gcn",
-            "modgraph hop_attention"} <= set(rows)
+            "modgraph hop_attention", "modgraph attention_gcn +recorder",
+            "modgraph hop_attention +recorder"} <= set(rows)
     assert rows["PyG GCN example"]["ratio_to_pyg_gcn"] == 1.0
     for r in rows.values():
         assert r["median_s"] > 0 and abs(r["ratio_to_pyg_gcn"] - r["median_s"] / rows["PyG GCN example"]["median_s"]) \
             < 1e-12
     assert "x PyG GCN" in capsys.readouterr().out
+
+
+def test_recorder_rows_record_every_training_forward(data_root):
+    bench = load_script("benchmarks/cora_speed.py", "cora_speed")
+    from modgraph.data import load_planetoid
+
+    data = load_planetoid("cora", str(data_root))
+    d = bench.prepare(data, bench.torch.device("cpu"))
+    build, x = bench.make_models(d, data.x)["modgraph attention_gcn +recorder"]
+    kept = []
+
+    def keep():
+        net, opt, rec = build()
+        kept.append(rec)
+        return net, opt, rec
+
+    bench.time_epochs(keep, x, d, 3, seed=0)
+    (rec,) = kept
+    assert rec.epochs == [0, 1, 2] and not rec._handles  # an epoch per epoch, detached at the end
+    for key, info in rec.gates.items():  # one training forward per epoch: the evaluation forwards were paused
+        assert [stats.count for _, stats in info.history] == [1, 1, 1], key
+    assert any(info.level == "graph" and info.shape[0] == d["edge_index"].size(1) + 2708 for info in rec.gates.values())
