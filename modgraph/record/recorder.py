@@ -159,6 +159,15 @@ class EdgeRecorder:
         if running is None:
             self._first_sight(gate, key, w, context)
             running = self._running[key] = RunningStats(tuple(w.shape[1:]), self.threshold, w.device)
+        elif running.shape != tuple(w.shape[1:]):
+            self._first_sight(gate, key, w, context)  # raises: names the change of shape
+        elif running.min.device != w.device:
+            if running.count:
+                raise ValueError(f"gate {key!r}: weights moved from {running.min.device} to {w.device} within an "
+                                 f"epoch; call epoch_end() before moving the network")
+            running = self._running[key] = RunningStats(running.shape, self.threshold, w.device)
+            if gate.level == "graph":
+                self._check_graph(key, w, context)
         elif gate.level == "graph":
             self._check_graph(key, w, context)
         running.update(w)
@@ -204,8 +213,9 @@ class EdgeRecorder:
         elif self.epochs and epoch <= self.epochs[-1]:
             raise ValueError(f"epoch numbers must increase: got {epoch} after {self.epochs[-1]}")
         for key, running in self._running.items():
-            self.gates[key].history.append((epoch, running.summary()))
-        self._running = {}
+            if running.count:  # gates not recorded in this epoch get no entry for it
+                self.gates[key].history.append((epoch, running.summary()))
+                running.reset()  # the buffers serve the next epoch
         self.epochs.append(epoch)
         return epoch
 

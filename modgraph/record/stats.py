@@ -3,8 +3,9 @@ r"""Running statistics of attention weights: count, sum, sum of squares, min, ma
 Bounded memory: one accumulator tensor per statistic, of the shape of one sample's weights (``[in, out]`` for a
 neuron gate, ``[K, heads]`` for a branch gate, ``[E, heads]`` for a graph gate), never a tensor per sample.
 
-The sums are *shifted* by the first batch's mean ``c`` (``sum(w - c)``, ``sum((w - c)^2)``, kept in float64), the
-textbook remedy for the cancellation of ``E[w^2] - E[w]^2`` when the spread is small next to the mean:
+The sums are *shifted* by the first batch's mean ``c`` (``sum(w - c)``, ``sum((w - c)^2)``; float32 partial sums,
+moved into float64 totals every ``FLUSH`` samples), the textbook remedy for the cancellation of
+``E[w^2] - E[w]^2`` when the spread is small next to the mean:
 
 .. math::
     \mu = c + \frac{S_1}{n}, \qquad \sigma^2 = \frac{S_2 - S_1^2 / n}{n}
@@ -67,9 +68,21 @@ class RunningStats:
         self.partial = torch.zeros(3, 1, size, device=device)  # float32 sums of d, d^2, [w < t] since the flush
         self.pending = 0  # samples in `partial`
         self.totals = torch.zeros(3, size, dtype=torch.float64, device=device)
+        self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH samples)
         self.min = torch.full((size,), float("inf"), device=device)
         self.max = torch.full((size,), float("-inf"), device=device)
         self._ones = torch.ones(1, 0, device=device)
+
+    def reset(self) -> None:
+        """Forget everything added (the buffers are kept: a recorder reuses them epoch after epoch)."""
+        self.count = self.pending = 0
+        self.shift = None
+        self.partial.zero_()
+        if self.flushed:
+            self.totals.zero_()
+            self.flushed = False
+        self.min.fill_(float("inf"))
+        self.max.fill_(float("-inf"))
 
     @torch.no_grad()
     def update(self, w: torch.Tensor) -> None:
@@ -88,6 +101,13 @@ class RunningStats:
         self.count += n
         self.pending += n
         d = w - self.shift
+        if n == 1:  # one sample (a graph gate's edges): the sums are elementwise, no products or reductions
+            self.partial[0].add_(d)
+            self.partial[1].addcmul_(d, d)
+            self.partial[2].add_(torch.lt(w, self.threshold, out=d))
+            torch.minimum(self.min, w[0], out=self.min)
+            torch.maximum(self.max, w[0], out=self.max)
+            return
         self.partial[0].addmm_(ones, d)
         self.partial[1].addmm_(ones, d.mul_(d))
         self.partial[2].addmm_(ones, torch.lt(w, self.threshold, out=d))  # the indicator, written as 0./1.
@@ -103,16 +123,33 @@ class RunningStats:
         self.totals += self.partial.squeeze(1).double()
         self.partial.zero_()
         self.pending = 0
+        self.flushed = True
 
     def summary(self) -> EdgeStats:
         """The statistics of everything added so far (``NaN`` where nothing was added)."""
         if self.count == 0:
             nan = torch.full(self.shape, float("nan"), device=self.min.device)
             return EdgeStats(0, nan, nan.clone(), nan.clone(), nan.clone(), nan.clone())
-        self._flush()
+        if self.flushed:  # a long epoch: its float64 totals (float32 sums would round the counts)
+            self._flush()
+            (s1, s2, under), shift = self.totals, self.shift.squeeze(0).double()
+        else:  # every sample is still in the float32 partial sums: exact counts, no float64 pass needed
+            (s1, s2, under), shift = self.partial.squeeze(1), self.shift.squeeze(0)
         n = self.count
-        s1, s2, under = self.totals
-        mean = self.shift.squeeze(0).double() + s1 / n
-        var = ((s2 - s1.square() / n) / n).clamp_(min=0.0)
-        parts = (mean, var.sqrt(), self.min, self.max, under / n)
-        return EdgeStats(n, *(p.float().reshape(self.shape).clone() for p in parts))
+        out = self.min.new_empty(5, self.min.numel())  # mean, std, min, max, under: one float32 block
+        out[0].copy_(torch.add(shift, s1, alpha=1.0 / n))
+        _sqrt_(out[1].copy_(torch.mul(s1, s1).mul_(-1.0 / n).add_(s2).div_(n).clamp_(min=0.0)))
+        out[2].copy_(self.min)
+        out[3].copy_(self.max)
+        torch.div(under, n, out=out[4]) if under.dtype == out.dtype else out[4].copy_(under / n)
+        return EdgeStats(n, *out.view(5, *self.shape).unbind(0))  # views of this fresh block
+
+
+def _sqrt_(t: torch.Tensor) -> torch.Tensor:
+    """In-place square root. On the CPU through NumPy: torch 2.13's CPU kernel takes ~25x longer on zeros (a zero
+    variance, e.g. every entry of a gate recorded once per epoch) than on other numbers; NumPy's does not."""
+    if t.device.type == "cpu" and t.is_contiguous():
+        a = t.numpy()
+        np.sqrt(a, out=a)
+        return t
+    return t.sqrt_()

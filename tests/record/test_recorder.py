@@ -175,3 +175,34 @@ def test_bad_arguments_are_named():
     rec.epoch_end(3)
     with pytest.raises(ValueError, match="epoch numbers must increase: got 2 after 3"):
         rec.epoch_end(2)
+
+
+def test_a_gate_silent_in_an_epoch_gets_no_entry_and_buffers_are_reused():
+    torch.manual_seed(7)
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder().attach(net)
+    net(torch.randn(6, 5))
+    running = rec._running["h->y"]
+    rec.epoch_end()  # epoch 0 recorded
+    rec.epoch_end()  # epoch 1: no forward
+    x = torch.randn(9, 5)
+    net(x)
+    rec.epoch_end()
+    assert [e for e, _ in rec.gates["h->y"].history] == [0, 2] and rec.epochs == [0, 1, 2]
+    assert rec._running["h->y"] is running and running.count == 0  # reset, not rebuilt
+    check(rec.stats("h->y", epoch=2), net.edge_weights()[("h", "y")], 0.1)  # nothing of epoch 0 left in it
+
+
+def test_a_shape_or_device_change_is_named():
+    net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+    rec = EdgeRecorder().attach(net)
+    net(torch.randn(3, 5))
+    (gate,) = net.gates()
+    with pytest.raises(ValueError, match=r"gate 'h->y': weights of shape \(5, 2\), recorded before as \(4, 2\); "
+                                         r"a recorder follows one network"):
+        gate.report(torch.rand(3, 5, 2))
+    with pytest.raises(ValueError, match="gate 'h->y': weights moved from cpu to meta within an epoch; "
+                                         r"call epoch_end\(\) before moving the network"):
+        gate.report(torch.empty(3, 4, 2, device="meta"))
+    rec.epoch_end()
+    assert rec.stats("h->y").count == 3  # the refused reports added nothing
