@@ -73,7 +73,7 @@ class Protocol:
     val_fraction: float = 0.2  # inner validation share of each training fold
     schedule: str = "alternating"  # schedule of the attention methods; the others have no attention: "joint"
     steps: int | None = None  # step budget per run; None: budget_scale x Table 1's (DEFAULT_STEPS for other tables)
-    budget_scale: float = 0.05  # share of Table 1's iterations used when steps is None (see docs/uci.md)
+    budget_scale: float = 1.0  # share of Table 1's iterations used when steps is None (1: Table 1's own)
     patience: int | None = 10  # evaluations without any member improving that end a phase (None: never)
     eval_every: int = 25  # steps between validation evaluations
     lr: float = 0.03  # Adam's learning rate where the learning rate is not the tuned knob
