@@ -40,7 +40,7 @@ def run_blocks(path: Path, workdir: Path) -> list[tuple[str, str | None]]:
     results = []
     old = os.getcwd()
     os.chdir(workdir)
-    threads = torch.get_num_threads()
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()  # the page changes the default dtype
     torch.set_num_threads(1)
     try:
         for n, (lang, body, expected) in enumerate(blocks(path)):
@@ -58,6 +58,7 @@ def run_blocks(path: Path, workdir: Path) -> list[tuple[str, str | None]]:
     finally:
         os.chdir(old)
         torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
     return results
 
 

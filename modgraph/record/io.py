@@ -171,7 +171,7 @@ def recorder_from_rows(rows: list[dict], source: str = "rows"):
             er = [r for r in gate_rows if r["epoch"] == epoch]
             if len(er) != size:
                 raise DataError(f"{source}: gate {key!r}, epoch {epoch}: expected {size} rows, got {len(er)}")
-            values = {k: torch.full((size,), float("nan")) for k in STAT_FIELDS[1:]}
+            values = {k: torch.full((size,), float("nan"), dtype=torch.float32) for k in STAT_FIELDS[1:]}
             for j, r in enumerate(er):
                 flat = locate(r, j)
                 if flat is None or not 0 <= flat < size:

@@ -65,13 +65,14 @@ class RunningStats:
         for d in self.shape:
             size *= d
         self.shift: torch.Tensor | None = None  # (1, D): the first batch's mean
-        self.partial = torch.zeros(3, 1, size, device=device)  # float32 sums of d, d^2, [w < t] since the flush
+        f32 = dict(dtype=torch.float32, device=device)  # whatever the default dtype: weights are summed in float32
+        self.partial = torch.zeros(3, 1, size, **f32)  # float32 sums of d, d^2, [w < t] since the flush
         self.pending = 0  # samples in `partial`
         self.totals = torch.zeros(3, size, dtype=torch.float64, device=device)
         self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH samples)
-        self.min = torch.full((size,), float("inf"), device=device)
-        self.max = torch.full((size,), float("-inf"), device=device)
-        self._ones = torch.ones(1, 0, device=device)
+        self.min = torch.full((size,), float("inf"), **f32)
+        self.max = torch.full((size,), float("-inf"), **f32)
+        self._ones = torch.ones(1, 0, **f32)
 
     def reset(self) -> None:
         """Forget everything added (the buffers are kept: a recorder reuses them epoch after epoch)."""
@@ -128,7 +129,7 @@ class RunningStats:
     def summary(self) -> EdgeStats:
         """The statistics of everything added so far (``NaN`` where nothing was added)."""
         if self.count == 0:
-            nan = torch.full(self.shape, float("nan"), device=self.min.device)
+            nan = self.min.new_full(self.shape, float("nan"))
             return EdgeStats(0, nan, nan.clone(), nan.clone(), nan.clone(), nan.clone())
         if self.flushed:  # a long epoch: its float64 totals (float32 sums would round the counts)
             self._flush()

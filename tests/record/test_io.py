@@ -69,6 +69,20 @@ def test_files_round_trip(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [f"rec.{suffix}"]
 
 
+def test_loading_keeps_float32_whatever_the_default_dtype(tmp_path):
+    rec = recorded()
+    path = rec.to_csv(tmp_path / "rec.csv")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        back = EdgeRecorder.load(path)
+    finally:
+        torch.set_default_dtype(old)
+    a, b = rec.stats("h->z"), back.stats("h->z")
+    assert b.mean.dtype == torch.float32
+    torch.testing.assert_close(a.mean, b.mean, atol=1e-7, rtol=1e-6)  # dtype-checked: both float32
+
+
 def test_bad_files_are_named(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("epoch,level\n0,neuron\n")

@@ -206,3 +206,25 @@ def test_a_shape_or_device_change_is_named():
         gate.report(torch.empty(3, 4, 2, device="meta"))
     rec.epoch_end()
     assert rec.stats("h->y").count == 3  # the refused reports added nothing
+
+
+@pytest.mark.parametrize("n_batches", [1, 3])
+def test_a_float64_network_is_recorded_in_float32(n_batches):
+    """Under ``torch.set_default_dtype(torch.float64)`` the weights are float64; the sums stay float32 buffers."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(8)
+        net = mg.ModuleGraph(mlp_graph(5, 4, 2))
+        rec = EdgeRecorder(threshold=0.5).attach(net)
+        seen = []
+        for batch in torch.randn(3 * n_batches, 5).split(3):
+            net(batch)
+            seen.append(net.edge_weights()[("h", "y")])
+        rec.epoch_end()
+    finally:
+        torch.set_default_dtype(old)
+    assert seen[0].dtype == torch.float64
+    stats = rec.stats("h->y")
+    assert stats.mean.dtype == torch.float32
+    check(stats, torch.cat(seen), 0.5)
