@@ -1,13 +1,27 @@
 """Small builders shared by the tests."""
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
+
+import torch
 
 from modgraph import models
 from modgraph.models import random_dag  # noqa: F401  (the tests' random DAGs)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """``torch.set_default_dtype(dtype)`` inside the block, the previous default after it (also on errors)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def load_script(relative: str, name: str):

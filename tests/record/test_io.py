@@ -8,6 +8,7 @@ import torch
 import modgraph as mg
 from modgraph.record import COLUMNS, EdgeRecorder
 
+from ..helpers import default_dtype
 from .test_recorder import branch_net
 
 
@@ -72,12 +73,8 @@ def test_files_round_trip(tmp_path, suffix):
 def test_loading_keeps_float32_whatever_the_default_dtype(tmp_path):
     rec = recorded()
     path = rec.to_csv(tmp_path / "rec.csv")
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         back = EdgeRecorder.load(path)
-    finally:
-        torch.set_default_dtype(old)
     a, b = rec.stats("h->z"), back.stats("h->z")
     assert b.mean.dtype == torch.float32
     torch.testing.assert_close(a.mean, b.mean, atol=1e-7, rtol=1e-6)  # dtype-checked: both float32

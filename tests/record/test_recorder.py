@@ -7,7 +7,7 @@ import torch
 import modgraph as mg
 from modgraph.record import EdgeRecorder
 
-from ..helpers import mlp_graph
+from ..helpers import default_dtype, mlp_graph
 
 
 def branch_net(heads=1, attention="softmax"):
@@ -211,9 +211,7 @@ def test_a_shape_or_device_change_is_named():
 @pytest.mark.parametrize("n_batches", [1, 3])
 def test_a_float64_network_is_recorded_in_float32(n_batches):
     """Under ``torch.set_default_dtype(torch.float64)`` the weights are float64; the sums stay float32 buffers."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with default_dtype(torch.float64):
         torch.manual_seed(8)
         net = mg.ModuleGraph(mlp_graph(5, 4, 2))
         rec = EdgeRecorder(threshold=0.5).attach(net)
@@ -222,8 +220,6 @@ def test_a_float64_network_is_recorded_in_float32(n_batches):
             net(batch)
             seen.append(net.edge_weights()[("h", "y")])
         rec.epoch_end()
-    finally:
-        torch.set_default_dtype(old)
     assert seen[0].dtype == torch.float64
     stats = rec.stats("h->y")
     assert stats.mean.dtype == torch.float32
