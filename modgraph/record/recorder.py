@@ -14,7 +14,8 @@ graph      ``"conv1"`` (the graph-op node)      ``[E, heads]``         edge e of
 
 It reads detached weights and never changes them, so outputs and gradients are untouched; it works inside
 ``torch.no_grad()`` and on any device (statistics live on the weights' device). Memory is one accumulator per
-statistic plus one :class:`EdgeStats` per closed epoch, independent of the number of samples.
+statistic (at most as many rows as the largest batch, and at most ``RunningStats.ROW_BUDGET`` numbers) plus one
+:class:`EdgeStats` per closed epoch: nothing grows with the number of batches.
 
 Example::
 
@@ -161,9 +162,9 @@ class EdgeRecorder:
             running = self._running[key] = RunningStats(tuple(w.shape[1:]), self.threshold, w.device)
         elif running.shape != tuple(w.shape[1:]):
             self._first_sight(gate, key, w, context)  # raises: names the change of shape
-        elif running.min.device != w.device:
+        elif running.device != w.device:
             if running.count:
-                raise ValueError(f"gate {key!r}: weights moved from {running.min.device} to {w.device} within an "
+                raise ValueError(f"gate {key!r}: weights moved from {running.device} to {w.device} within an "
                                  f"epoch; call epoch_end() before moving the network")
             running = self._running[key] = RunningStats(running.shape, self.threshold, w.device)
             if gate.level == "graph":

@@ -154,8 +154,8 @@ def test_memory_does_not_grow_with_samples():
     for _ in range(50):
         net(torch.randn(64, 5))
     running = rec._running["h->y"]
-    tensors = [running.partial, running.totals, running.min, running.max]
-    assert [t.numel() for t in tensors] == [3 * 8, 3 * 8, 8, 8]  # the [4, 2] gate, whatever the sample count
+    tensors = [running.sums, running.totals, running.lo, running.hi]
+    assert [t.numel() for t in tensors] == [3 * 64 * 8, 3 * 8, 64 * 8, 64 * 8]  # one batch of the [4, 2] gate
     rec.epoch_end()
     assert rec.stats("h->y").count == 3200
 

@@ -1,0 +1,69 @@
+"""RunningStats: chunked, grown, flushed and shifted accumulation all equal a direct computation."""
+
+import pytest
+import torch
+
+from modgraph.record import RunningStats
+
+from .test_recorder import check
+
+
+def feed(rs: RunningStats, batches):
+    for b in batches:
+        rs.update(b)
+    return rs.summary()
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 64])
+def test_batches_larger_than_the_accumulators_go_in_as_chunks(max_rows):
+    torch.manual_seed(0)
+    batches = [torch.rand(n, 4, 3) for n in (5, 2, 7, 1, 9)]
+    rs = RunningStats((4, 3), 0.3)
+    rs.max_rows = max_rows
+    check(feed(rs, batches), torch.cat(batches), 0.3)
+    assert rs.rows == min(max_rows, 9)
+
+
+def test_accumulators_grow_to_the_largest_batch_and_keep_what_they_hold():
+    torch.manual_seed(1)
+    batches = [torch.rand(n, 2, 5) for n in (1, 6, 3, 11, 2)]
+    rs = RunningStats((2, 5), 0.5)
+    stats = feed(rs, batches)
+    assert rs.rows == 11 and rs.lo.shape == (11, 10)
+    check(stats, torch.cat(batches), 0.5)
+
+
+def test_long_epochs_flush_into_float64_totals():
+    torch.manual_seed(2)
+    batches = [torch.rand(n, 3, 2) for n in (4, 4, 3, 4, 1, 4, 4)]
+    rs = RunningStats((3, 2), 0.2)
+    rs.FLUSH = 2  # flush every two additions per row
+    stats = feed(rs, batches)
+    assert rs.flushed and rs.totals.dtype == torch.float64
+    check(stats, torch.cat(batches), 0.2)
+    rs.reset()  # the next epoch starts from nothing
+    assert not rs.flushed and rs.count == 0
+    check(feed(rs, batches[:2]), torch.cat(batches[:2]), 0.2)
+
+
+def test_a_tiny_spread_next_to_a_large_mean_keeps_its_std():
+    # E[w^2] - E[w]^2 in float32 would lose the spread entirely; the shifted sums keep it
+    torch.manual_seed(3)
+    batches = [0.9 + 1e-4 * torch.randn(50, 2, 2) for _ in range(40)]
+    stats = feed(RunningStats((2, 2), 0.1), batches)
+    ref = torch.cat(batches).double().std(0, correction=0)
+    torch.testing.assert_close(stats.std.double(), ref, rtol=1e-3, atol=0.0)
+
+
+def test_an_empty_batch_adds_nothing():
+    rs = RunningStats((2,), 0.1)
+    rs.update(torch.empty(0, 2))
+    assert rs.count == 0 and torch.isnan(rs.summary().mean).all()
+    rs.update(torch.tensor([[0.05, 0.5]]))
+    stats = rs.summary()
+    assert stats.count == 1 and stats.under.tolist() == [1.0, 0.0]
+
+
+def test_a_wrong_shape_is_named():
+    with pytest.raises(ValueError, match=r"expected weights \[N, 2, 3\], got \(4, 3, 2\)"):
+        RunningStats((2, 3), 0.1).update(torch.rand(4, 3, 2))
