@@ -135,7 +135,23 @@ class ModuleGraph(nn.Module):
 
             cached = (key, compile_plan(self))
             object.__setattr__(self, "_compiled", cached)  # shares our modules; not registered twice
-        return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+        try:
+            return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
+        except RuntimeError as err:  # checked only on failure: nothing is added to a working forward
+            self._raise_dtype_fault(feeds, err)
+            raise
+
+    def _raise_dtype_fault(self, feeds: dict, err: RuntimeError) -> None:
+        """After a failed forward: if a floating input's dtype differs from the parameters', say so by name."""
+        dtypes = {p.dtype for p in self.parameters() if p.is_floating_point()}
+        if len(dtypes) != 1:
+            return  # no parameters, or mixed precision on purpose: torch's own message stands
+        want = dtypes.pop()
+        for name in self.plan.inputs:
+            x = feeds[name]
+            if x.is_floating_point() and x.dtype != want:
+                raise TypeError(f"input {name!r} is {x.dtype} but the network's parameters are {want}; convert one "
+                                f"of them (x.to({want}) or net.to({x.dtype}))") from err
 
     def _structure_key(self) -> tuple:
         """Identities of the four containers the compiled code reads its modules from at call time.
@@ -157,6 +173,13 @@ class ModuleGraph(nn.Module):
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        try:
+            return self._interpret(feeds, edge_index)
+        except RuntimeError as err:
+            self._raise_dtype_fault(feeds, err)
+            raise
+
+    def _interpret(self, feeds: dict, edge_index: torch.Tensor | None):
         out: dict = {}
         for step in self.plan.steps:
             if step.source:

@@ -185,6 +185,16 @@ def test_input_errors_name_the_input():
         net({"z": torch.randn(3, 5)})
 
 
+@pytest.mark.parametrize("run", ["forward", "interpret"])
+def test_an_input_of_another_dtype_than_the_parameters_is_named(run):
+    net = getattr(mg.ModuleGraph(mlp_graph()).double(), run)
+    message = (r"input 'x' is torch.float32 but the network's parameters are torch.float64; convert one of them "
+               r"\(x.to\(torch.float64\) or net.to\(torch.float32\)\)")
+    with pytest.raises(TypeError, match=message):
+        net(torch.randn(3, 5, dtype=torch.float32))
+    assert net(torch.randn(3, 5, dtype=torch.float64)).dtype == torch.float64  # matching dtypes run as before
+
+
 def test_compiled_forward_equals_the_interpreter():
     torch.manual_seed(0)
     for seed in range(4):

@@ -56,9 +56,9 @@ def sbm_graph(
             to less than 1).
 
     Returns:
-        ``Data`` with ``x [N, F]`` float32, ``edge_index [2, E]`` int64 (undirected, sorted, no self-loops
-        or duplicates), ``y [N]`` int64, ``train_mask``/``val_mask``/``test_mask [N]`` bool, and
-        ``num_classes`` (``int``).
+        ``Data`` with ``x [N, F]`` in the default dtype (float32 unless changed, like ``torch.randn``),
+        ``edge_index [2, E]`` int64 (undirected, sorted, no self-loops or duplicates), ``y [N]`` int64,
+        ``train_mask``/``val_mask``/``test_mask [N]`` bool, and ``num_classes`` (``int``).
 
     Raises:
         DataError: an argument out of range (the message names it, what was expected and what came).

@@ -11,6 +11,8 @@ from torch_geometric.utils import contains_self_loops, is_undirected
 from modgraph.data import edge_homophily, sbm_graph
 from modgraph.errors import DataError
 
+from ..helpers import default_dtype
+
 
 def test_sizes_and_invariants() -> None:
     data = sbm_graph(2000, num_classes=4, avg_degree=8, num_features=16, seed=3)
@@ -23,6 +25,11 @@ def test_sizes_and_invariants() -> None:
     assert is_undirected(data.edge_index) and not contains_self_loops(data.edge_index)
     key = data.edge_index[0] * 2000 + data.edge_index[1]
     assert key.unique().numel() == key.numel()  # no duplicate edges
+
+
+def test_features_follow_the_default_dtype() -> None:
+    with default_dtype(torch.float64):
+        assert sbm_graph(300, avg_degree=4, num_features=8, seed=3).x.dtype == torch.float64
 
 
 def test_masks_are_disjoint_with_the_requested_sizes() -> None:
