@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "have no attention and train jointly")
     parser.add_argument("--folds", type=int, default=None, help="outer stratified folds (default: 10; --fast: 3)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="step budget per run (default: 5%% of Table 1's 15 000 to 40 000; --fast: 400)")
+                        help="step budget per run (default: Table 1's 15 000 to 40 000 times --budget-scale; "
+                             "--fast: 400)")
     parser.add_argument("--budget-scale", type=float, default=None,
                         help="share of Table 1's iterations when --steps is not given (default: 1, the paper's; "
                              "0.05: a 20x smaller budget)")
