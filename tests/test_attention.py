@@ -1,6 +1,9 @@
+import math
+
 import networkx as nx
 import pytest
 import torch
+import torch.nn.functional as F
 
 import modgraph as mg
 from modgraph.attention import scale_heads
@@ -19,13 +22,32 @@ def merge_graph(**edge):
     return g
 
 
+# the scores written out by hand from the table of modgraph.functional.scores (k, q: [..., D], v: [D])
+HAND_SCORES = {
+    "additive": lambda k, q, v: (torch.tanh(k + q) * v).sum(-1),
+    "mlp": lambda k, q, v: (torch.relu(k + q) * v).sum(-1),
+    "dot": lambda k, q, v: (k * q).sum(-1),
+    "scaled_dot": lambda k, q, v: (k * q).sum(-1) / math.sqrt(k.shape[-1]),
+    "cosine": lambda k, q, v: (k * q).sum(-1) / (k.norm(dim=-1) * q.norm(dim=-1)),
+    "gat": lambda k, q, v: F.leaky_relu(((k + q) * v).sum(-1), 0.2),
+}
+
+
 @pytest.mark.parametrize("score", SCORES)
 def test_every_score_kind_builds_and_normalises(score):
     torch.manual_seed(0)
     net = mg.ModuleGraph(merge_graph(attention="softmax", score=score))
-    net(torch.randn(4, 6))
+    x = torch.randn(4, 6)
+    net(x)
     w = net.edge_weights()
     torch.testing.assert_close(w[("a", "m")] + w[("b", "m")], torch.ones(4))
+    # the weights are a hand softmax over the two branches of the hand-written score of each branch's key
+    att = net.branch_attention["m"]
+    v = None if att.scorer.v is None else att.scorer.v[0]
+    scores = torch.stack([HAND_SCORES[score](lin(net.nodes[u](x)), att.query[0], v)
+                          for lin, (u, _) in zip(att.keys, att.gate.edges)], 1)  # (B, K)
+    expected = torch.softmax(scores, dim=1)
+    torch.testing.assert_close(torch.stack([w[e] for e in att.gate.edges], 1), expected)
 
 
 def test_heads_scale_feature_chunks():
@@ -52,6 +74,11 @@ def test_pair_scores_against_formulas():
     torch.testing.assert_close(pair_scores("additive", k, q, v), (torch.tanh(k + q) * v).sum(-1))
     torch.testing.assert_close(pair_scores("scaled_dot", k, q), (k * q).sum(-1) / 2.0)
     torch.testing.assert_close(pair_scores("cosine", k, q), (k * q).sum(-1) / (k.norm(dim=-1) * q.norm(dim=-1)))
+    torch.testing.assert_close(pair_scores("dot", k, q), (k * q).sum(-1))  # unscaled
+    torch.testing.assert_close(pair_scores("mlp", k, q, v), (torch.relu(k + q) * v).sum(-1))
+    torch.testing.assert_close(pair_scores("gat", k, q, v), F.leaky_relu(((k + q) * v).sum(-1), 0.2))
+    with pytest.raises(ValueError, match="score 'mlp' needs the vector v"):
+        pair_scores("mlp", k, q)
     with pytest.raises(ValueError, match="unknown score 'bilinear'"):
         pair_scores("bilinear", k, q)
     with pytest.raises(ValueError, match="needs the vector v"):
@@ -64,5 +91,21 @@ def test_outer_neuron_score_is_cheaper_and_runs():
     full = mg.ModuleGraph(mlp_graph(hidden=30))
     outer = mg.ModuleGraph(mlp_graph(hidden=30, score="outer"))
     assert sum(p.numel() for p in outer.attention_parameters()) < sum(p.numel() for p in full.attention_parameters())
-    outer(torch.randn(2, 5))
+    torch.manual_seed(0)
+    att = outer.neuron_attention["h->y"]
+    with torch.no_grad():  # non-zero biases, so a dropped or misplaced bias shows
+        att.rows.bias.uniform_(-1, 1)
+        att.cols.bias.uniform_(-1, 1)
+        outer.nodes["y"].bias.uniform_(-1, 1)
+    x = torch.randn(2, 5)
+    out = outer(x)
     assert outer.edge_weights()[("h", "y")].shape == (2, 30, 3)
+    # by hand: S_io = a_i(h) + b_o(h), the sigmoid gate, then y_bo = sum_i h_bi a_bio W_oi + b_o
+    h_lin, y_lin = outer.nodes["h"], outer.nodes["y"]
+    h = torch.sigmoid(x @ h_lin.weight.T + h_lin.bias)  # (B, 30)
+    rows = h @ att.rows.weight.T + att.rows.bias  # (B, 30)
+    cols = h @ att.cols.weight.T + att.cols.bias  # (B, 3)
+    a = torch.sigmoid(rows[:, :, None] + cols[:, None, :])  # (B, 30, 3)
+    torch.testing.assert_close(outer.edge_weights()[("h", "y")], a)
+    expected = (h[:, :, None] * a * y_lin.weight.T).sum(1) + y_lin.bias
+    torch.testing.assert_close(out, expected)

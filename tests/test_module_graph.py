@@ -125,9 +125,25 @@ def test_threshold_gives_exact_zeros_and_zero_gradient():
     torch.manual_seed(0)
     net = mg.ModuleGraph(mlp_graph(attention="sigmoid", threshold=0.5))
     x = torch.randn(16, 5)
+    alloc = net.neuron_attention["h->y"].allocator
+    scores = []  # the allocator's output: the gate's scores before the sigmoid and the threshold
+    alloc.register_forward_hook(lambda m, args, out: scores.append(out) or out.retain_grad())
     net(x).sum().backward()
     w = net.edge_weights()[("h", "y")]
     assert (w == 0).any() and (w[w > 0] >= 0.5).all()
+    # by hand, loss = sum_bo y_bo: dL/dS_bio = h_bi W_oi sigmoid'(S_bio) where sigmoid(S_bio) >= 0.5, else exactly 0
+    h_lin, y_lin = net.nodes["h"], net.nodes["y"]
+    h = torch.sigmoid(x @ h_lin.weight.T + h_lin.bias).detach()  # (B, 18)
+    a = torch.sigmoid(scores[0].detach().reshape(16, 18, 3))
+    kept = a >= 0.5
+    assert torch.equal(kept, w > 0)
+    d_scores = torch.where(kept, h[:, :, None] * y_lin.weight.T.detach() * a * (1 - a), 0.0)  # (B, 18, 3)
+    grad = scores[0].grad.reshape(16, 18, 3)
+    assert (grad[~kept] == 0).all()  # zero gradient through every thresholded weight
+    torch.testing.assert_close(grad, d_scores)
+    # ... so the allocator's parameters learn only through the kept connections
+    torch.testing.assert_close(alloc.weight.grad, d_scores.reshape(16, -1).T @ h)
+    torch.testing.assert_close(alloc.bias.grad, d_scores.reshape(16, -1).sum(0))
 
 
 def test_state_dict_round_trip_gives_identical_outputs():
@@ -181,7 +197,7 @@ def test_input_errors_name_the_input():
     net = mg.ModuleGraph(mlp_graph())
     with pytest.raises(ValueError, match=r"input 'x': expected a tensor \[\.\.\., 5\], got \(3, 4\)"):
         net(torch.randn(3, 4))
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match=r"inputs must be exactly 'x'; missing \['x'\], unexpected \['z'\]"):
         net({"z": torch.randn(3, 5)})
 
 

@@ -127,8 +127,19 @@ def test_gat_fast_path_equals_the_scorer():
 def test_heads_averaged_and_gradcheck():
     torch.manual_seed(0)
     conv = GraphAttentionConv(3, 2, heads=2, concat=False, attention="sparsemax").double()
+    with torch.no_grad():
+        conv.attention.scorer.v.mul_(4.0)  # sharper scores: sparsemax zeros, heads that differ
+        conv.attention.query.uniform_(-1.0, 2.0)
+        conv.bias.uniform_(-1.0, 1.0)
     x = torch.randn(N, 3, dtype=torch.float64, requires_grad=True)
-    assert conv(x, EDGE_INDEX).shape == (N, 2)
+    out = conv(x, EDGE_INDEX)
+    assert out.shape == (N, 2)
+    # a concat=True twin with the same weights (and no bias) gives the heads side by side: their mean is the output
+    twin = GraphAttentionConv(3, 4, heads=2, concat=True, attention="sparsemax", bias=False).double()
+    twin.load_state_dict({k: t for k, t in conv.state_dict().items() if k != "bias"})
+    heads = twin(x, EDGE_INDEX).view(N, 2, 2)  # (N, H, D)
+    assert not torch.allclose(heads[:, 0], heads[:, 1])
+    torch.testing.assert_close(out, (heads[:, 0] + heads[:, 1]) / 2 + conv.bias)
     assert torch.autograd.gradcheck(lambda x: conv(x, EDGE_INDEX), (x,))
 
 
@@ -207,8 +218,20 @@ def test_in_a_module_graph_weights_line_up_with_edge_index():
     assert net.edge_weights() == {}  # graph-level weights are not edges of the DAG
     att = {id(p) for p in net.attention_parameters()}
     assert att == {id(net.nodes["conv"].attention.query), id(net.nodes["conv"].attention.scorer.v)}
+    x = torch.randn(N, 4)
+    on = net(x, edge_index=EDGE_INDEX)
     with net.attention_off():
-        net(torch.randn(N, 4), edge_index=EDGE_INDEX)
+        off = net(x, edge_index=EDGE_INDEX)
+    # attention off: the conv propagates with the plain GCN coefficients, A_hat = D^-1/2 (A + I) D^-1/2, dense
+    adj = torch.zeros(N, N)
+    adj[EDGE_INDEX[1], EDGE_INDEX[0]] = 1.0
+    adj += torch.eye(N)
+    deg = adj.sum(1)
+    a_hat = adj / torch.sqrt(deg[:, None] * deg[None, :])
+    conv, y = net.nodes["conv"], net.nodes["y"].conv
+    hidden = a_hat @ (x @ conv.lin.weight.T) + conv.bias
+    torch.testing.assert_close(off, a_hat @ (hidden @ y.lin.weight.T) + y.bias)
+    assert not torch.allclose(on, off)  # with the gate on, the weights do change the output
 
 
 @pytest.mark.parametrize("kwargs, message", [
