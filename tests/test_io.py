@@ -12,8 +12,9 @@ def test_writes_text_binary_and_json(tmp_path):
     assert atomic_write(tmp_path / "b.bin", lambda f: f.write(b"\x00\x01"), binary=True).read_bytes() == b"\x00\x01"
     path = atomic_write_json(tmp_path / "c.json", {"x": [1, 2.5]})
     assert json.loads(path.read_text()) == {"x": [1, 2.5]} and path.read_text().endswith("\n")
-    with pytest.raises(ValueError):
-        atomic_write_json(tmp_path / "nan.json", {"x": float("nan")})  # strict JSON by default
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        atomic_write_json(tmp_path / "nan.json", {"x": float("nan")})  # strict JSON by default (json's message)
+    assert not (tmp_path / "nan.json").exists()
 
 
 def test_a_failing_writer_leaves_the_old_file(tmp_path):

@@ -1,7 +1,11 @@
 """Figures: each writes a PNG of the expected size and draws what it says (lines per epoch, curves per criterion)."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import modgraph as mg
 from modgraph import models, plot
@@ -17,6 +21,26 @@ def _png(path):
 
 
 @pytest.fixture
+def drawn(monkeypatch):
+    """``{file name: Figure}`` of every figure saved in the test. The plot functions build their own Figure and
+    only write it, so ``Figure.savefig`` is wrapped to keep the object (the file is still written by the original)."""
+    figures = {}
+    save = Figure.savefig
+
+    def keep(fig, fname, *args, **kwargs):
+        figures[Path(fname).name] = fig
+        return save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def _legend(ax):
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend is not None else []
+
+
+@pytest.fixture
 def recorded():
     torch.manual_seed(0)
     net = mg.ModuleGraph(mlp_graph(5, 6, 3))
@@ -27,19 +51,60 @@ def recorded():
     return net, rec
 
 
-def test_recording_figures(tmp_path, recorded):
+def test_recording_figures(tmp_path, recorded, drawn):
     net, rec = recorded
+    assert list(rec.gates) == ["h->y"] and rec.gates["h->y"].level == "neuron"
     _png(plot.weight_histograms(rec, tmp_path / "hist.png"))
     _png(plot.neuron_heatmaps(rec, tmp_path / "heat.png"))
     _png(plot.dag_figure(net, rec, tmp_path / "dag.png"))
     assert plot._epochs(rec, "h->y", None) == [0, 1, 2]
+
+    # histograms: one panel per gate titled by it, one curve per epoch, each the histogram of that epoch's 6 x 3 means
+    (ax,) = drawn["hist.png"].axes
+    assert ax.get_title() == "neuron gate h->y"
+    assert _legend(ax) == ["epoch 0", "epoch 1", "epoch 2"]
+    assert len(ax.patches) == 3
+    for epoch, stairs in enumerate(ax.patches):
+        counts = stairs.get_data().values
+        assert counts.sum() == 18  # every entry counted once: the sigmoid means all lie in [0, 1]
+        want = torch.histc(rec.stats("h->y", epoch).mean.float(), bins=20, min=0.0, max=1.0)
+        np.testing.assert_array_equal(counts, want.numpy())
+
+    # heatmap: the [in, out] = [h, y] matrix of mean weights, plus its colour bar
+    heat_ax, colour_bar = drawn["heat.png"].axes
+    assert heat_ax.get_title() == "h->y: mean weight" and not colour_bar.get_title()
+    assert (heat_ax.get_ylabel(), heat_ax.get_xlabel()) == ("unit of h (in)", "unit of y (out)")
+    (image,) = heat_ax.images
+    np.testing.assert_allclose(image.get_array(), rec.stats("h->y").mean.numpy())
+
+    # DAG: every node labelled with its op and width; the attended edge labelled and widened by its mean weight
+    (ax,) = drawn["dag.png"].axes
+    mean = rec.stats("h->y").mean.mean().item()
+    assert ax.get_title() == "mean attention weight per edge"
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["x\ninput 5", "h\nlinear 6", "y\nlinear 3",
+                                                            f"{mean:.2f}"])
+    widths = sorted(a.get_linewidth() for a in ax.patches)  # one arrow per edge: x->h plain, h->y attended
+    assert widths == pytest.approx(sorted([0.8, 0.5 + 8 * mean]))
     assert plot._edge_means(rec, -1) == {("h", "y"): pytest.approx(rec.stats("h->y").mean.mean().item())}
 
 
-def test_sparsity_curves(tmp_path):
-    rows = [{"dataset": d, "criterion": c, "sparsity": s, "test_acc_after": 0.9 - s / 10, "test_acc_before": 0.9}
-            for d in ("glass", "sonar") for c in ("attention", "magnitude") for s in (0.0, 0.5)]
-    _png(plot.sparsity_curves(rows, tmp_path / "curves.png"))
+def test_sparsity_curves(tmp_path, drawn):
+    shift = {"attention": 0.0, "magnitude": -0.2}
+    rows = [{"dataset": d, "criterion": c, "sparsity": s, "seed": seed,
+             "test_acc_after": 0.9 - s / 10 + shift[c] + 0.02 * seed, "test_acc_before": 0.9 + 0.02 * seed}
+            for d in ("glass", "sonar") for c in ("attention", "magnitude") for s in (0.0, 0.5) for seed in (0, 1)]
+    _png(plot.sparsity_curves(rows, tmp_path / "curves.png", title="after pruning"))
+    fig = drawn["curves.png"]
+    assert fig.get_suptitle() == "after pruning"
+    assert [ax.get_title() for ax in fig.axes] == ["glass", "sonar"]  # a panel per data set
+    for ax in fig.axes:
+        assert _legend(ax) == ["attention", "magnitude", "unpruned"]  # a line per criterion, and the unpruned one
+        assert len(ax.lines) == 3
+        for line in ax.lines[:2]:  # the mean over the two seeds: 0.91 - s / 10, shifted per criterion
+            assert list(line.get_xdata()) == [0.0, 0.5]
+            want = [0.91 - s / 10 + shift[line.get_label()] for s in (0.0, 0.5)]
+            assert list(line.get_ydata()) == pytest.approx(want)
+        assert list(ax.lines[2].get_ydata()) == pytest.approx([0.91, 0.91])  # axhline at the unpruned mean
     with pytest.raises(ValueError, match="no rows to plot"):
         plot.sparsity_curves([], tmp_path / "none.png")
 
@@ -51,7 +116,7 @@ def test_empty_recorders_are_refused(tmp_path):
         plot.weight_histograms(EdgeRecorder(), tmp_path / "x.png")
 
 
-def test_training_curves(tmp_path):
+def test_training_curves(tmp_path, drawn):
     torch.manual_seed(0)
     net = mg.ModuleGraph(mlp_graph(5, 6, 3))
     x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
@@ -59,6 +124,22 @@ def test_training_curves(tmp_path):
                           lambda n: (n(x).argmax(1) == y).float().mean(), schedule="alternating", steps=40)
     assert len(result.phases) > 1 and len(result.history) == result.steps
     _png(plot.training_curves({"alternating": result, "history only": result.history}, tmp_path / "curves.png"))
+    loss_ax, score_ax = drawn["curves.png"].axes
+    assert (loss_ax.get_ylabel(), score_ax.get_ylabel()) == ("training loss", "validation score")
+    assert loss_ax.get_yscale() == "log"
+    steps = [h["step"] for h in result.history]
+    for ax, field in ((loss_ax, "loss"), (score_ax, "score")):
+        assert [line.get_label() for line in ax.lines] == ["alternating", "history only"]  # one line per run
+        for line in ax.lines:
+            assert list(line.get_xdata()) == steps
+            assert list(line.get_ydata()) == pytest.approx([float(h[field]) for h in result.history])
+        spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]  # the first run's phases, shaded once
+        assert spans == [(float(ph["start"]), float(ph["end"])) for ph in result.phases]
+    assert _legend(score_ax) == ["alternating", "history only"]
+    phase_labels = [t for t in _legend(loss_ax) if t not in ("alternating", "history only")]
+    assert len(_legend(loss_ax)) == 2 + len(phase_labels)
+    assert phase_labels and all(t.startswith("alternating: ") for t in phase_labels)
+    assert {t.split(": ", 1)[1].split(" (")[0] for t in phase_labels} == {ph["name"] for ph in result.phases}
     with pytest.raises(ValueError, match="no runs to plot"):
         plot.training_curves({}, tmp_path / "none.png")
     with pytest.raises(ValueError, match="no evaluations"):
@@ -80,7 +161,7 @@ def test_dag_layout_follows_the_spec_order():
     assert pos["zeta"][1] > pos["alpha"][1] > pos["mid"][1] and pos["x"][1] == pos["y"][1] == 0.0
 
 
-def test_branch_profile(tmp_path):
+def test_branch_profile(tmp_path, drawn):
     torch.manual_seed(0)
     net = mg.ModuleGraph(models.hop_attention(6, 3, steps=2, dropout=0.0))
     edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
@@ -89,6 +170,18 @@ def test_branch_profile(tmp_path):
     groups = {"even": torch.tensor([True, False, True, False]), "odd": torch.tensor([False, True, False, True])}
     path = plot.branch_profile(weights, tmp_path / "p.png", groups=groups, title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (ax,) = drawn["p.png"].axes
+    assert ax.get_title() == "t" and ax.get_xlabel() == "branch"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in weights] and len(weights) == 3
+    assert _legend(ax) == ["even (2)", "odd (2)"]  # one line per group, with its sample count
+    for line, mask in zip(ax.lines, groups.values()):
+        want = torch.stack([w.reshape(-1)[mask].mean() for w in weights.values()])  # the group's mean per branch
+        assert list(line.get_ydata()) == pytest.approx(want.tolist(), abs=1e-6)
+    plot.branch_profile(weights, tmp_path / "all.png")
+    (ax,) = drawn["all.png"].axes
+    assert _legend(ax) == ["all (4)"] and not ax.get_title()
+    want = torch.stack([w.reshape(-1).mean() for w in weights.values()])
+    assert list(ax.lines[0].get_ydata()) == pytest.approx(want.tolist(), abs=1e-6)
     with pytest.raises(ValueError, match="no branch weights"):
         plot.branch_profile({}, tmp_path / "q.png")
     with pytest.raises(ValueError, match="group 'bad' has 3 entries, the weights 4 samples"):

@@ -124,28 +124,52 @@ _spec = st.fixed_dictionaries(
 
 
 @st.composite
-def _mutated_valid_spec(draw):
-    """A valid chain with merges, then (maybe) one attribute replaced by an arbitrary value."""
+def _mutated_valid_spec(draw, mutate=True):
+    """A valid chain with merges (one attention kind per node's in-edges, a concat merge where their widths
+    differ), then, with ``mutate``, maybe one attribute replaced by an arbitrary value."""
     width = draw(st.integers(1, 6))
     nodes = {"x": {"op": "input", "features": width}}
     edges = []
-    names = ["x"]
+    widths = {"x": width}
     for i in range(draw(st.integers(1, 4))):
         name = f"n{i}"
         op = draw(st.sampled_from(["linear", "relu", "tanh", "dropout", "layer_norm", "concat", "identity"]))
         nodes[name] = {"op": op, **({"out_features": draw(st.integers(1, 6))} if op == "linear" else {})}
-        for src in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)):
+        sources = draw(st.lists(st.sampled_from(list(widths)), min_size=1, max_size=2, unique=True))
+        kind = draw(st.sampled_from(["sigmoid", "softmax", "sparsemax"]))  # attended in-edges must agree on it
+        for src in sources:
             edge = {"source": src, "target": name}
             if draw(st.booleans()):
-                edge["attention"] = draw(st.sampled_from(["sigmoid", "softmax", "sparsemax"]))
+                edge["attention"] = kind
             edges.append(edge)
-        names.append(name)
+        in_widths = [widths[u] for u in sources]
+        concat = op == "concat" or len(set(in_widths)) > 1
+        if concat and op != "concat":
+            nodes[name]["merge"] = "concat"  # a sum merge needs equal widths
+        widths[name] = nodes[name].get("out_features", sum(in_widths) if concat else in_widths[0])
     spec = {"nodes": nodes, "edges": edges}
-    if draw(st.booleans()):
+    if mutate and draw(st.booleans()):
         target = draw(st.sampled_from([nodes[n] for n in nodes] + edges))
         target[draw(st.sampled_from(["op", "features", "out_features", "attention", "threshold", "merge", "heads",
                                      "score", "level", "in_features", "p"]))] = draw(_values)
     return spec
+
+
+def _expected_widths(spec) -> dict:
+    """Each node's output width worked out by hand from an unmutated spec: inputs their features, linear its
+    out_features, concat (op or merge) the sum of the in-widths, any other op its (common) in-width."""
+    widths = {}
+    for name, attrs in spec["nodes"].items():
+        ins = [widths[e["source"]] for e in spec["edges"] if e["target"] == name]
+        if attrs["op"] == "input":
+            widths[name] = attrs["features"]
+        elif attrs["op"] == "linear":
+            widths[name] = attrs["out_features"]
+        elif attrs["op"] == "concat" or attrs.get("merge") == "concat":
+            widths[name] = sum(ins)
+        else:
+            widths[name] = ins[0]
+    return widths
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,10 +186,40 @@ def test_any_dict_builds_or_raises_spec_error(spec):
         assert y.shape[0] == 3
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_valid_spec(mutate=False))
+def test_unmutated_specs_build(spec):
+    """The base specs of ``_mutated_valid_spec`` are valid, so the property above also meets networks that build
+    and run (it would pass vacuously if every generated dict raised GraphSpecError)."""
+    net = mg.ModuleGraph.from_dict(spec)
+    assert list(net.graph.nodes) == list(spec["nodes"])
+    assert sorted(net.graph.edges) == sorted((e["source"], e["target"]) for e in spec["edges"])
+    widths = _expected_widths(spec)
+    assert {n: net.plan.widths[n] for n in widths} == widths
+    out = net(torch.randn(3, spec["nodes"]["x"]["features"]))
+    outs = out if isinstance(out, dict) else {net.outputs[0]: out}
+    assert list(outs) == net.outputs and net.outputs
+    for name, y in outs.items():
+        assert y.shape == (3, widths[name])
+
+
 def test_yaml_dump_of_spec_is_plain(tmp_path):
-    net = mg.ModuleGraph(mlp_graph())
-    text = yaml.safe_dump(net.to_dict(), sort_keys=False)
-    assert "!!python" not in text
+    """The spec dumps with ``yaml.safe_dump`` (plain data only: it raises on anything else), and the plain YAML
+    loads back to the same dict and builds the same network."""
+    torch.manual_seed(0)
+    for g in (mlp_graph(), random_dag(10, 0.3, 1)):
+        net = mg.ModuleGraph(g)
+        text = yaml.safe_dump(net.to_dict(), sort_keys=False)
+        loaded = yaml.safe_load(text)
+        assert loaded == net.to_dict()
+        other = mg.ModuleGraph.from_dict(loaded)
+        assert list(other.graph.nodes(data=True)) == list(net.graph.nodes(data=True))
+        assert list(other.graph.edges(data=True)) == list(net.graph.edges(data=True))
+        assert other.plan.widths == net.plan.widths and other.outputs == net.outputs
+        other.load_state_dict(net.state_dict())  # the same parameters, by name and shape
+        net.eval(), other.eval()
+        feeds = {n: torch.randn(4, net.plan.widths[n]) for n in net.inputs}
+        torch.testing.assert_close(other(feeds), net(feeds))
 
 
 def test_shipped_example_specs_build():

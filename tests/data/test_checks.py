@@ -16,7 +16,11 @@ def test_non_finite_features_are_named():
     sparse = torch.sparse_coo_tensor([[0], [1]], [float("nan")], (2, 2))
     with pytest.raises(DataError, match="1 NaN/Inf values in the sparse features"):
         check_features(sparse)
-    assert check_features(torch.ones(2, 2)) is not None
+    finite = torch.ones(2, 2)
+    assert check_features(finite) is finite  # finite features come back as they are: the same tensor, unchanged
+    assert torch.equal(finite, torch.ones(2, 2))
+    finite_sparse = torch.sparse_coo_tensor([[0], [1]], [2.0], (2, 2))
+    assert check_features(finite_sparse) is finite_sparse
 
 
 def test_labels_out_of_range_and_empty_data():

@@ -36,6 +36,10 @@ def test_eval_and_dense_inputs():
     torch.manual_seed(0)
     d = sparse_dropout(x, 0.5)
     assert ((d == 0) | torch.isclose(d, 2 * x)).all()
+    kept = d[x != 0] != 0
+    assert kept.numel() > 900  # about 1000 nonzeros: the kept share has a standard deviation of 0.016
+    assert 0.4 < kept.float().mean() < 0.6  # about 1 - p of them kept (not all dropped, not all kept)
+    assert (d[x == 0] == 0).all()
     with pytest.raises(TypeError, match="unsupported layout"):
         sparse_dropout(x.to_sparse_csc(), 0.5)
 
@@ -47,9 +51,22 @@ def test_op_keeps_sparse_inputs_sparse():
     g.add_node("y", op="gcn_conv", out_features=3)
     g.add_edges_from([("x", "drop"), ("drop", "y")])
     net = mg.ModuleGraph(g)
+    seen = []
+    net.nodes["drop"].register_forward_hook(lambda module, args, output: seen.append((args[0], output)))
     ei = torch.randint(0, 200, (2, 400))
-    out = net(features().to_sparse_csr(), edge_index=ei)
+    xs = features().to_sparse_csr()
+    torch.manual_seed(0)
+    out = net(xs, edge_index=ei)
     assert out.shape == (200, 3)
+    assert net.training and len(seen) == 1
+    given, dropped = seen[0]
+    assert given is xs and dropped is not xs  # dropout ran on the sparse input itself, no densified copy
+    assert dropped.layout == torch.sparse_csr and dropped.shape == (200, 50)  # what the GCN received
+    torch.testing.assert_close(dropped.crow_indices(), xs.crow_indices())  # same stored pattern
+    torch.testing.assert_close(dropped.col_indices(), xs.col_indices())
+    kept = dropped.values() != 0
+    assert 0.4 < kept.float().mean() < 0.6  # p = 0.5 of the ~1000 stored values zeroed, the rest doubled
+    torch.testing.assert_close(dropped.values()[kept], 2 * xs.values()[kept])
     net.eval()
     torch.testing.assert_close(net(features().to_sparse_csr(), edge_index=ei), net(features(), edge_index=ei))
     g.nodes["drop"]["p"] = 1.0
