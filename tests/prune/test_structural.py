@@ -62,3 +62,29 @@ def test_pruned_network_saves_and_loads_with_its_new_structure(tmp_path):
     assert torch.equal(back(x), small(x))
     assert back.to_dict() == small.to_dict() and back.to_dict()["nodes"]["a"]["out_features"] == 6
     assert sum(p.numel() for p in back.parameters()) < sum(p.numel() for p in net.parameters())
+
+
+def test_pruned_mlp_equals_zeroed_hidden_units():
+    """A reference independent of the dependency graph: with a per-connection sigmoid gate, removing hidden unit
+    ``i`` is exactly ``h_i = 0`` in the original (its connections carry ``h_i a_io W_oi``, and the allocator reads
+    ``h_i`` through its own column only)."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 18, 3, attention="sigmoid"))
+    gone = [0, 3, 5, 17]
+    small = rebuild(net, *DependencyGraph(net).keep(gone))
+    x = torch.randn(32, 5)
+    h = net.nodes["h"](x)
+    assert torch.all((h > 0) & (h < 1))  # the node's module returns the activated units: zeroing them removes them
+
+    def zero_gone(module, args, out):
+        out = out.clone()
+        out[:, gone] = 0
+        return out
+
+    handle = net.nodes["h"].register_forward_hook(zero_gone)
+    try:
+        expected = net(x)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(small(x), expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(expected, net(x))  # the units mattered
