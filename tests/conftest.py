@@ -58,3 +58,20 @@ def cora(data_root: Path, planetoid_cache: Path):
     from modgraph.data import load_planetoid
 
     return load_planetoid("cora", data_root, cache_dir=planetoid_cache)
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``{file name: Figure}`` of every matplotlib figure saved during the test. The plot functions build their own
+    ``Figure`` and only write it, so ``Figure.savefig`` is wrapped to keep the object (the original still writes)."""
+    from matplotlib.figure import Figure
+
+    figures = {}
+    save = Figure.savefig
+
+    def keep(fig, fname, *args, **kwargs):
+        figures[Path(fname).name] = fig
+        return save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures

@@ -37,3 +37,9 @@ def load_script(relative: str, name: str):
 
 def mlp_graph(features=5, hidden=18, classes=3, attention="sigmoid", **edge):
     return models.attention_mlp(features, hidden, classes, attention, **edge)
+
+
+def legend_texts(ax) -> list[str]:
+    """The labels of a matplotlib axes' legend (``[]`` without one)."""
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend is not None else []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import matplotlib
 import pytest
-from matplotlib.figure import Figure
 
-from tests.helpers import load_script
+import modgraph as mg
+from tests.helpers import legend_texts, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["branches", "prune_uci", "prune_cora", "prune_citeseer", "glass_histograms", "glass_heatmap", "glass_dag",
@@ -29,30 +29,16 @@ def _png(path: Path) -> bytes:
     return data
 
 
-def _legend(ax) -> list[str]:
-    legend = ax.get_legend()
-    return [t.get_text() for t in legend.get_texts()] if legend is not None else []
-
-
-def test_quick_mode_writes_every_kind(make_figures, data_root, tmp_path, capsys, monkeypatch):
-    figures = {}  # the plot functions only write their Figure: keep each object as it is saved, to look inside
-    save = Figure.savefig
-
-    def keep(fig, fname, *args, **kwargs):
-        figures[Path(fname).stem] = fig
-        return save(fig, fname, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
+def test_quick_mode_writes_every_kind(make_figures, data_root, tmp_path, capsys, monkeypatch, drawn):
     monkeypatch.setenv("MODGRAPH_DATA", str(data_root))
     assert make_figures.main(["--quick", "--out", str(tmp_path)]) == 0
+    figures = {Path(name).stem: fig for name, fig in drawn.items()}  # each Figure as it was saved, to look inside
     for kind in KINDS:
         _png(tmp_path / f"{kind}.png")
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(KINDS) == sorted(figures)
     assert "curves: 1 figure(s)" in capsys.readouterr().out
 
     # branches: the untrained DAG of examples/branches.yaml, a label per node and an arrow per edge
-    import modgraph as mg
-
     spec = mg.ModuleGraph.from_file(ROOT / "examples" / "branches.yaml").graph
     (ax,) = figures["branches"].axes
     assert ax.get_title() == "attended edges (solid) and plain edges"
@@ -67,13 +53,13 @@ def test_quick_mode_writes_every_kind(make_figures, data_root, tmp_path, capsys,
         assert [ax.get_title() for ax in fig.axes] == list(dict.fromkeys(r["dataset"] for r in rows))
         for ax in fig.axes:
             criteria = list(dict.fromkeys(r["criterion"] for r in rows if r["dataset"] == ax.get_title()))
-            assert _legend(ax) == criteria + ["unpruned"] and len(ax.lines) == len(criteria) + 1
+            assert legend_texts(ax) == criteria + ["unpruned"] and len(ax.lines) == len(criteria) + 1
 
     # glass recordings: the single neuron gate h -> y of the 9-22-6 MLP
     (ax,) = figures["glass_histograms"].axes
     assert ax.get_title() == "neuron gate h->y"
-    assert len(ax.patches) == len(_legend(ax)) == 6  # up to six epochs, one curve each
-    assert all(re.fullmatch(r"epoch \d+", label) for label in _legend(ax))
+    assert len(ax.patches) == len(legend_texts(ax)) == 6  # up to six epochs, one curve each
+    assert all(re.fullmatch(r"epoch \d+", label) for label in legend_texts(ax))
     assert all(p.get_data().values.sum() == 22 * 6 for p in ax.patches)  # every entry counted in [0, 1]
     heat_ax, _colour_bar = figures["glass_heatmap"].axes
     assert heat_ax.get_title() == "h->y: mean weight" and heat_ax.images[0].get_array().shape == (22, 6)
@@ -85,7 +71,7 @@ def test_quick_mode_writes_every_kind(make_figures, data_root, tmp_path, capsys,
     axes = figures["cora_histograms"].axes
     assert [ax.get_title() for ax in axes] == ["graph gate conv1", "graph gate conv2"]
     for ax in axes:
-        assert len(ax.patches) == len(_legend(ax)) >= 1
+        assert len(ax.patches) == len(legend_texts(ax)) >= 1
 
     # training curves: loss and score panels, one line per schedule, the alternating run's phases shaded
     fig = figures["training_curves"]
@@ -95,14 +81,14 @@ def test_quick_mode_writes_every_kind(make_figures, data_root, tmp_path, capsys,
     for ax in (loss_ax, score_ax):
         assert [line.get_label() for line in ax.lines] == ["joint", "alternating"]
         assert len(ax.patches) > 1
-    assert _legend(score_ax) == ["joint", "alternating"]
-    phases = _legend(loss_ax)[2:]
+    assert legend_texts(score_ax) == ["joint", "alternating"]
+    phases = legend_texts(loss_ax)[2:]
     assert phases and all(label.startswith("alternating: ") for label in phases)
 
     # hop weights: one line per degree group; the groups partition Cora's 2708 nodes (each has an in-edge)
     (ax,) = figures["cora_hop_weights"].axes
     assert ax.get_title().startswith("hop_attention, Cora") and ax.get_xlabel() == "depth k of z_k"
-    labels = _legend(ax)
+    labels = legend_texts(ax)
     assert [label.rsplit(" (", 1)[0] for label in labels] == ["in-degree 1", "2-3", "4-7", ">= 8"]
     assert sum(int(label.rsplit(" (", 1)[1].rstrip(")")) for label in labels) == 2708
     depths = [t.get_text() for t in ax.get_xticklabels()]

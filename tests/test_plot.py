@@ -1,43 +1,20 @@
 """Figures: each writes a PNG of the expected size and draws what it says (lines per epoch, curves per criterion)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 import modgraph as mg
 from modgraph import models, plot
 from modgraph.record import EdgeRecorder
 
-from .helpers import mlp_graph
+from .helpers import legend_texts, mlp_graph
 
 
 def _png(path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     return data
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """``{file name: Figure}`` of every figure saved in the test. The plot functions build their own Figure and
-    only write it, so ``Figure.savefig`` is wrapped to keep the object (the file is still written by the original)."""
-    figures = {}
-    save = Figure.savefig
-
-    def keep(fig, fname, *args, **kwargs):
-        figures[Path(fname).name] = fig
-        return save(fig, fname, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return figures
-
-
-def _legend(ax):
-    legend = ax.get_legend()
-    return [t.get_text() for t in legend.get_texts()] if legend is not None else []
 
 
 @pytest.fixture
@@ -62,7 +39,7 @@ def test_recording_figures(tmp_path, recorded, drawn):
     # histograms: one panel per gate titled by it, one curve per epoch, each the histogram of that epoch's 6 x 3 means
     (ax,) = drawn["hist.png"].axes
     assert ax.get_title() == "neuron gate h->y"
-    assert _legend(ax) == ["epoch 0", "epoch 1", "epoch 2"]
+    assert legend_texts(ax) == ["epoch 0", "epoch 1", "epoch 2"]
     assert len(ax.patches) == 3
     for epoch, stairs in enumerate(ax.patches):
         counts = stairs.get_data().values
@@ -98,7 +75,7 @@ def test_sparsity_curves(tmp_path, drawn):
     assert fig.get_suptitle() == "after pruning"
     assert [ax.get_title() for ax in fig.axes] == ["glass", "sonar"]  # a panel per data set
     for ax in fig.axes:
-        assert _legend(ax) == ["attention", "magnitude", "unpruned"]  # a line per criterion, and the unpruned one
+        assert legend_texts(ax) == ["attention", "magnitude", "unpruned"]  # a line per criterion, and the unpruned one
         assert len(ax.lines) == 3
         for line in ax.lines[:2]:  # the mean over the two seeds: 0.91 - s / 10, shifted per criterion
             assert list(line.get_xdata()) == [0.0, 0.5]
@@ -135,9 +112,9 @@ def test_training_curves(tmp_path, drawn):
             assert list(line.get_ydata()) == pytest.approx([float(h[field]) for h in result.history])
         spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]  # the first run's phases, shaded once
         assert spans == [(float(ph["start"]), float(ph["end"])) for ph in result.phases]
-    assert _legend(score_ax) == ["alternating", "history only"]
-    phase_labels = [t for t in _legend(loss_ax) if t not in ("alternating", "history only")]
-    assert len(_legend(loss_ax)) == 2 + len(phase_labels)
+    assert legend_texts(score_ax) == ["alternating", "history only"]
+    phase_labels = [t for t in legend_texts(loss_ax) if t not in ("alternating", "history only")]
+    assert len(legend_texts(loss_ax)) == 2 + len(phase_labels)
     assert phase_labels and all(t.startswith("alternating: ") for t in phase_labels)
     assert {t.split(": ", 1)[1].split(" (")[0] for t in phase_labels} == {ph["name"] for ph in result.phases}
     with pytest.raises(ValueError, match="no runs to plot"):
@@ -173,13 +150,13 @@ def test_branch_profile(tmp_path, drawn):
     (ax,) = drawn["p.png"].axes
     assert ax.get_title() == "t" and ax.get_xlabel() == "branch"
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in weights] and len(weights) == 3
-    assert _legend(ax) == ["even (2)", "odd (2)"]  # one line per group, with its sample count
+    assert legend_texts(ax) == ["even (2)", "odd (2)"]  # one line per group, with its sample count
     for line, mask in zip(ax.lines, groups.values()):
         want = torch.stack([w.reshape(-1)[mask].mean() for w in weights.values()])  # the group's mean per branch
         assert list(line.get_ydata()) == pytest.approx(want.tolist(), abs=1e-6)
     plot.branch_profile(weights, tmp_path / "all.png")
     (ax,) = drawn["all.png"].axes
-    assert _legend(ax) == ["all (4)"] and not ax.get_title()
+    assert legend_texts(ax) == ["all (4)"] and not ax.get_title()
     want = torch.stack([w.reshape(-1).mean() for w in weights.values()])
     assert list(ax.lines[0].get_ydata()) == pytest.approx(want.tolist(), abs=1e-6)
     with pytest.raises(ValueError, match="no branch weights"):
