@@ -13,15 +13,19 @@ neuron-scaled ``Linear.forward``; :func:`neuron_scaled_linear` computes the same
 ``[B, in, out]`` tensors, which dominate the cost of a step:
 
 * the allocator's scores are computed output-major (``[B, out, in]``: the rows of ``A`` permuted, a copy of
-  ``in * out * in`` numbers) in one matrix product, its bias ``c`` a column of ``A`` against a column of ones in
+  ``in * out * in`` numbers) in one matrix product, its bias ``c`` a row of ``A^T`` against a column of ones in
   ``h`` (no pass to add it), and the sigmoid is taken in place;
-* every sum over ``in`` per output neuron is a matrix product with the small block matrix ``W_blk``
-  (``[out, out * in]``, ``W_blk[o, o * in + i] = W[o, i]``): ``y = (a x) W_blk^T + b``, and in the backward pass
-  ``t = (g W_blk) a`` (``g = dL/dy``), ``dL/dW = `` the diagonal blocks of ``(a x)^T g``, ``dL/dx = \sum_o t``,
-  ``dL/dS = t\, x\, (1 - a)`` (``\sigma' = \sigma (1 - \sigma)``), ``[dL/dA, dL/dc] = dS^T [h, 1]``;
-* so the backward pass makes four elementwise passes over ``[B, out, in]`` (two when ``x`` needs no gradient, as
-  when only the attention is trained: ``t x = (g W_blk)(a x)`` from the saved ``a x``) and reads only the saved
-  ``a`` and ``a x``; gradients nobody needs (a frozen group of the alternating schedule) are not computed.
+* the forward sum over ``in`` per output neuron is a matrix product with the small block matrix ``W_blk``
+  (``[out, out * in]``, ``W_blk[o, o * in + i] = W[o, i]``): ``y = (a x) W_blk^T + b``; in the backward pass
+  (``g = dL/dy``) ``t = a\, W\, g`` (two broadcast passes), ``dL/dx = \sum_o t``, ``dL/dS = t\, x\, (1 - a)``
+  (``\sigma' = \sigma (1 - \sigma)``), ``dL/dW = `` the diagonal blocks of ``g^T (a x)`` and
+  ``[dL/dA, dL/dc]^T = [h, 1]^T dS``, ``dL/dh = (A\, dS^T)^T``;
+* the backward pass reads only the saved ``a`` and ``a x`` (when ``x`` needs no gradient, as when only the attention
+  is trained, ``t x = (a x) W g`` comes from the saved ``a x`` without ``dL/dx``); gradients nobody needs (a frozen
+  group of the alternating schedule) are not computed;
+* each matrix product is written in the orientation that ran fastest with MKL on CPU (measured on an AMD EPYC:
+  ``g^T (a x)`` 0.7 ms against 3.9 ms for ``(a x)^T g``, ``[h, 1]^T dS`` 3.5 ms against 6.6 ms, ``(A dS^T)^T``
+  3.7 ms against 5.6 ms, on vehicle's ``[30, 610, 4, 30]`` tensors); the math is the same.
 
 The attention weights ``a`` (``[B, in, out]``, a view) are returned as well, so the gate can report them to its
 hooks; they are differentiable like the gate's output (a loss on them back-propagates into the allocator).
@@ -50,7 +54,7 @@ class _NeuronScaledLinear(torch.autograd.Function):
     Outputs ``y`` ``[*L, B, out]``, weights ``[*L, B, in, out]``, and four saved intermediates (not differentiable).
 
     Internally every ``[B, in, out]`` tensor is output-major, ``[N, B, out, in]`` with the leading dims flattened
-    into ``N``, and the per-output sums over ``in`` are matrix products with the block matrix ``W_blk``
+    into ``N``, and the forward per-output sums over ``in`` are one matrix product with the block matrix ``W_blk``
     ``[out, out * in]`` (``W_blk[o, o * in + i] = W[o, i]``, zero elsewhere)."""
 
     @staticmethod
@@ -60,12 +64,12 @@ class _NeuronScaledLinear(torch.autograd.Function):
         x3, h3, A3, c2, W3 = (_flat(x, lead, 2), _flat(h, lead, 2), _flat(A, lead, 2), _flat(c, lead, 1),
                               _flat(W, lead, 2))
         n, m = x3.shape[0], n_out * n_in
-        # output-major allocator, its bias as one more column against a column of ones in the input:
-        # row o * in + i of A_aug is [row i * out + o of A, c[i * out + o]]
-        A_aug = torch.cat([A3.view(n, n_in, n_out, n_in), c2.view(n, n_in, n_out, 1)], -1).transpose(1, 2)
-        A_aug = A_aug.reshape(n, m, n_in + 1)
+        # the output-major allocator, transposed, its bias as one more row against a column of ones in the input:
+        # column o * in + i of At_aug is [row i * out + o of A, c[i * out + o]]
+        At_aug = torch.cat([A3.view(n, n_in, n_out, n_in).permute(0, 3, 2, 1).reshape(n, n_in, m),
+                            c2.view(n, n_in, n_out).transpose(1, 2).reshape(n, 1, m)], 1)  # (N, in + 1, out * in)
         h_aug = torch.cat([h3, h3.new_ones(n, B, 1)], -1)  # (N, B, in + 1)
-        a = torch.bmm(h_aug, A_aug.transpose(1, 2)).sigmoid_().view(n, B, n_out, n_in)  # (N, B, out, in)
+        a = torch.bmm(h_aug, At_aug).sigmoid_().view(n, B, n_out, n_in)  # (N, B, out, in)
         ax = (a * x3.unsqueeze(2)).view(n, B, m)  # a_boi * x_bi
         W_blk_t = torch.diag_embed(W3.transpose(1, 2)).permute(0, 2, 3, 1).reshape(n, n_out, m)  # (N, out, out*in)
         if b is None:
@@ -74,27 +78,27 @@ class _NeuronScaledLinear(torch.autograd.Function):
             y = torch.baddbmm(_flat(b, lead, 1).unsqueeze(1), ax, W_blk_t.transpose(1, 2))  # (N, B, out)
         weights = a.transpose(-1, -2)  # (N, B, in, out), the gate's layout
         return (y.view(*lead, B, n_out), weights.view(*lead, B, n_in, n_out) if lead else weights.squeeze(0),
-                ax, h_aug, A_aug, W_blk_t)
+                ax, h_aug, At_aug, W_blk_t)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, h, A, c, W, b = inputs
-        _, weights, ax, h_aug, A_aug, W_blk_t = output
-        ctx.save_for_backward(x, weights, ax, h_aug, A_aug, W_blk_t)
+        _, weights, ax, h_aug, At_aug, W_blk_t = output
+        ctx.save_for_backward(x, W, weights, ax, h_aug, At_aug)
         ctx.has_bias = b is not None
         ctx.shapes = (h.shape, A.shape, c.shape, W.shape, None if b is None else b.shape)
-        ctx.mark_non_differentiable(ax, h_aug, A_aug, W_blk_t)
+        ctx.mark_non_differentiable(ax, h_aug, At_aug, W_blk_t)
         ctx.set_materialize_grads(False)
 
     @staticmethod
     @once_differentiable  # its gradient is not differentiable again: an error, not a wrong second derivative
     def backward(ctx, gy, gweights, *_):
-        x, weights, ax, h_aug, A_aug, W_blk_t = ctx.saved_tensors
+        x, W, weights, ax, h_aug, At_aug = ctx.saved_tensors
         need_x, need_h, need_A, need_c, need_W, need_b = ctx.needs_input_grad[:6]
         h_shape, a_shape, c_shape, w_shape, b_shape = ctx.shapes
         lead = tuple(x.shape[:-2])
         B, n_in = x.shape[-2:]
-        n, n_out, m = W_blk_t.shape
+        n, m, n_out = ax.shape[0], ax.shape[-1], W.shape[-2]
         a = _flat(weights, lead, 3).transpose(-1, -2)  # (N, B, out, in), contiguous again
         need_scores = need_h or need_A or need_c
         dx = dh = dA = dc = dW = db = d_scores = None
@@ -102,16 +106,17 @@ class _NeuronScaledLinear(torch.autograd.Function):
             g = _flat(gy, lead, 2)  # (N, B, out)
             if need_b and ctx.has_bias:
                 db = g.sum(1)
-            if need_W:  # dW_oi = sum_b g_bo a_boi x_bi: the diagonal blocks of ax^T g
-                dW = torch.bmm(ax.transpose(1, 2), g).view(n, n_out, n_in, n_out).diagonal(dim1=1, dim2=3)
-                dW = dW.transpose(1, 2)
+            if need_W:  # dW_oi = sum_b g_bo a_boi x_bi: the diagonal blocks of g^T ax
+                dW = torch.bmm(g.transpose(1, 2), ax).view(n, n_out, n_out, n_in).diagonal(dim1=1, dim2=2)
+                dW = dW.transpose(1, 2)  # (N, out, in)
+            g_b, W_b = g.unsqueeze(-1), _flat(W, lead, 2).unsqueeze(1)  # g_bo, W_oi broadcast over [N, B, out, in]
             if need_x:
-                t = torch.bmm(g, W_blk_t).view(n, B, n_out, n_in).mul_(a)  # g_bo W_oi a_boi
+                t = (a * W_b).mul_(g_b)  # g_bo W_oi a_boi (two broadcast passes: faster than a product with W_blk)
                 dx = t.sum(2)
                 if need_scores:
                     d_scores = t.mul_(_flat(x, lead, 2).unsqueeze(2))  # g_bo W_oi a_boi x_bi
-            elif need_scores:  # the same product in one pass from the saved a x (x frozen: attention only)
-                d_scores = torch.bmm(g, W_blk_t).mul_(ax).view(n, B, n_out, n_in)
+            elif need_scores:  # the same product from the saved a x (x frozen: attention only)
+                d_scores = (ax.view(n, B, n_out, n_in) * W_b).mul_(g_b)
             if d_scores is not None:
                 d_scores = d_scores.addcmul_(d_scores, a, value=-1)  # times 1 - a: sigmoid's derivative
         if need_scores and gweights is not None:  # a loss on the reported weights
@@ -119,10 +124,10 @@ class _NeuronScaledLinear(torch.autograd.Function):
             d_scores = extra if d_scores is None else d_scores.add_(extra)
         if d_scores is not None:
             d_flat = d_scores.reshape(n, B, m)
-            if need_h:
-                dh = torch.bmm(d_flat, A_aug[..., :n_in])
-            if need_A or need_c:  # [dA, dc] in one product, output-major rows
-                dA_aug = torch.bmm(d_flat.transpose(1, 2), h_aug).view(n, n_out, n_in, n_in + 1).transpose(1, 2)
+            if need_h:  # (A d^T)^T: the product in this order runs faster than d A on CPU
+                dh = torch.bmm(At_aug[:, :n_in], d_flat.transpose(1, 2)).transpose(1, 2)
+            if need_A or need_c:  # [dA, dc]^T in one product, output-major columns
+                dA_aug = torch.bmm(h_aug.transpose(1, 2), d_flat).view(n, n_in + 1, n_out, n_in).permute(0, 3, 2, 1)
                 dA, dc = (dA_aug[..., :n_in] if need_A else None), (dA_aug[..., n_in] if need_c else None)
 
         def back(t, shape):
