@@ -4,12 +4,14 @@ The members' parameters are stacked into tensors ``[K, ...]`` (``torch.func.stac
 registers as its own parameters; the forward pass runs one member's network under ``torch.vmap`` over the member
 dimension (``torch.func.functional_call``), as in PyTorch's "model ensembling" tutorial. The ensemble exposes
 ``main_parameters()``, ``attention_parameters()`` and ``set_attention()``, so :func:`modgraph.train.fit` drives it
-like a single ``ModuleGraph``, with selection and early stopping per member when ``evaluate`` returns ``[K]`` scores.
+like a single ``ModuleGraph``, with selection per member when ``evaluate`` returns ``[K]`` scores.
 
 Why this equals ``K`` separate trainings: with a loss that is the *sum* of the members' losses, the gradient of a
 member's parameters is the gradient of its own loss; Adam (and SGD) update every entry on its own, so one optimiser
 over the stacked tensors takes the same steps as ``K`` optimisers (global-norm clipping would couple them; do not
-use it). ``tests/train/test_ensemble.py`` checks this against separate runs.
+use it). ``tests/train/test_ensemble.py`` checks this against separate runs. Early stopping is the exception: a
+phase of :func:`modgraph.train.fit` ends when every member has stalled, so a member that stalled early keeps training
+until then (its selected parameters stay those of its own best evaluation).
 
 Limits: members must share the architecture (same spec); buffers that a module updates in place during the forward
 pass (``batch_norm`` running statistics in training mode) are not supported under ``vmap``; the last-forward

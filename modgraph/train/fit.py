@@ -8,9 +8,13 @@ under ``torch.no_grad()``.
 
 Ensembles: when ``evaluate`` returns a 1-D tensor of ``K`` scores (``K`` models trained as one batched program
 whose parameters and buffers all carry a leading dimension ``K``, e.g. :class:`modgraph.train.Ensemble`), selection
-and early stopping are per member. Each member keeps the parameters *and the attention switch* of its own best
-evaluation: at the end ``net.set_attention`` receives a ``[K]`` bool tensor (one member's best may come from the
-alternating schedule's attention-free warm-up while another's comes from a phase with attention on).
+and the patience count are per member, and a phase ends when *every* member has gone ``patience`` evaluations
+without improving its phase best: a member that stalls early trains on with the others until then (one program
+runs one schedule), so its next phase starts from those later parameters, as it would not in a training of its own.
+Each member keeps the parameters *and the attention switch* of its own best evaluation: at the end
+``net.set_attention`` receives a ``[K]`` bool tensor (one member's best may come from the alternating schedule's
+attention-free warm-up while another's comes from a phase with attention on). The alternation's "score no longer
+changes" test uses the members' mean score.
 """
 
 from __future__ import annotations
@@ -267,7 +271,8 @@ def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] 
         schedule: ``"joint"``, ``"alternating"``, ``"main"`` or a list of :class:`Phase`.
         steps: the total budget of optimisation steps.
         optimizer: ``factory(params) -> Optimizer``, called afresh for every phase (default Adam, lr 0.01).
-        patience: end a phase after this many evaluations without improving its best score (``None``: never).
+        patience: end a phase after this many evaluations without improving its best score (``None``: never); for
+            an ensemble, once every member has gone this many evaluations without improving.
         eval_every: evaluate every this many steps.
         rounds, tol: the alternation repeats at most ``rounds`` times, stopping when a round changes the
             validation score by less than ``tol``.
