@@ -4,14 +4,14 @@ The members' parameters are stacked into tensors ``[K, ...]`` (``torch.func.stac
 registers as its own parameters; the forward pass runs one member's network under ``torch.vmap`` over the member
 dimension (``torch.func.functional_call``), as in PyTorch's "model ensembling" tutorial. The ensemble exposes
 ``main_parameters()``, ``attention_parameters()`` and ``set_attention()``, so :func:`modgraph.train.fit` drives it
-like a single ``ModuleGraph``, with selection per member when ``evaluate`` returns ``[K]`` scores.
+like a single ``ModuleGraph``, with selection and early stopping per member when ``evaluate`` returns ``[K]``
+scores: ``fit`` tells the ensemble which members still train (:meth:`Ensemble.set_active`), and the training forward
+pass computes only those.
 
 Why this equals ``K`` separate trainings: with a loss that is the *sum* of the members' losses, the gradient of a
 member's parameters is the gradient of its own loss; Adam (and SGD) update every entry on its own, so one optimiser
 over the stacked tensors takes the same steps as ``K`` optimisers (global-norm clipping would couple them; do not
-use it). ``tests/train/test_ensemble.py`` checks this against separate runs. Early stopping is the exception: a
-phase of :func:`modgraph.train.fit` ends when every member has stalled, so a member that stalled early keeps training
-until then (its selected parameters stay those of its own best evaluation).
+use it). ``tests/train/test_ensemble.py`` checks this against separate runs, with early stopping too.
 
 Limits: members must share the architecture (same spec); buffers that a module updates in place during the forward
 pass (``batch_norm`` running statistics in training mode) are not supported under ``vmap``; the last-forward
@@ -77,6 +77,7 @@ class Ensemble(nn.Module):
             self.register_buffer("buf" + SEP + self._keys[n], b.detach().clone())
         # the per-member attention switch; a buffer, so per-member selection in fit() snapshots and restores it
         self.register_buffer("attention_enabled", torch.ones(self.size, dtype=torch.bool))
+        self._active = None  # indices of the members the training forward pass computes (None: all)
         base = copy.deepcopy(members[0]).to("meta")  # structure only: functional_call supplies every tensor
         if hasattr(base, "keep_weights"):
             base.keep_weights = False  # no side effects inside vmap
@@ -121,6 +122,21 @@ class Ensemble(nn.Module):
                              f"{tuple(value.shape)}")
         self.attention_enabled.copy_(value.expand(self.size))
 
+    def set_active(self, active) -> None:
+        """Which members the forward pass computes in training mode: ``None`` (all) or a ``[K]`` bool tensor.
+
+        :func:`modgraph.train.fit` sets it to the members whose early stopping has not run out. In training mode the
+        others' outputs are zeros, constant (no gradient reaches their parameters); in eval mode every member runs.
+        """
+        if active is None:
+            self._active = None
+            return
+        active = torch.as_tensor(active, dtype=torch.bool)
+        if active.shape != (self.size,):
+            raise ValueError(f"set_active: expected None or a [{self.size}] bool tensor, got shape "
+                             f"{tuple(active.shape)}")
+        self._active = None if bool(active.all()) else active.nonzero().squeeze(1).to(self.attention_enabled.device)
+
     def member(self, k: int) -> nn.Module:
         """A standalone copy of member ``k`` (an ordinary network with that member's parameters and attention)."""
         if not -self.size <= k < self.size:
@@ -142,9 +158,14 @@ class Ensemble(nn.Module):
         return self
 
     # ------------------------------------------------------------------------------------------ forward
-    def _run(self, inputs, in_dims, args, kwargs):
+    def _run(self, inputs, in_dims, args, kwargs, index=None):
         params = {n: self.stacked(n) for n in self.parameter_names()}
         buffers = {n: self._buffer(n) for n in self.buffer_names}
+        if index is not None:  # only these members
+            params = {n: p.index_select(0, index) for n, p in params.items()}
+            buffers = {n: b.index_select(0, index) for n, b in buffers.items()}
+            if in_dims is not None:
+                inputs = tree_map(lambda t: t.index_select(0, index), inputs)
         base = self.base
 
         def one(p, b, x):
@@ -155,19 +176,27 @@ class Ensemble(nn.Module):
     def forward(self, inputs, *args, shared: bool = False, **kwargs):
         """Every member's forward pass at once; extra ``args``/``kwargs`` (e.g. ``edge_index``) are shared."""
         in_dims = None if shared else 0
-        on = self.attention_enabled
+        index = self._active if self.training else None
+        if index is None:
+            return self._forward(inputs, in_dims, args, kwargs, None)
+        out = self._forward(inputs, in_dims, args, kwargs, index)
+        # every member's place in the output; the stopped members' rows are zeros
+        return tree_map(lambda t: t.new_zeros((self.size, *t.shape[1:])).index_copy(0, index, t), out)
+
+    def _forward(self, inputs, in_dims, args, kwargs, index):
+        on = self.attention_enabled if index is None else self.attention_enabled.index_select(0, index)
         set_gates = getattr(self.base, "set_attention", None)
         if set_gates is None or bool(on.all()):
             if set_gates is not None:
                 set_gates(True)
-            return self._run(inputs, in_dims, args, kwargs)
+            return self._run(inputs, in_dims, args, kwargs, index)
         set_gates(False)
-        off_out = self._run(inputs, in_dims, args, kwargs)
+        off_out = self._run(inputs, in_dims, args, kwargs, index)
         if not bool(on.any()):
             return off_out
         # members differ (after per-member selection): run both and pick per member
         set_gates(True)
-        on_out = self._run(inputs, in_dims, args, kwargs)
+        on_out = self._run(inputs, in_dims, args, kwargs, index)
         return tree_map(lambda a, b: torch.where(on.view(-1, *[1] * (a.dim() - 1)), a, b), on_out, off_out)
 
     def extra_repr(self) -> str:

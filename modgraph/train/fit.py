@@ -8,10 +8,11 @@ under ``torch.no_grad()``.
 
 Ensembles: when ``evaluate`` returns a 1-D tensor of ``K`` scores (``K`` models trained as one batched program
 whose parameters and buffers all carry a leading dimension ``K``, e.g. :class:`modgraph.train.Ensemble`), selection
-and the patience count are per member, and a phase ends when *every* member has gone ``patience`` evaluations
-without improving its phase best: a member that stalls early trains on with the others until then (one program
-runs one schedule), so its next phase starts from those later parameters, as it would not in a training of its own.
-Each member keeps the parameters *and the attention switch* of its own best evaluation: at the end
+and early stopping are per member. A member that has gone ``patience`` evaluations without improving its phase best
+stops training: its parameters are held where they were (parameters with a leading dimension ``K``; a network with
+``set_active([K] bool)``, as ``Ensemble``, also leaves it out of the training forward pass) until the phase ends,
+which is when every member has stopped or the phase's budget is spent. So each member follows the trajectory of a
+training of its own, in which the phase would have ended when it stalled. Each member keeps the parameters *and the attention switch* of its own best evaluation: at the end
 ``net.set_attention`` receives a ``[K]`` bool tensor (one member's best may come from the alternating schedule's
 attention-free warm-up while another's comes from a phase with attention on). The alternation's "score no longer
 changes" test uses the members' mean score.
@@ -105,6 +106,7 @@ class Trainer:
                              f"(use schedule='joint' for a network without attention)")
         self.optimizer = self.make_optimizer(trainable)
         self.phase_best, self.since_best = None, None
+        self._set_active()
         if self.phase_step == 0:
             self.phase_log.append({**phase.to_dict(), "start": self.step, "end": None, "best": None})
             log.info("phase %d/%d: %s (trains %s, attention %s, round %d, up to %d steps)", self.phase_index + 1,
@@ -189,6 +191,40 @@ class Trainer:
             return bool((self.since_best >= self.patience).all())
         return self.since_best >= self.patience
 
+    def _stopped(self) -> torch.Tensor | None:
+        """``[K]`` bool: the ensemble members whose patience has run out in this phase, or ``None`` if none has."""
+        if self.patience is None or not isinstance(self.since_best, torch.Tensor):
+            return None
+        stopped = self.since_best >= self.patience
+        return stopped if bool(stopped.any()) else None
+
+    def _set_active(self, everyone: bool = False) -> None:
+        """Tell a network that can skip members (``set_active``) which ones still train."""
+        setter = getattr(self.net, "set_active", None)
+        if setter is not None:
+            stopped = None if everyone else self._stopped()
+            setter(None if stopped is None else ~stopped)
+
+    def _step(self):
+        """One optimisation step; the parameter rows of stopped members are put back afterwards."""
+        stopped = self._stopped()
+        held = []
+        if stopped is not None:
+            rows = stopped.nonzero().squeeze(1)
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    if p.dim() and p.shape[0] == stopped.numel():
+                        idx = rows.to(p.device)
+                        held.append((p, idx, p.detach().index_select(0, idx)))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.net)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            for p, idx, values in held:
+                p.index_copy_(0, idx, values)
+        return loss
+
     # ------------------------------------------------------------------------------------------ the loop
     def run(self, callback: Callable | None = None) -> FitResult:
         """Train to the end of the schedule (or continue a resumed run); ``callback(trainer)`` after each step."""
@@ -204,16 +240,14 @@ class Trainer:
                 self.optimizer = None
                 continue
             self.net.train()
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.net)
-            loss.backward()
-            self.optimizer.step()
+            loss = self._step()
             self.step += 1
             self.phase_step += 1
             bar.update(1)
             if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
                 last_score = self.last_score = self._evaluate()
                 self._select(last_score)
+                self._set_active()
                 loss_value = float(loss.detach())
                 self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
                                      "loss": loss_value, "score": _to_py(last_score)})
@@ -222,6 +256,7 @@ class Trainer:
             if callback is not None:
                 callback(self)
         bar.close()
+        self._set_active(everyone=True)  # for evaluation and use after training
         if self.best_state is not None:
             self.net.load_state_dict(self.best_state)
             self.net.set_attention(self.best_attention)
@@ -256,6 +291,7 @@ class Trainer:
             if state["optimizer"] is not None:
                 self.optimizer.load_state_dict(state["optimizer"])
         self.phase_best, self.since_best = state["phase_best"], state["since_best"]
+        self._set_active()
         self.last_score = state.get("last_score")  # absent from checkpoints written before it was saved
 
 
@@ -271,8 +307,8 @@ def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] 
         schedule: ``"joint"``, ``"alternating"``, ``"main"`` or a list of :class:`Phase`.
         steps: the total budget of optimisation steps.
         optimizer: ``factory(params) -> Optimizer``, called afresh for every phase (default Adam, lr 0.01).
-        patience: end a phase after this many evaluations without improving its best score (``None``: never); for
-            an ensemble, once every member has gone this many evaluations without improving.
+        patience: end a phase after this many evaluations without improving its best score (``None``: never); in
+            an ensemble a member stops after that many, and the phase ends when every member has stopped.
         eval_every: evaluate every this many steps.
         rounds, tol: the alternation repeats at most ``rounds`` times, stopping when a round changes the
             validation score by less than ``tol``.

@@ -61,6 +61,33 @@ def test_attention_switch_per_member():
         ens.set_attention(torch.tensor([True, False]))
 
 
+def test_active_members_only_in_training():
+    """``set_active``: in training mode only the active members run (the others' rows are zeros and their parameters
+    get no gradient), with their own inputs and attention switches; in eval mode every member runs."""
+    nets = members()
+    ens = Ensemble(nets)
+    x = torch.randn(K, 6, 5)
+    ens.set_attention(torch.tensor([True, True, False]))
+    ens.set_active(torch.tensor([False, True, True]))
+    ens.train()
+    out = ens(x)
+    assert torch.equal(out[0], torch.zeros(6, 3))
+    torch.testing.assert_close(out[1], nets[1](x[1]))
+    with nets[2].attention_off():
+        torch.testing.assert_close(out[2], nets[2](x[2]))
+    out.square().sum().backward()
+    grad = ens.stacked("nodes.h.weight").grad
+    assert torch.equal(grad[0], torch.zeros_like(grad[0])) and grad[1:].abs().sum() > 0
+    ens.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ens(x)[0], nets[0](x[0]))
+    ens.train()
+    ens.set_active(None)
+    torch.testing.assert_close(ens(x)[0], nets[0](x[0]))
+    with pytest.raises(ValueError, match=r"set_active: expected None or a \[3\] bool tensor, got shape \(2,\)"):
+        ens.set_active(torch.tensor([True, False]))
+
+
 def test_parameter_groups_and_member_copy():
     nets = members()
     ens = Ensemble(nets)
@@ -119,26 +146,31 @@ def test_stack_padded():
         stack_padded([torch.ones(2, 3), torch.ones(1, 4)])
 
 
-@pytest.mark.parametrize("schedule", ["joint", "alternating"])
-def test_batched_training_equals_separate_trainings(schedule):
-    """K members trained as one program = K separate fits (own data sizes, penalty strengths, learning rates)."""
+@pytest.mark.parametrize("schedule,patience", [("joint", None), ("alternating", None), ("joint", 2),
+                                               ("alternating", 2)])
+def test_batched_training_equals_separate_trainings(schedule, patience):
+    """K members trained as one program = K separate fits (own data sizes, penalty strengths, learning rates), with
+    early stopping too: a member whose patience runs out stops where a fit of its own would have ended the phase."""
     nets = members(seed=1)
     copies = [copy.deepcopy(n) for n in nets]
     data = member_data()
     lam = torch.tensor([0.0, 1e-3, 1e-2])
     lrs = torch.tensor([0.01, 0.02, 0.005])
-    steps = 40
+    steps = 40 if patience is None else 120  # long enough phases for patience to end some
 
     def loss_one(net, k):
         x, y = data[k]
         return F.cross_entropy(net(x), y) + lam[k] * weight_decay([net.nodes["h"].weight, net.nodes["y"].weight])
 
-    def score_one(net, k):  # validation score: negative loss on the member's data (continuous, so no ties)
+    def score(ce):  # validation score: the negative loss, to one decimal with patience (so that members stall)
+        return -ce if patience is None else -torch.round(ce * 10) / 10
+
+    def score_one(net, k):
         x, y = data[k]
-        return -F.cross_entropy(net(x), y).item()
+        return score(F.cross_entropy(net(x), y)).item()
 
     separate = [fit(copies[k], lambda n, k=k: loss_one(n, k), lambda n, k=k: score_one(n, k), schedule=schedule,
-                    steps=steps, eval_every=3, rounds=2, tol=-1.0,
+                    steps=steps, eval_every=3, rounds=2, tol=-1.0, patience=patience,
                     optimizer=lambda p, k=k: torch.optim.Adam(p, lr=float(lrs[k])))
                 for k in range(K)]
 
@@ -155,12 +187,19 @@ def test_batched_training_equals_separate_trainings(schedule):
         penalty = weight_decay([e.stacked("nodes.h.weight"), e.stacked("nodes.y.weight")], batch_dims=1)  # (K,)
         return (per_member_ce(e) + lam * penalty).sum()
 
-    result = fit(ens, loss_all, lambda e: -per_member_ce(e), schedule=schedule, steps=steps, eval_every=3,
-                 rounds=2, tol=-1.0, optimizer=lambda p: MemberAdam(p, lr=lrs))
+    result = fit(ens, loss_all, lambda e: score(per_member_ce(e)), schedule=schedule, steps=steps, eval_every=3,
+                 rounds=2, tol=-1.0, patience=patience, optimizer=lambda p: MemberAdam(p, lr=lrs))
 
     assert [p["name"] for p in result.phases] == [p["name"] for p in separate[0].phases]
+    if patience is not None:
+        lengths = {tuple(ph["end"] - ph["start"] for ph in r.phases) for r in separate}
+        assert len(lengths) > 1  # the members' phases ended at different times
+        assert any(ph["end"] - ph["start"] < ph["budget"] for r in separate for ph in r.phases)  # by patience
+        if schedule == "joint":
+            assert result.steps == max(r.steps for r in separate)  # the program ends with the last of them
     for k in range(K):
-        assert result.best_step[k] == separate[k].best_step
+        if schedule == "joint" or patience is None:  # else the separate fits count their steps from other phase ends
+            assert result.best_step[k] == separate[k].best_step
         assert result.best_score[k] == pytest.approx(separate[k].best_score, rel=1e-5)
         assert result.best_attention[k] == bool(all(g.enabled for g in copies[k].gates()))
         trained = ens.member(k)
