@@ -12,10 +12,10 @@ and early stopping are per member. A member that has gone ``patience`` evaluatio
 stops training: its parameters are held where they were (parameters with a leading dimension ``K``; a network with
 ``set_active([K] bool)``, as ``Ensemble``, also leaves it out of the training forward pass) until the phase ends,
 which is when every member has stopped or the phase's budget is spent. So each member follows the trajectory of a
-training of its own, in which the phase would have ended when it stalled. Each member keeps the parameters *and the attention switch* of its own best evaluation: at the end
-``net.set_attention`` receives a ``[K]`` bool tensor (one member's best may come from the alternating schedule's
-attention-free warm-up while another's comes from a phase with attention on). The alternation's "score no longer
-changes" test uses the members' mean score.
+training of its own, in which the phase would have ended when it stalled. Each member keeps the parameters *and
+the attention switch* of its own best evaluation: at the end ``net.set_attention`` receives a ``[K]`` bool tensor
+(one member's best may come from the alternating schedule's attention-free warm-up while another's comes from a
+phase with attention on). The alternation's "score no longer changes" test uses the members' mean score.
 """
 
 from __future__ import annotations

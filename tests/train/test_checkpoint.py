@@ -108,3 +108,39 @@ def test_resuming_at_every_step_gives_the_same_result(tmp_path):
         again = trainer2.run()
         assert again.phases == whole.phases and again.history == whole.history, f"resumed at step {step}"
         assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+
+
+def test_resumed_ensemble_keeps_its_stopped_members_stopped(tmp_path):
+    """An ensemble with per-member early stopping, resumed before, while and after its members stop: the same steps,
+    history and parameters as the uninterrupted run (the stopped members stay held and out of the forward pass)."""
+    from modgraph.train import Ensemble, MemberAdam
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 40, 5, generator=gen)
+    y = (x[..., 0] > 0).long() + (x[..., 1] > 0.5).long()
+    lrs = torch.tensor([0.003, 0.03, 0.01])
+
+    def make():
+        torch.manual_seed(3)
+        ens = Ensemble([mg.ModuleGraph(mlp_graph()) for _ in range(3)])
+        ce = lambda e: torch.nn.functional.cross_entropy(e(x).transpose(1, 2), y, reduction="none").mean(1)  # noqa: E731
+        score = lambda e: -torch.round(ce(e) * 10) / 10  # noqa: E731  (ties, so members stop)
+        return ens, Trainer(ens, lambda e: ce(e).sum(), score, "joint", steps=90, eval_every=3, patience=2,
+                            optimizer=lambda p: MemberAdam(p, lr=lrs))
+
+    ens, trainer = make()
+    saved, stopped_at = {}, {}
+
+    def callback(t):
+        saved[t.step] = save_checkpoint(tmp_path / f"{t.step}.pt", t)
+        stopped_at[t.step] = int(t._stopped().sum()) if t._stopped() is not None else 0
+
+    whole = trainer.run(callback)
+    partly = [s for s, n in stopped_at.items() if 0 < n < 3]
+    assert whole.steps < 90 and partly  # some members stopped before the last one
+    for step in (1, partly[0], partly[-1]):
+        ens2, trainer2 = make()
+        load_checkpoint(saved[step], trainer2)
+        again = trainer2.run()
+        assert again.history == whole.history and again.best_step == whole.best_step, f"resumed at step {step}"
+        assert all(torch.equal(a, b) for a, b in zip(ens.state_dict().values(), ens2.state_dict().values()))
