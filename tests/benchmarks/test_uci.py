@@ -78,6 +78,17 @@ def test_run_method_rows(rows):
     assert 0.0 <= rows["attention"].row["attention_on_fraction"] <= 1.0
 
 
+def test_ahead_in_mean_ignores_float_noise_of_equal_accuracies():
+    """Equal per-run accuracies summed in another order differ by ~1e-9 (float32): a tie, not a lead."""
+    runs = [0.7142857313156128, 0.8571428656578064, 0.6190476417541504]
+    rows = [{"dataset": "d", "method": "attention", "test_acc_runs": [r + 2e-9 for r in runs]},
+            {"dataset": "d", "method": "wd", "test_acc_runs": runs},
+            {"dataset": "e", "method": "attention", "test_acc_runs": [r + 1 / 210 for r in runs]},
+            {"dataset": "e", "method": "wd", "test_acc_runs": runs}]
+    c = compare(rows, against=("wd",))["wd"]
+    assert c["datasets"]["d"]["diff"] > 0 and c["ahead_in_mean"] == 1  # only "e", one example in 210 ahead
+
+
 def test_table_and_comparison(rows):
     table = format_table([rows["wd"].row, rows["attention"].row])
     assert "wd (WDBP)" in table and "attention" in table and "3-20-3" in table
