@@ -23,9 +23,9 @@ neuron-scaled ``Linear.forward``; :func:`neuron_scaled_linear` computes the same
 * the backward pass reads only the saved ``a`` and ``a x`` (when ``x`` needs no gradient, as when only the attention
   is trained, ``t x = (a x) W g`` comes from the saved ``a x`` without ``dL/dx``); gradients nobody needs (a frozen
   group of the alternating schedule) are not computed;
-* each matrix product is written in the orientation that ran fastest with MKL on CPU (measured on an AMD EPYC:
-  ``g^T (a x)`` 0.7 ms against 3.9 ms for ``(a x)^T g``, ``[h, 1]^T dS`` 3.5 ms against 6.6 ms, ``(A dS^T)^T``
-  3.7 ms against 5.6 ms, on vehicle's ``[30, 610, 4, 30]`` tensors); the math is the same.
+* each matrix product is written in the orientation that ran fastest with MKL on CPU (on an AMD EPYC the
+  transposed orders of the ``dL/dW``, ``dL/dA`` and ``dL/dh`` products were several times slower at the UCI
+  programs' shapes; ``benchmarks/uci_time.py`` times the whole step); the math is the same.
 
 The attention weights ``a`` (``[B, in, out]``, a view) are returned as well, so the gate can report them to its
 hooks; they are differentiable like the gate's output (a loss on them back-propagates into the allocator).
@@ -51,7 +51,7 @@ def _flat(t: Tensor, lead: tuple, tail: int) -> Tensor:
 class _NeuronScaledLinear(torch.autograd.Function):
     """Inputs ``x, h`` ``[*L, B, in]``, ``A`` ``[*L, in*out, in]``, ``c`` ``[*L, in*out]``, ``W`` ``[*L, out, in]``,
     ``b`` ``[*L, out]`` or ``None``, with the same leading dims ``L`` (none, or the members of a vmapped ensemble).
-    Outputs ``y`` ``[*L, B, out]``, weights ``[*L, B, in, out]``, and four saved intermediates (not differentiable).
+    Outputs ``y`` ``[*L, B, out]``, weights ``[*L, B, in, out]``, and three saved intermediates (not differentiable).
 
     Internally every ``[B, in, out]`` tensor is output-major, ``[N, B, out, in]`` with the leading dims flattened
     into ``N``, and the forward per-output sums over ``in`` are one matrix product with the block matrix ``W_blk``
@@ -78,16 +78,16 @@ class _NeuronScaledLinear(torch.autograd.Function):
             y = torch.baddbmm(_flat(b, lead, 1).unsqueeze(1), ax, W_blk_t.transpose(1, 2))  # (N, B, out)
         weights = a.transpose(-1, -2)  # (N, B, in, out), the gate's layout
         return (y.view(*lead, B, n_out), weights.view(*lead, B, n_in, n_out) if lead else weights.squeeze(0),
-                ax, h_aug, At_aug, W_blk_t)
+                ax, h_aug, At_aug)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, h, A, c, W, b = inputs
-        _, weights, ax, h_aug, At_aug, W_blk_t = output
+        _, weights, ax, h_aug, At_aug = output
         ctx.save_for_backward(x, W, weights, ax, h_aug, At_aug)
         ctx.has_bias = b is not None
         ctx.shapes = (h.shape, A.shape, c.shape, W.shape, None if b is None else b.shape)
-        ctx.mark_non_differentiable(ax, h_aug, At_aug, W_blk_t)
+        ctx.mark_non_differentiable(ax, h_aug, At_aug)
         ctx.set_materialize_grads(False)
 
     @staticmethod

@@ -184,19 +184,21 @@ class Trainer:
         else:
             self.since_best += 1
 
-    def _stalled(self) -> bool:
+    def _out_of_patience(self):
+        """Whether the phase's patience has run out: a bool, or a ``[K]`` bool tensor per ensemble member."""
         if self.patience is None or self.since_best is None:
             return False
-        if isinstance(self.since_best, torch.Tensor):
-            return bool((self.since_best >= self.patience).all())
         return self.since_best >= self.patience
+
+    def _stalled(self) -> bool:
+        """The phase ends: patience has run out (for every member of an ensemble)."""
+        out = self._out_of_patience()
+        return bool(out.all()) if isinstance(out, torch.Tensor) else out
 
     def _stopped(self) -> torch.Tensor | None:
         """``[K]`` bool: the ensemble members whose patience has run out in this phase, or ``None`` if none has."""
-        if self.patience is None or not isinstance(self.since_best, torch.Tensor):
-            return None
-        stopped = self.since_best >= self.patience
-        return stopped if bool(stopped.any()) else None
+        out = self._out_of_patience()
+        return out if isinstance(out, torch.Tensor) and bool(out.any()) else None
 
     def _set_active(self, everyone: bool = False) -> None:
         """Tell a network that can skip members (``set_active``) which ones still train."""
