@@ -78,7 +78,7 @@ class Protocol:
     eval_every: int = 25  # steps between validation evaluations
     lr: float = 0.03  # Adam's learning rate where the learning rate is not the tuned knob
     rounds: int = 2  # at most this many (attention, main) rounds of the alternating schedule
-    tol: float = 1e-3  # the alternation stops when a round changes the mean validation accuracy less than this
+    tol: float = 1e-3  # a network's alternation stops when a round changes its validation accuracy less than this
 
     def to_dict(self) -> dict:
         d = asdict(self)

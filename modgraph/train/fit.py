@@ -15,7 +15,10 @@ which is when every member has stopped or the phase's budget is spent. So each m
 training of its own, in which the phase would have ended when it stalled. Each member keeps the parameters *and
 the attention switch* of its own best evaluation: at the end ``net.set_attention`` receives a ``[K]`` bool tensor
 (one member's best may come from the alternating schedule's attention-free warm-up while another's comes from a
-phase with attention on). The alternation's "score no longer changes" test uses the members' mean score.
+phase with attention on). The alternation's "score no longer changes" test is per member too: a member whose round
+changed its validation score by less than ``tol`` is held, like a stopped one, through the remaining rounds and
+rejoins for the joint fine-tune, where a fit of its own would have gone straight on to it; the remaining rounds are
+skipped once every member is done with them.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ class Trainer:
         self.best_attention = True
         self.phase_best = None
         self.since_best = None  # evaluations since the phase's best (int or [K] tensor)
-        self.round_scores: dict = {}  # round -> mean validation score at the end of the round
+        self.round_scores: dict = {}  # round -> validation score at the end of the round (a [K] tensor for ensembles)
+        self.rounds_over = None  # [K] bool: the ensemble members whose alternation has ended (None: none has)
         self.history: list = []
         self.phase_log: list = []
         self.last_score = None  # the latest evaluation: ends a round of the alternation when the phase ends
@@ -122,14 +126,24 @@ class Trainer:
             p.requires_grad_(True)
         self.phase_index += 1
         self.phase_step = 0
-        # the alternation stops once a round's validation score no longer changes
+        # the alternation stops once a round's validation score no longer changes (per member of an ensemble)
         if phase.round and phase.trains == "main" and last_score is not None:
-            score = float(torch.as_tensor(last_score, dtype=torch.float64).mean())
+            score = last_score.clone() if isinstance(last_score, torch.Tensor) else float(last_score)
             prev = self.round_scores.get(phase.round - 1)
             self.round_scores[phase.round] = score
-            if prev is not None and abs(score - prev) < self.tol:
-                log.info("round %d: validation score %.4f unchanged (tol %g); on to the joint fine-tune",
-                         phase.round, score, self.tol)
+            if prev is None:
+                return
+            unchanged = abs(score - prev) < self.tol
+            if isinstance(unchanged, torch.Tensor):
+                if self.rounds_over is not None:
+                    unchanged = unchanged | self.rounds_over
+                self.rounds_over = unchanged
+                log.info("round %d: the validation score of %d of %d members unchanged (tol %g)", phase.round,
+                         int(unchanged.sum()), unchanged.numel(), self.tol)
+                unchanged = bool(unchanged.all())
+            if unchanged:
+                log.info("round %d: validation score unchanged (tol %g); on to the joint fine-tune", phase.round,
+                         self.tol)
                 while self.phase_index < len(self.phases) and self.phases[self.phase_index].round:
                     self.phase_index += 1
 
@@ -184,20 +198,26 @@ class Trainer:
         else:
             self.since_best += 1
 
-    def _out_of_patience(self):
-        """Whether the phase's patience has run out: a bool, or a ``[K]`` bool tensor per ensemble member."""
-        if self.patience is None or self.since_best is None:
-            return False
-        return self.since_best >= self.patience
+    def _done(self):
+        """Whether training in this phase is over: a bool, or a ``[K]`` bool tensor per ensemble member.
+
+        Over when the phase's patience has run out, or, in a round of the alternation, when the member's rounds
+        have ended (its score stopped changing while others' did not)."""
+        out = False
+        if self.patience is not None and self.since_best is not None:
+            out = self.since_best >= self.patience
+        if self.rounds_over is not None and self.phases[self.phase_index].round:
+            out = self.rounds_over | out
+        return out
 
     def _stalled(self) -> bool:
-        """The phase ends: patience has run out (for every member of an ensemble)."""
-        out = self._out_of_patience()
+        """The phase ends: training in it is over (for every member of an ensemble)."""
+        out = self._done()
         return bool(out.all()) if isinstance(out, torch.Tensor) else out
 
     def _stopped(self) -> torch.Tensor | None:
-        """``[K]`` bool: the ensemble members whose patience has run out in this phase, or ``None`` if none has."""
-        out = self._out_of_patience()
+        """``[K]`` bool: the ensemble members that no longer train in this phase, or ``None`` if all still do."""
+        out = self._done()
         return out if isinstance(out, torch.Tensor) and bool(out.any()) else None
 
     def _set_active(self, everyone: bool = False) -> None:
@@ -276,8 +296,8 @@ class Trainer:
             "best_score": self.best_score, "best_step": self.best_step, "best_phase": self.best_phase,
             "best_state": self.best_state, "best_attention": self.best_attention,
             "phase_best": self.phase_best, "since_best": self.since_best,
-            "round_scores": dict(self.round_scores), "history": list(self.history), "phase_log": list(self.phase_log),
-            "last_score": self.last_score,
+            "round_scores": dict(self.round_scores), "rounds_over": self.rounds_over, "history": list(self.history),
+            "phase_log": list(self.phase_log), "last_score": self.last_score,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -287,6 +307,7 @@ class Trainer:
         for key in ("phase_index", "phase_step", "step", "best_score", "best_step", "best_phase", "best_state",
                     "best_attention", "round_scores", "history", "phase_log"):
             setattr(self, key, state[key])
+        self.rounds_over = state.get("rounds_over")  # absent from checkpoints written before it was saved
         self.optimizer = None
         if self.phase_index < len(self.phases):
             self._enter_phase()  # rebuilds the optimiser over the phase's parameters, then restores its state
@@ -313,7 +334,7 @@ def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] 
             an ensemble a member stops after that many, and the phase ends when every member has stopped.
         eval_every: evaluate every this many steps.
         rounds, tol: the alternation repeats at most ``rounds`` times, stopping when a round changes the
-            validation score by less than ``tol``.
+            validation score by less than ``tol`` (from the second round on; per member in an ensemble).
         progress: show a progress bar (tqdm; quiet when not a terminal).
         callback: ``callback(trainer)`` after every step (checkpointing hooks in here).
     """

@@ -146,31 +146,36 @@ def test_stack_padded():
         stack_padded([torch.ones(2, 3), torch.ones(1, 4)])
 
 
-@pytest.mark.parametrize("schedule,patience", [("joint", None), ("alternating", None), ("joint", 2),
-                                               ("alternating", 2)])
-def test_batched_training_equals_separate_trainings(schedule, patience):
+@pytest.mark.parametrize("schedule,patience,tol", [("joint", None, -1.0), ("alternating", None, -1.0),
+                                                   ("joint", 2, -1.0), ("alternating", 2, -1.0),
+                                                   ("alternating", None, 0.1)])
+def test_batched_training_equals_separate_trainings(schedule, patience, tol):
     """K members trained as one program = K separate fits (own data sizes, penalty strengths, learning rates), with
-    early stopping too: a member whose patience runs out stops where a fit of its own would have ended the phase."""
+    early stopping too: a member whose patience runs out stops where a fit of its own would have ended the phase,
+    and a member whose alternation has converged (``tol``) waits for the joint fine-tune, which a fit of its own
+    would have gone straight on to."""
     nets = members(seed=1)
     copies = [copy.deepcopy(n) for n in nets]
     data = member_data()
     lam = torch.tensor([0.0, 1e-3, 1e-2])
     lrs = torch.tensor([0.01, 0.02, 0.005])
-    steps = 40 if patience is None else 120  # long enough phases for patience to end some
+    steps = 40 if patience is None and tol < 0 else 120 if patience else 90  # long enough for patience or rounds
+    rounds = 2 if tol < 0 else 3
+    coarse = patience is not None or tol >= 0
 
     def loss_one(net, k):
         x, y = data[k]
         return F.cross_entropy(net(x), y) + lam[k] * weight_decay([net.nodes["h"].weight, net.nodes["y"].weight])
 
-    def score(ce):  # validation score: the negative loss, to one decimal with patience (so that members stall)
-        return -ce if patience is None else -torch.round(ce * 10) / 10
+    def score(ce):  # validation score: the negative loss, to one decimal with patience or tol (members stall)
+        return -torch.round(ce * 10) / 10 if coarse else -ce
 
     def score_one(net, k):
         x, y = data[k]
         return score(F.cross_entropy(net(x), y)).item()
 
     separate = [fit(copies[k], lambda n, k=k: loss_one(n, k), lambda n, k=k: score_one(n, k), schedule=schedule,
-                    steps=steps, eval_every=3, rounds=2, tol=-1.0, patience=patience,
+                    steps=steps, eval_every=3, rounds=rounds, tol=tol, patience=patience,
                     optimizer=lambda p, k=k: torch.optim.Adam(p, lr=float(lrs[k])))
                 for k in range(K)]
 
@@ -188,9 +193,12 @@ def test_batched_training_equals_separate_trainings(schedule, patience):
         return (per_member_ce(e) + lam * penalty).sum()
 
     result = fit(ens, loss_all, lambda e: score(per_member_ce(e)), schedule=schedule, steps=steps, eval_every=3,
-                 rounds=2, tol=-1.0, patience=patience, optimizer=lambda p: MemberAdam(p, lr=lrs))
+                 rounds=rounds, tol=tol, patience=patience, optimizer=lambda p: MemberAdam(p, lr=lrs))
 
-    assert [p["name"] for p in result.phases] == [p["name"] for p in separate[0].phases]
+    longest = max((r.phases for r in separate), key=len)
+    assert [(p["name"], p["round"]) for p in result.phases] == [(p["name"], p["round"]) for p in longest]
+    if tol >= 0:
+        assert len({len(r.phases) for r in separate}) > 1  # the members' alternations ended after different rounds
     if patience is not None:
         lengths = {tuple(ph["end"] - ph["start"] for ph in r.phases) for r in separate}
         assert len(lengths) > 1  # the members' phases ended at different times
@@ -198,7 +206,7 @@ def test_batched_training_equals_separate_trainings(schedule, patience):
         if schedule == "joint":
             assert result.steps == max(r.steps for r in separate)  # the program ends with the last of them
     for k in range(K):
-        if schedule == "joint" or patience is None:  # else the separate fits count their steps from other phase ends
+        if schedule == "joint" or (patience is None and tol < 0):  # else the fits count steps from other phase ends
             assert result.best_step[k] == separate[k].best_step
         assert result.best_score[k] == pytest.approx(separate[k].best_score, rel=1e-5)
         assert result.best_attention[k] == bool(all(g.enabled for g in copies[k].gates()))
