@@ -19,6 +19,11 @@ moved into float64 totals every ``FLUSH`` additions), the textbook remedy for th
     \mu = c + \frac{S_1}{n}, \qquad \sigma^2 = \frac{S_2 - S_1^2 / n}{n}
 
 (population variance, ``correction=0``).
+
+Every statistic is elementwise, so the accumulators follow the weights' **memory order**: a batch that is a permuted
+view (the neuron-level attention's fused kernel hands out ``[B, in, out]`` as the transpose of its ``[B, out, in]``
+result) is added as it lies in memory, with no copy, and :meth:`RunningStats.summary` permutes the results back to
+``shape`` once per epoch. The order is taken from the first batch; a later batch in another layout is copied into it.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ class RunningStats:
         self.totals = torch.zeros(3, size, dtype=torch.float64, device=device)
         self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH additions per row)
         self._t = torch.full((), self.threshold, **self._f32)
+        self.order: tuple[int, ...] | None = None  # the per-sample dims in memory order (set by the first batch)
 
     @property
     def device(self) -> torch.device:
@@ -121,7 +127,9 @@ class RunningStats:
         n = w.shape[0]
         if n == 0:
             return
-        w = w.reshape(n, self.size).float()  # (N, D)
+        if self.order is None:
+            self.order = _memory_order(w)
+        w = w.permute(0, *(d + 1 for d in self.order)).reshape(n, self.size).float()  # (N, D), no copy in order
         if n > self.rows and self.rows < self.max_rows:
             self._grow(min(n, self.max_rows))
         if self.shift is None:
@@ -171,7 +179,19 @@ class RunningStats:
             torch.amin(self.lo, 0, out=out[2])
             torch.amax(self.hi, 0, out=out[3])
         torch.div(under, n, out=out[4]) if under.dtype == out.dtype else out[4].copy_(under / n)
+        if self.order is not None and self.order != tuple(range(len(self.shape))):  # back from memory order
+            stored = tuple(self.shape[d] for d in self.order)
+            inverse = tuple(self.order.index(d) for d in range(len(self.shape)))
+            out = out.view(5, *stored).permute(0, *(d + 1 for d in inverse)).contiguous()
         return EdgeStats(n, *out.view(5, *self.shape).unbind(0))  # views of this fresh block
+
+
+def _memory_order(w: torch.Tensor) -> tuple[int, ...]:
+    """The dims after the first of ``w``, from the outermost in memory to the innermost: ``w.permute(0, *those + 1)``
+    is contiguous when ``w`` is a permuted contiguous tensor (and the identity when ``w`` is contiguous)."""
+    if w.is_contiguous():
+        return tuple(range(w.dim() - 1))
+    return tuple(sorted(range(w.dim() - 1), key=lambda d: (-w.stride(d + 1), d)))
 
 
 def _sqrt_(t: torch.Tensor) -> torch.Tensor:

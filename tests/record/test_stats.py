@@ -67,3 +67,22 @@ def test_an_empty_batch_adds_nothing():
 def test_a_wrong_shape_is_named():
     with pytest.raises(ValueError, match=r"expected weights \[N, 2, 3\], got \(4, 3, 2\)"):
         RunningStats((2, 3), 0.1).update(torch.rand(4, 3, 2))
+
+
+@pytest.mark.parametrize("dims", [(0, 2, 1), (0, 3, 1, 2), (0, 2, 3, 1)])
+def test_permuted_views_are_accumulated_in_memory_order_and_summarised_in_shape(dims):
+    # the fused neuron kernel hands the recorder [B, in, out] as a transposed view: it goes in without a copy, and
+    # the summary comes back in the declared shape, equal to the statistics of the contiguous batches
+    torch.manual_seed(4)
+    stored = [torch.rand(n, *(2, 3, 4)[:len(dims) - 1]) for n in (5, 3, 7)]
+    views = [t.permute(*dims) for t in stored]
+    rs = RunningStats(tuple(views[0].shape[1:]), 0.4)
+    rs.max_rows = 4  # chunks too
+    stats = feed(rs, views)
+    assert rs.order == tuple(sorted(range(len(dims) - 1), key=lambda d: dims[d + 1]))
+    check(stats, torch.cat([v.contiguous() for v in views]), 0.4)
+    assert all(t.shape == views[0].shape[1:] and t.is_contiguous() for t in (stats.mean, stats.std, stats.under))
+    # a later batch in another layout is copied into the first one's order: still the right statistics
+    extra = views[0].contiguous()
+    rs.update(extra)
+    check(rs.summary(), torch.cat([*(v.contiguous() for v in views), extra]), 0.4)
