@@ -13,13 +13,13 @@ def test_non_finite_features_are_named():
     x[2, 1] = float("inf")
     with pytest.raises(DataError, match=r"\(Inf\)"):
         check_features(x)
-    sparse = torch.sparse_coo_tensor([[0], [1]], [float("nan")], (2, 2))
+    sparse = torch.sparse_coo_tensor([[0], [1]], [float("nan")], (2, 2), check_invariants=True)
     with pytest.raises(DataError, match="1 NaN/Inf values in the sparse features"):
         check_features(sparse)
     finite = torch.ones(2, 2)
     assert check_features(finite) is finite  # finite features come back as they are: the same tensor, unchanged
     assert torch.equal(finite, torch.ones(2, 2))
-    finite_sparse = torch.sparse_coo_tensor([[0], [1]], [2.0], (2, 2))
+    finite_sparse = torch.sparse_coo_tensor([[0], [1]], [2.0], (2, 2), check_invariants=True)
     assert check_features(finite_sparse) is finite_sparse
 
 
