@@ -165,7 +165,7 @@ def bench_uci_time(args) -> list[dict]:
 def bench_record_overhead(args) -> list[dict]:
     name, goal = "record_overhead", RECORD_GOAL
     path = script(name)
-    extra = ["--reps", "5", "--steps", "100"] if args.quick else []
+    extra = ["--reps", "5", "--steps", "100", "--processes", "2"] if args.quick else []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
         proc = run_script(path, [*extra, "--threads", str(args.threads), "--json", str(out)], args.threads)

@@ -20,7 +20,7 @@ def run():
 
 def test_record_overhead_writes_step_and_fit_rows(record, tmp_path, capsys):
     out = tmp_path / "record.json"
-    assert record.main(["--steps", "3", "--reps", "1", "--batch", "12", "--json", str(out)]) == 0
+    assert record.main(["--steps", "3", "--reps", "1", "--batch", "12", "--processes", "1", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = json.loads(out.read_text())["results"]
     assert [r["name"] for r in rows] == ["step", "fit"]
@@ -28,6 +28,39 @@ def test_record_overhead_writes_step_and_fit_rows(record, tmp_path, capsys):
         assert r["ratio"] == pytest.approx(r["ours_s"] / r["reference_s"])
         assert r["ours_s"] > 0 and r["reference_s"] > 0 and r["every"] == 1 and r["network"] == "18-30-4"
         assert f"ratio {r['ratio']:.3f}" in printed
+
+
+def test_combine_takes_the_median_of_the_processes_ratios(record):
+    def rows(step, fit):  # (ours, reference) per measurement
+        return [{"name": n, "ours_s": o, "reference_s": r, "ratio": o / r, "every": 1}
+                for n, (o, r) in (("step", step), ("fit", fit))]
+
+    runs = [rows((1.5, 1.0), (2.0, 2.0)), rows((3.3, 3.0), (2.2, 2.0)), rows((1.0, 1.0), (2.6, 2.0))]
+    step, fit = record.combine(runs)  # medians, not means (1.2 for the step's ratios)
+    assert step["ratio"] == pytest.approx(1.1) and step["process_ratios"] == pytest.approx([1.5, 1.1, 1.0])
+    assert (step["ours_s"], step["reference_s"], step["processes"]) == (1.5, 1.0, 3)  # medians of the times
+    assert fit["ratio"] == pytest.approx(1.1) and fit["name"] == "fit" and fit["every"] == 1
+    with pytest.raises(ValueError, match="processes measured different things"):
+        record.combine([rows((1, 1), (1, 1)), rows((1, 1), (1, 1))[::-1]])
+
+
+def test_record_overhead_in_fresh_processes(record, tmp_path, capsys):
+    out = tmp_path / "record.json"
+    assert record.main(["--steps", "2", "--reps", "1", "--batch", "8", "--hidden", "5", "--processes", "2",
+                        "--every", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [r["name"] for r in rows] == ["step", "fit"]
+    for r in rows:
+        assert r["processes"] == 2 and len(r["process_ratios"]) == 2 and r["network"] == "18-5-4" and r["every"] == 2
+        assert r["ratio"] == pytest.approx(sum(r["process_ratios"]) / 2)
+    assert printed.count("process ") == 2 and f"ratio {rows[0]['ratio']:.3f}" in printed
+
+
+def test_record_overhead_rejects_zero_processes(record, capsys):
+    with pytest.raises(SystemExit):
+        record.main(["--processes", "0"])
+    assert "--processes must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_run_reads_the_record_overhead_json(run, tmp_path, monkeypatch):
@@ -45,7 +78,7 @@ def test_run_reads_the_record_overhead_json(run, tmp_path, monkeypatch):
     monkeypatch.setattr(run, "run_script", fake)
     out = tmp_path / "bench.json"
     assert run.main(["--only", "record_overhead", "--quick", "--json", str(out)]) == 0
-    assert calls[0][0] == "record_overhead.py" and "--reps" in calls[0][1]
+    assert calls[0][0] == "record_overhead.py" and "--reps" in calls[0][1] and "--processes" in calls[0][1]
     rows = json.loads(out.read_text())["results"]
     assert [(r["name"], r["met"], r["goal"]) for r in rows] == [("record_overhead/step", True, 1.10),
                                                                 ("record_overhead/fit", False, 1.10)]
