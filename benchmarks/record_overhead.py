@@ -137,7 +137,11 @@ def main(argv=None) -> int:
     if args.processes < 1:
         p.error(f"--processes must be at least 1, got {args.processes}")
     if args.processes > 1:
-        rows = in_processes(args)
+        try:
+            rows = in_processes(args)
+        except RuntimeError as err:  # a child failed: its message, not this process's traceback
+            print(f"record_overhead: {err}", file=sys.stderr)
+            return 1
         print(f"network {args.features}-{args.hidden}-{args.classes}, batch {args.batch}, {args.threads} thread(s), "
               f"every={args.every}, {args.processes} processes of {args.reps} interleaved repetitions: medians")
         for r in rows:

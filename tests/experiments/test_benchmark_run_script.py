@@ -57,6 +57,14 @@ def test_record_overhead_in_fresh_processes(record, tmp_path, capsys):
     assert printed.count("process ") == 2 and f"ratio {rows[0]['ratio']:.3f}" in printed
 
 
+def test_a_failing_process_is_reported_in_one_line(record, monkeypatch, capsys):
+    monkeypatch.setattr(record.subprocess, "run",
+                        lambda cmd, **kw: record.subprocess.CompletedProcess(cmd, 3, "", "Traceback ...\nMemoryError"))
+    assert record.main(["--processes", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "record_overhead: process 1 of 2 failed (exit code 3): Traceback ...\nMemoryError" in err
+
+
 def test_record_overhead_rejects_zero_processes(record, capsys):
     with pytest.raises(SystemExit):
         record.main(["--processes", "0"])
