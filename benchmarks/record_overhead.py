@@ -106,8 +106,7 @@ def in_processes(args) -> list[dict]:
         for i in range(args.processes):
             out = Path(tmp) / f"process{i}.json"
             cmd = [sys.executable, str(Path(__file__).resolve()), "--processes", "1", "--json", str(out),
-                   *(f"--{k}={getattr(args, k)}" for k in ("features", "hidden", "classes", "batch", "steps", "reps",
-                                                           "threads", "every"))]
+                   *(f"--{k}={v}" for k, v in vars(args).items() if k not in ("processes", "json"))]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"process {i + 1} of {args.processes} failed (exit code {proc.returncode}): "
