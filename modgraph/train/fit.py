@@ -96,14 +96,19 @@ class Trainer:
             return att, main
         return main + att, []
 
-    def _enter_phase(self) -> None:
-        phase = self.phases[self.phase_index]
+    def _freeze(self, phase: Phase) -> list:
+        """Only ``phase``'s parameter group requires gradients (the others' are dropped); returns that group."""
         trainable, frozen = self._params(phase.trains)
         for p in trainable:
             p.requires_grad_(True)
         for p in frozen:
             p.requires_grad_(False)
             p.grad = None
+        return trainable
+
+    def _enter_phase(self) -> None:
+        phase = self.phases[self.phase_index]
+        trainable = self._freeze(phase)
         self.net.set_attention(phase.attention)
         if not trainable:
             raise ValueError(f"phase {phase.name!r} trains the {phase.trains} parameters, but the network has none "
@@ -253,32 +258,38 @@ class Trainer:
         total = sum(p.budget for p in self.phases)
         bar = tqdm(total=total, initial=min(self.step, total), disable=None if self.progress else True,
                    desc="train", leave=False)
-        while self.phase_index < len(self.phases):
-            phase = self.phases[self.phase_index]
-            if self.optimizer is None:
-                self._enter_phase()
-            if self.phase_step >= phase.budget or self._stalled():
-                self._leave_phase(self.last_score)
-                self.optimizer = None
-                continue
-            self.net.train()
-            loss = self._step()
-            self.step += 1
-            self.phase_step += 1
-            bar.update(1)
-            if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
-                last_score = self.last_score = self._evaluate()
-                self._select(last_score)
-                self._set_active()
-                loss_value = float(loss.detach())
-                self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
-                                     "loss": loss_value, "score": _to_py(last_score)})
-                if not isinstance(last_score, torch.Tensor):
-                    bar.set_postfix(phase=phase.name, loss=f"{loss_value:.3f}", val=f"{last_score:.3f}")
-            if callback is not None:
-                callback(self)
-        bar.close()
-        self._set_active(everyone=True)  # for evaluation and use after training
+        try:
+            if self.optimizer is not None and self.phase_index < len(self.phases):  # run() again after an interruption
+                self._freeze(self.phases[self.phase_index])
+            while self.phase_index < len(self.phases):
+                phase = self.phases[self.phase_index]
+                if self.optimizer is None:
+                    self._enter_phase()
+                if self.phase_step >= phase.budget or self._stalled():
+                    self._leave_phase(self.last_score)
+                    self.optimizer = None
+                    continue
+                self.net.train()
+                loss = self._step()
+                self.step += 1
+                self.phase_step += 1
+                bar.update(1)
+                if self.phase_step % self.eval_every == 0 or self.phase_step == phase.budget:
+                    last_score = self.last_score = self._evaluate()
+                    self._select(last_score)
+                    self._set_active()
+                    loss_value = float(loss.detach())
+                    self.history.append({"step": self.step, "phase": phase.name, "round": phase.round,
+                                         "loss": loss_value, "score": _to_py(last_score)})
+                    if not isinstance(last_score, torch.Tensor):
+                        bar.set_postfix(phase=phase.name, loss=f"{loss_value:.3f}", val=f"{last_score:.3f}")
+                if callback is not None:
+                    callback(self)
+        finally:  # also when interrupted: the network is left whole (every parameter trainable, every member run)
+            bar.close()
+            for p in self.net.parameters():
+                p.requires_grad_(True)
+            self._set_active(everyone=True)
         if self.best_state is not None:
             self.net.load_state_dict(self.best_state)
             self.net.set_attention(self.best_attention)

@@ -186,3 +186,45 @@ def test_schedule_needs_attention_parameters():
     x, y = task()
     with pytest.raises(ValueError, match="phase 'attention' trains the attention parameters, but the network has none"):
         fit(mg.ModuleGraph(g), loss_of(x, y), acc_of(x, y), schedule="alternating", steps=20)
+
+
+def test_an_interrupted_run_leaves_the_network_whole_and_continues_frozen():
+    """A run stopped by an exception in the attention phase, after a member stopped: every parameter requires
+    gradients again and every member computes in training mode (none outputs zeros); ``run()`` again continues the
+    attention phase with the main network frozen."""
+    from modgraph.train import Ensemble
+
+    torch.manual_seed(0)
+    ens = Ensemble([mg.ModuleGraph(mlp_graph()) for _ in range(3)])
+    x, y = task()
+    scores = iter([torch.tensor([0.5, 0.1 * s, 0.1 * s]) for s in range(1, 100)])  # member 0 stops after 3 steps
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(trainer):
+        if trainer.phases[trainer.phase_index].trains == "attention" and trainer.phase_step == 4:
+            raise Stop
+
+    trainer = Trainer(ens, lambda n: F.cross_entropy(n(x, shared=True).flatten(0, 1), y.repeat(3)),
+                      lambda n: next(scores), schedule="alternating", steps=60, patience=2)
+    with pytest.raises(Stop):
+        trainer.run(interrupt)
+    assert trainer._stopped() is not None and bool(trainer._stopped()[0])  # member 0 had stopped
+    assert all(p.requires_grad for p in ens.parameters())
+    ens.train()
+    with torch.no_grad():
+        trained = ens(x, shared=True)
+    ens.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(trained, ens(x, shared=True))  # no dropout: every member computed in both modes
+    main = {id(p): p.detach().clone() for p in ens.main_parameters()}
+    seen = []
+
+    def record(trainer):
+        phase = trainer.phases[trainer.phase_index]
+        if phase.trains == "attention" and phase.round == 1:
+            seen.append([torch.equal(p, main[id(p)]) and p.grad is None for p in ens.main_parameters()])
+
+    trainer.run(record)
+    assert seen and all(all(s) for s in seen)  # the rest of the attention phase: main frozen, no gradients
