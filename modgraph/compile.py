@@ -64,6 +64,10 @@ class Plan:
     steps: list
     widths: dict
     levels: dict  # (u, v) -> "neuron" | "branch" for attended edges
+    needs_graph: bool = field(init=False)  # whether any step is a graph op (forward then needs edge_index)
+
+    def __post_init__(self) -> None:
+        self.needs_graph = any(step.needs_graph for step in self.steps)
 
 
 def _edge_settings(u, v, attrs) -> EdgeSettings:

@@ -96,7 +96,7 @@ class ModuleGraph(nn.Module):
     @property
     def needs_graph(self) -> bool:
         """Whether the network has graph ops, so ``forward`` needs ``edge_index``."""
-        return any(step.needs_graph for step in self.plan.steps)
+        return self.plan.needs_graph
 
     def _feeds(self, inputs) -> dict:
         names = self.plan.inputs
