@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +36,9 @@ import modgraph as mg
 from modgraph.io import atomic_write_text
 from modgraph.record import EdgeRecorder
 from modgraph.train import fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import in_processes  # noqa: E402
 
 
 def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
@@ -84,40 +85,6 @@ def interleaved(run_plain, run_recorded, reps: int) -> tuple[float, float]:
     return statistics.median(plain), statistics.median(recorded)
 
 
-def combine(runs: list[list[dict]]) -> list[dict]:
-    """Rows of several processes (one list per process, the same measurements in the same order) -> one row per
-    measurement: the median of the processes' ratios, the medians of their times, and every process's ratio."""
-    out = []
-    for rows in zip(*runs, strict=True):
-        names = {r["name"] for r in rows}
-        if len(names) != 1:
-            raise ValueError(f"processes measured different things: {sorted(names)}")
-        ratios = [r["ratio"] for r in rows]
-        out.append({**rows[0], "ours_s": statistics.median(r["ours_s"] for r in rows),
-                    "reference_s": statistics.median(r["reference_s"] for r in rows),
-                    "ratio": statistics.median(ratios), "process_ratios": ratios, "processes": len(rows)})
-    return out
-
-
-def in_processes(args) -> list[dict]:
-    """Run this script once per process (``--processes 1``) and combine the rows."""
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.processes):
-            out = Path(tmp) / f"process{i}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--processes", "1", "--json", str(out),
-                   *(f"--{k}={v}" for k, v in vars(args).items() if k not in ("processes", "json"))]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"process {i + 1} of {args.processes} failed (exit code {proc.returncode}): "
-                                   f"{proc.stderr.strip()[-2000:]}")
-            rows = json.loads(out.read_text())["results"]
-            runs.append(rows)
-            print(f"process {i + 1}/{args.processes}: " + ", ".join(f"{r['name']} {r['ratio']:.3f}" for r in rows),
-                  flush=True)
-    return combine(runs)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--features", type=int, default=18)
@@ -137,7 +104,7 @@ def main(argv=None) -> int:
         p.error(f"--processes must be at least 1, got {args.processes}")
     if args.processes > 1:
         try:
-            rows = in_processes(args)
+            rows = in_processes(__file__, sys.argv[1:] if argv is None else list(argv), args.processes)
         except RuntimeError as err:  # a child failed: its message, not this process's traceback
             print(f"record_overhead: {err}", file=sys.stderr)
             return 1

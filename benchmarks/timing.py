@@ -7,10 +7,15 @@ and the medians are compared as a ratio ``ours / reference``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -75,6 +80,55 @@ def row(name: str, ours: list[float], reference_name: str, reference: list[float
         out.update(ours_cpu_s=ours_cpu, reference_cpu_s=ref_cpu, cpu_ratio=ours_cpu / ref_cpu)
     out.update(ours_samples_s=[float(s) for s in ours], reference_samples_s=[float(s) for s in reference], **extra)
     return out
+
+
+def combine(runs: list[list[dict]]) -> list[dict]:
+    """Rows of several processes (one list per process, the same measurements in the same order) -> one row per
+    measurement: the median of the processes' ratios (``ratio``, each process's in ``process_ratios``), the medians
+    of their times, and ``met`` judged on the median ratio."""
+    out = []
+    for rows in zip(*runs, strict=True):
+        names = {r["name"] for r in rows}
+        if len(names) != 1:
+            raise ValueError(f"processes measured different things: {sorted(names)}")
+        ratios = [r["ratio"] for r in rows]
+        merged = {k: v for k, v in rows[0].items() if k not in ("ours_samples_s", "reference_samples_s")}
+        merged.update(ours_s=median([r["ours_s"] for r in rows]), reference_s=median([r["reference_s"] for r in rows]),
+                      ratio=median(ratios), process_ratios=ratios, processes=len(rows))
+        if all("cpu_ratio" in r for r in rows):
+            merged.update(ours_cpu_s=median([r["ours_cpu_s"] for r in rows]),
+                          reference_cpu_s=median([r["reference_cpu_s"] for r in rows]),
+                          cpu_ratio=median([r["cpu_ratio"] for r in rows]))
+        if merged.get("goal") is not None:
+            merged["met"] = bool(merged["ratio"] <= merged["goal"])
+        out.append(merged)
+    return out
+
+
+def in_processes(script: str | Path, argv: list[str], processes: int) -> list[dict]:
+    """Run ``script`` once per fresh process, one after the other, and :func:`combine` their rows.
+
+    Each process gets ``argv`` followed by ``--processes 1 --json FILE`` (argparse keeps the last value of an option,
+    so these override the caller's) and must write ``{"results": [...]}`` to ``FILE``. One process's ratio does not
+    repeat in the next (memory layout, the other jobs on a shared machine), so a single process is one sample.
+
+    Raises:
+        RuntimeError: a process failed; the message names it, its exit code and the end of its stderr.
+    """
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(processes):
+            out = Path(tmp) / f"process{i}.json"
+            cmd = [sys.executable, str(Path(script).resolve()), *argv, "--processes", "1", "--json", str(out)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"process {i + 1} of {processes} failed (exit code {proc.returncode}): "
+                                   f"{proc.stderr.strip()[-2000:]}")
+            rows = json.loads(out.read_text())["results"]
+            runs.append(rows)
+            print(f"process {i + 1}/{processes}: " + ", ".join(f"{r['name']} {r['ratio']:.3f}" for r in rows),
+                  flush=True)
+    return combine(runs)
 
 
 def machine() -> dict:

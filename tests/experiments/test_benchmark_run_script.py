@@ -14,6 +14,11 @@ def record():
 
 
 @pytest.fixture(scope="module")
+def timing():
+    return load_script("benchmarks/timing.py", "timing")
+
+
+@pytest.fixture(scope="module")
 def run():
     return load_script("benchmarks/run.py", "benchmarks_run")
 
@@ -30,18 +35,21 @@ def test_record_overhead_writes_step_and_fit_rows(record, tmp_path, capsys):
         assert f"ratio {r['ratio']:.3f}" in printed
 
 
-def test_combine_takes_the_median_of_the_processes_ratios(record):
+def test_combine_takes_the_median_of_the_processes_ratios(timing):
     def rows(step, fit):  # (ours, reference) per measurement
-        return [{"name": n, "ours_s": o, "reference_s": r, "ratio": o / r, "every": 1}
+        return [{"name": n, "ours_s": o, "reference_s": r, "ratio": o / r, "every": 1, "goal": 1.10, "met": None,
+                 "ours_samples_s": [o], "reference_samples_s": [r]}
                 for n, (o, r) in (("step", step), ("fit", fit))]
 
     runs = [rows((1.5, 1.0), (2.0, 2.0)), rows((3.3, 3.0), (2.2, 2.0)), rows((1.0, 1.0), (2.6, 2.0))]
-    step, fit = record.combine(runs)  # medians, not means (1.2 for the step's ratios)
+    step, fit = timing.combine(runs)  # medians, not means (1.2 for the step's ratios)
     assert step["ratio"] == pytest.approx(1.1) and step["process_ratios"] == pytest.approx([1.5, 1.1, 1.0])
     assert (step["ours_s"], step["reference_s"], step["processes"]) == (1.5, 1.0, 3)  # medians of the times
     assert fit["ratio"] == pytest.approx(1.1) and fit["name"] == "fit" and fit["every"] == 1
+    assert step["met"] is True and fit["met"] is True  # judged on the median ratio (one process had 1.5 and 1.3)
+    assert "ours_samples_s" not in step  # one process's samples would pass for all of them
     with pytest.raises(ValueError, match="processes measured different things"):
-        record.combine([rows((1, 1), (1, 1)), rows((1, 1), (1, 1))[::-1]])
+        timing.combine([rows((1, 1), (1, 1)), rows((1, 1), (1, 1))[::-1]])
 
 
 def test_record_overhead_in_fresh_processes(record, tmp_path, capsys):
@@ -58,8 +66,8 @@ def test_record_overhead_in_fresh_processes(record, tmp_path, capsys):
 
 
 def test_a_failing_process_is_reported_in_one_line(record, monkeypatch, capsys):
-    monkeypatch.setattr(record.subprocess, "run",
-                        lambda cmd, **kw: record.subprocess.CompletedProcess(cmd, 3, "", "Traceback ...\nMemoryError"))
+    monkeypatch.setattr(subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3, "", "Traceback ...\nMemoryError"))
     assert record.main(["--processes", "2"]) == 1
     err = capsys.readouterr().err
     assert "record_overhead: process 1 of 2 failed (exit code 3): Traceback ...\nMemoryError" in err
@@ -105,3 +113,48 @@ def test_run_reports_a_failed_script_as_a_row(run, tmp_path, monkeypatch):
 def test_run_rejects_an_unknown_benchmark(run, capsys):
     assert run.main(["--only", "executor,nope"]) == 2
     assert "unknown benchmark(s) ['nope']" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def executor():
+    return load_script("benchmarks/executor.py", "executor_bench")
+
+
+def test_executor_in_fresh_processes(executor, tmp_path, capsys):
+    out = tmp_path / "executor.json"
+    assert executor.main(["--reps", "1", "--steps", "2", "--processes", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["results"]
+    assert [r["name"] for r in rows] == ["executor/uci_mlp", "executor/uci_mlp_plain", "executor/random_dag_20"]
+    for r in rows:
+        assert r["processes"] == 2 and len(r["process_ratios"]) == 2 and r["steps_per_sample"] == 2
+        assert r["ratio"] == pytest.approx(sum(r["process_ratios"]) / 2)
+        assert r["met"] == (r["ratio"] <= 1.10) and r["goal"] == 1.10
+        assert f"ratio {r['ratio']:.3f}" in printed
+    assert printed.count("process ") == 2
+
+
+def test_executor_rejects_zero_processes(executor, capsys):
+    with pytest.raises(SystemExit):
+        executor.main(["--processes", "0"])
+    assert "--processes must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_run_reads_the_executor_json(run, tmp_path, monkeypatch):
+    calls = []
+
+    def fake(path, args, threads, timeout=None):
+        calls.append((path.name, args))
+        rows = [{"name": "executor/uci_mlp", "ours_s": 1.1e-3, "reference_s": 1e-3, "ratio": 1.1, "goal": 1.10,
+                 "met": True, "process_ratios": [1.0, 1.1, 1.2], "processes": 3}]
+        with open(args[args.index("--json") + 1], "w") as f:
+            json.dump({"results": rows}, f)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(run, "run_script", fake)
+    out = tmp_path / "bench.json"
+    assert run.main(["--only", "executor", "--quick", "--json", str(out)]) == 0
+    assert calls[0][0] == "executor.py" and calls[0][1][calls[0][1].index("--processes") + 1] == "2"
+    (row,) = json.loads(out.read_text())["results"]
+    assert (row["name"], row["met"], row["process_ratios"]) == ("executor/uci_mlp", True, [1.0, 1.1, 1.2])
+    assert row["benchmark"] == "executor" and "script_commit" in row
