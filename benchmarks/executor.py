@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import Sample, in_processes, interleaved, machine, resolve_device, row, timed  # noqa: E402
+import timing  # noqa: E402
+from timing import Sample, interleaved, machine, resolve_device, row, timed  # noqa: E402
 
 import modgraph as mg  # noqa: E402
 from modgraph import models  # noqa: E402
@@ -194,18 +195,11 @@ def main(argv=None) -> int:
     parser.add_argument("--interpret", action="store_true", help="also time ModuleGraph.interpret")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: cuda when available, else cpu (default: auto)")
-    parser.add_argument("--processes", type=int, default=5,
-                        help="fresh processes, one after the other; the ratio is the median of theirs (default 5)")
+    timing.add_processes_option(parser)
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
-    if args.processes < 1:
-        parser.error(f"--processes must be at least 1, got {args.processes}")
-    if args.processes > 1:
-        try:
-            rows = in_processes(__file__, sys.argv[1:] if argv is None else list(argv), args.processes)
-        except RuntimeError as err:  # a child failed: its message, not this process's traceback
-            print(f"executor: {err}", file=sys.stderr)
-            return 1
+    rows = timing.rows_of_processes(parser, args, __file__, argv)
+    if rows is not None:
         print(f"medians of {args.processes} processes:")
     else:
         if args.threads:

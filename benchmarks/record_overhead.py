@@ -38,7 +38,7 @@ from modgraph.record import EdgeRecorder
 from modgraph.train import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import in_processes  # noqa: E402
+from timing import add_processes_option, rows_of_processes  # noqa: E402
 
 
 def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
@@ -95,19 +95,12 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
-    p.add_argument("--processes", type=int, default=5,
-                   help="fresh processes, one after the other; the ratio is the median of theirs (default 5)")
+    add_processes_option(p)
     p.add_argument("--json", default=None, metavar="PATH",
                    help='write {"results": [step row, fit row]} (name, ours_s, reference_s, ratio, ...)')
     args = p.parse_args(argv)
-    if args.processes < 1:
-        p.error(f"--processes must be at least 1, got {args.processes}")
-    if args.processes > 1:
-        try:
-            rows = in_processes(__file__, sys.argv[1:] if argv is None else list(argv), args.processes)
-        except RuntimeError as err:  # a child failed: its message, not this process's traceback
-            print(f"record_overhead: {err}", file=sys.stderr)
-            return 1
+    rows = rows_of_processes(p, args, __file__, argv)
+    if rows is not None:
         print(f"network {args.features}-{args.hidden}-{args.classes}, batch {args.batch}, {args.threads} thread(s), "
               f"every={args.every}, {args.processes} processes of {args.reps} interleaved repetitions: medians")
         for r in rows:

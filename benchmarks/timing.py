@@ -131,6 +131,27 @@ def in_processes(script: str | Path, argv: list[str], processes: int) -> list[di
     return combine(runs)
 
 
+def add_processes_option(parser) -> None:
+    """``--processes N``: measure in ``N`` fresh processes (default 5) and combine them (see :func:`in_processes`)."""
+    parser.add_argument("--processes", type=int, default=5,
+                        help="fresh processes, one after the other; the ratio is the median of theirs (default 5)")
+
+
+def rows_of_processes(parser, args, script: str | Path, argv: list[str] | None) -> list[dict] | None:
+    """The combined rows of ``args.processes`` fresh processes of ``script``, or ``None`` when it is 1 (measure in
+    this process). Exits through ``parser.error`` below 1, and with one line on stderr and code 1 when a process
+    fails (not a traceback of this one)."""
+    if args.processes < 1:
+        parser.error(f"--processes must be at least 1, got {args.processes}")
+    if args.processes == 1:
+        return None
+    try:
+        return in_processes(script, sys.argv[1:] if argv is None else list(argv), args.processes)
+    except RuntimeError as err:
+        print(f"{Path(script).stem}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def machine() -> dict:
     """What the numbers were measured on."""
     import torch_geometric

@@ -68,7 +68,9 @@ def test_record_overhead_in_fresh_processes(record, tmp_path, capsys):
 def test_a_failing_process_is_reported_in_one_line(record, monkeypatch, capsys):
     monkeypatch.setattr(subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3, "", "Traceback ...\nMemoryError"))
-    assert record.main(["--processes", "2"]) == 1
+    with pytest.raises(SystemExit) as stop:
+        record.main(["--processes", "2"])
+    assert stop.value.code == 1
     err = capsys.readouterr().err
     assert "record_overhead: process 1 of 2 failed (exit code 3): Traceback ...\nMemoryError" in err
 
