@@ -9,15 +9,18 @@ forward, backward and Adam on the whole graph. Models, with the same widths:
 
 * ``ours``: the attention GCN DAG (``modgraph.models.gcn_net``, two ``attention_conv``: 2 heads x 8 hidden, softmax
   gate per target node, GAT score, ``combine="gcn"``, dropout 0.5);
-* ``pyg_gat``: PyG's ``GATConv`` (2 heads x 8, then 1 head), the reference for graph-edge attention.
+* ``pyg_gat``: PyG's ``GATConv`` (2 heads x 8, then 1 head), the reference for graph-edge attention;
+* ``gather_scatter``: the floor, two layers of message passing reduced to their memory traffic (a linear layer,
+  ``h[src]``, a sum into ``dst`` with PyG's ``scatter``; 16 then 5 features): what the memory system alone charges
+  per edge at each size. Its slope is the machine's, and the other models' slopes are read against it.
 
-Repetitions are interleaved (ours, GAT, GAT, ours, ...). Memory is the peak resident set during training minus the
-resident set before it (the graph and the model; Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``,
-else ``ru_maxrss``). The growth is fitted as a slope in log-log against the number of edges: 1.0 is linear; a dense
-``N x N`` anywhere would show as 2 (and could not run at a million nodes).
+Repetitions are interleaved (ours, GAT, floor, then the reverse order, ...). Memory is the peak resident set during
+training minus the resident set before it (the graph and the model; Linux ``VmHWM`` after resetting it through
+``/proc/self/clear_refs``, else ``ru_maxrss``). The growth is fitted as a slope in log-log against the number of
+edges: 1.0 is linear; a dense ``N x N`` anywhere would show as 2 (and could not run at a million nodes).
 
 ``--order class`` relabels the nodes so that each class's nodes have consecutive ids (``Data.subgraph`` with a
-permutation, edges sorted again), the same graph for both models. The generator's ids are random, so a node's
+permutation, edges sorted again), the same graph for every model. The generator's ids are random, so a node's
 neighbours lie anywhere in the node tables; 80 % of the edges join nodes of one class, so after relabelling most
 of an edge's gathers stay within a fifth of the table. Only the memory locality changes, not the work: a time slope
 that falls with it comes from the memory hierarchy, not from the algorithm.
@@ -117,6 +120,23 @@ def worker(nodes: int, model: str, epochs: int, avg_degree: float, threads: int,
 
         def forward():
             return net(x, ei)
+    elif model == "gather_scatter":
+        from torch_geometric.utils import scatter
+
+        class GatherScatter(torch.nn.Module):  # the memory traffic of message passing and nothing else
+            def __init__(self):
+                super().__init__()
+                self.lin1, self.lin2 = torch.nn.Linear(32, 16), torch.nn.Linear(16, 5)
+
+            def forward(self, x, edge_index):
+                src, dst = edge_index
+                h = F.elu(scatter(self.lin1(x)[src], dst, 0, dim_size=x.size(0), reduce="sum"))
+                return scatter(self.lin2(h)[src], dst, 0, dim_size=x.size(0), reduce="sum")
+
+        net = GatherScatter().to(dev)
+
+        def forward():
+            return net(x, ei)
     else:
         raise ValueError(f"unknown model {model!r}")
     opt = torch.optim.Adam(net.parameters(), lr=0.005)
@@ -183,7 +203,7 @@ def run(sizes: list[int], reps: int = 3, epochs: int = 2, avg_degree: float = 10
     sys.path.insert(0, str(HERE))
     from timing import median
 
-    models = ("ours", "pyg_gat")
+    models = ("ours", "pyg_gat", "gather_scatter")
     rows, per_model = [], {m: {"edges": [], "time": [], "mem": []} for m in models}
     for nodes in sizes:
         runs: dict[str, list[dict]] = {m: [] for m in models}
@@ -200,7 +220,7 @@ def run(sizes: list[int], reps: int = 3, epochs: int = 2, avg_degree: float = 10
             per_model[m]["edges"].append(edges)
             per_model[m]["time"].append(med[m]["epoch_s"])
             per_model[m]["mem"].append(med[m]["train_mb"])
-        ours, ref = med["ours"], med["pyg_gat"]
+        ours, ref, floor = med["ours"], med["pyg_gat"], med["gather_scatter"]
         rows.append({"name": f"graph_scale/{nodes}", "nodes": nodes, "edges": edges,
                      "ours_s": ours["epoch_s"], "reference": "PyG GATConv (same widths)",
                      "reference_s": ref["epoch_s"], "ratio": ours["epoch_s"] / ref["epoch_s"],
@@ -209,7 +229,10 @@ def run(sizes: list[int], reps: int = 3, epochs: int = 2, avg_degree: float = 10
                      "ours_peak_rss_mb": ours["peak_rss_mb"], "reference_peak_rss_mb": ref["peak_rss_mb"],
                      "reps": reps, "epochs_per_rep": epochs, "threads": threads, "device": device, "order": order,
                      "ours_samples_s": [r["epoch_s"] for r in runs["ours"]],
-                     "reference_samples_s": [r["epoch_s"] for r in runs["pyg_gat"]]})
+                     "reference_samples_s": [r["epoch_s"] for r in runs["pyg_gat"]],
+                     "floor_s": floor["epoch_s"], "floor_train_mb": floor["train_mb"],
+                     "ratio_to_floor": ours["epoch_s"] / floor["epoch_s"],
+                     "reference_ratio_to_floor": ref["epoch_s"] / floor["epoch_s"]})
     slopes = {m: {"time_vs_edges": slope(v["edges"], v["time"]), "memory_vs_edges": slope(v["edges"], v["mem"])}
               for m, v in per_model.items()}
     return rows, slopes
@@ -245,11 +268,12 @@ def main(argv=None) -> int:
     rows, slopes = run(sizes, args.reps, args.epochs, args.avg_degree, args.threads,
                        log=lambda m: print(m, file=sys.stderr), device=str(resolve_device(args.device)),
                        order=args.order)
-    print(f"{'nodes':>9s} {'edges':>10s} {'ours s/ep':>10s} {'GAT s/ep':>9s} {'ratio':>6s} {'ours MiB':>9s} "
-          f"{'GAT MiB':>8s} {'mem ratio':>9s}")
+    print(f"{'nodes':>9s} {'edges':>10s} {'ours s/ep':>10s} {'GAT s/ep':>9s} {'ratio':>6s} {'floor s/ep':>10s} "
+          f"{'ours/floor':>10s} {'ours MiB':>9s} {'GAT MiB':>8s} {'mem ratio':>9s}")
     for r in rows:
         print(f"{r['nodes']:9d} {r['edges']:10d} {r['ours_s']:10.3f} {r['reference_s']:9.3f} {r['ratio']:6.2f} "
-              f"{r['ours_train_mb']:9.0f} {r['reference_train_mb']:8.0f} {r['memory_ratio']:9.2f}")
+              f"{r['floor_s']:10.3f} {r['ratio_to_floor']:10.2f} {r['ours_train_mb']:9.0f} "
+              f"{r['reference_train_mb']:8.0f} {r['memory_ratio']:9.2f}")
     for m, s in slopes.items():
         print(f"log-log slope vs edges, {m}: time {s['time_vs_edges']:.2f}, memory {s['memory_vs_edges']:.2f} "
               f"(1.0 = linear)")

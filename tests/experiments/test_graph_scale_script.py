@@ -38,5 +38,6 @@ def test_run_in_worker_processes(scale):
     assert [r["nodes"] for r in rows] == [300, 600] and all(r["order"] == "class" for r in rows)
     for r in rows:
         assert r["ratio"] == pytest.approx(r["ours_s"] / r["reference_s"]) and r["edges"] > 0
-    assert set(slopes) == {"ours", "pyg_gat"}
+        assert r["ratio_to_floor"] == pytest.approx(r["ours_s"] / r["floor_s"])
+    assert set(slopes) == {"ours", "pyg_gat", "gather_scatter"}
     assert all(math.isfinite(s["time_vs_edges"]) for s in slopes.values())
