@@ -38,7 +38,7 @@ from modgraph.record import EdgeRecorder
 from modgraph.train import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import add_processes_option, rows_of_processes  # noqa: E402
+from timing import add_processes_option, resolve_device, rows_of_processes  # noqa: E402
 
 
 def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
@@ -57,7 +57,13 @@ def time_steps(net, opt, x, y, steps: int) -> float:
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(net(x), y).backward()
         opt.step()
+    _sync(x.device)
     return (time.perf_counter() - start) / steps
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # the GPU's work is done when the clock stops
+        torch.cuda.synchronize(device)
 
 
 def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
@@ -71,8 +77,10 @@ def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
         if rec is not None and trainer.step % 10 == 0:
             rec.epoch_end()
 
+    _sync(x.device)
     start = time.perf_counter()
     fit(net, lambda n: F.cross_entropy(n(x), y), evaluate, steps=steps, eval_every=5, callback=callback)
+    _sync(x.device)
     return (time.perf_counter() - start) / steps
 
 
@@ -95,6 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: cuda when available, else cpu (default: auto)")
     add_processes_option(p)
     p.add_argument("--json", default=None, metavar="PATH",
                    help='write {"results": [step row, fit row]} (name, ours_s, reference_s, ratio, ...)')
@@ -110,11 +120,13 @@ def main(argv=None) -> int:
         write(args.json, rows)
         return 0
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     x, y = torch.randn(args.batch, args.features), torch.randint(0, args.classes, (args.batch,))
     xv, yv = torch.randn(args.batch // 3, args.features), torch.randint(0, args.classes, (args.batch // 3,))
+    x, y, xv, yv = (t.to(device) for t in (x, y, xv, yv))
 
-    net = network(args.features, args.hidden, args.classes)
+    net = network(args.features, args.hidden, args.classes).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     rec = EdgeRecorder(every=args.every)
     time_steps(net, opt, x, y, 50)  # warm-up (compiles the forward, allocates)
@@ -129,7 +141,8 @@ def main(argv=None) -> int:
         return t
 
     shape = {"network": f"{args.features}-{args.hidden}-{args.classes}", "batch": args.batch, "every": args.every,
-             "steps": args.steps, "reps": args.reps, "threads": args.threads, "unit": "s per step"}
+             "steps": args.steps, "reps": args.reps, "threads": args.threads, "device": str(device),
+             "unit": "s per step"}
     rows = []
 
     def row(name, without, recorded):
@@ -143,10 +156,10 @@ def main(argv=None) -> int:
     print(f"step: {a * 1e6:8.1f} us without, {b * 1e6:8.1f} us with the recorder: ratio {b / a:.3f}")
 
     def plain_fit():
-        return time_fit(network(args.features, args.hidden, args.classes), x, y, xv, yv, args.steps, None)
+        return time_fit(network(args.features, args.hidden, args.classes).to(device), x, y, xv, yv, args.steps, None)
 
     def recorded_fit():
-        n = network(args.features, args.hidden, args.classes)
+        n = network(args.features, args.hidden, args.classes).to(device)
         r = EdgeRecorder(every=args.every)
         with r.attach(n):
             return time_fit(n, x, y, xv, yv, args.steps, r)

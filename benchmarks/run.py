@@ -150,7 +150,8 @@ def bench_uci_time(args) -> list[dict]:
         out = Path(tmp) / "uci.json"
         extra = ["--dataset", "vehicle,glass", "--reps", "3", "--steps", "20"] if args.quick else []
         data = ["--data-root", args.data_root] if args.data_root else []
-        proc = run_script(path, [*extra, *data, "--threads", str(args.threads), "--json", str(out)], args.threads)
+        proc = run_script(path, [*extra, *data, "--threads", str(args.threads), "--device", args.device.type,
+                                 "--json", str(out)], args.threads)
         if proc.returncode != 0 or not out.exists():
             return [failed(name, proc, goal)]
         report = json.loads(out.read_text())
@@ -175,7 +176,8 @@ def bench_record_overhead(args) -> list[dict]:
     extra = ["--reps", "5", "--steps", "100", "--processes", "2"] if args.quick else []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
-        proc = run_script(path, [*extra, "--threads", str(args.threads), "--json", str(out)], args.threads)
+        proc = run_script(path, [*extra, "--threads", str(args.threads), "--device", args.device.type, "--json",
+                                 str(out)], args.threads)
         if proc.returncode != 0 or not out.exists():
             return [failed(name, proc, goal)]
         rows = json.loads(out.read_text())["results"]
@@ -264,8 +266,7 @@ def main(argv=None) -> int:
                                                           "cores more threads mostly wait on each other)")
     p.add_argument("--data-root", default=None, help="offline data (default: $MODGRAPH_DATA)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto: cuda when available, else cpu (default: auto); the UCI and recorder benchmarks "
-                        "take no device and run on the CPU")
+                   help="auto: cuda when available, else cpu (default: auto); every benchmark runs on it")
     args = p.parse_args(argv)
     args.device = resolve_device(args.device)
     names = list(BENCHMARKS) if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]

@@ -26,11 +26,14 @@ from pathlib import Path
 
 import torch
 
-from modgraph.benchmarks.uci import Protocol, build_program
-from modgraph.data import UCI_NAMES, load_uci
-from modgraph.errors import ModgraphError
-from modgraph.merge import fused_neuron_attention
-from modgraph.train import Phase, make_schedule
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import resolve_device  # noqa: E402
+
+from modgraph.benchmarks.uci import Protocol, build_program  # noqa: E402
+from modgraph.data import UCI_NAMES, load_uci  # noqa: E402
+from modgraph.errors import ModgraphError  # noqa: E402
+from modgraph.merge import fused_neuron_attention  # noqa: E402
+from modgraph.train import Phase, make_schedule  # noqa: E402
 
 ATTENTION_PHASES = {  # phase kinds of the alternating schedule
     "attention off": Phase("main", "main", False, 1),
@@ -45,8 +48,13 @@ def time_steps(program, phase: Phase, steps: int) -> tuple[float, float]:
     between). The process's CPU time leaves out the time other jobs hold the cores, so its ratios are steadier on a
     busy machine; the wall time is what a user waits."""
     p = Phase(phase.name, phase.trains, phase.attention, steps, phase.round)
+    cuda = program.ensemble.attention_enabled.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
     start, cpu = time.perf_counter(), time.process_time()
     program.fit(Protocol(), schedule=[p], steps=steps, eval_every=steps, patience=None)
+    if cuda:
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true",
                         help="also time the attention program with the fused kernel off (the modules as written)")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available, else cpu (default: auto)")
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     names = list(UCI_NAMES) if args.dataset == "all" else args.dataset.split(",")
@@ -81,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown data set(s) {bad}; valid: {', '.join(UCI_NAMES)}" if bad
               else "error: --folds >= 2, --steps >= 1 and --reps >= 1", file=sys.stderr)
         return 2
+    device = resolve_device(args.device)
     torch.set_num_threads(max(1, args.threads))
     shares = schedule_shares()
     protocol = Protocol(folds=args.folds)
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         except ModgraphError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        wd, att = build_program(data, "wd", protocol), build_program(data, "attention", protocol)
+        wd, att = build_program(data, "wd", protocol, device), build_program(data, "attention", protocol, device)
         joint = Phase("joint", "all", True, 1)
         time_steps(wd, joint, 3)  # warm-up (allocations, first vmap trace)
         for phase in ATTENTION_PHASES.values():
@@ -114,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         models = wd.ensemble.size
         alternating = sum(shares[k] * med[k] for k in ATTENTION_PHASES)
         row = {"dataset": name, "models": models, "steps_per_block": args.steps, "reps": args.reps,
+               "device": str(device),
                "wd_ms_per_step": 1000 * med["wd"],
                "attention_ms_per_step": {k: 1000 * med[k] for k in ATTENTION_PHASES},
                "ratio_joint": med["joint"] / med["wd"], "ratio_alternating": alternating / med["wd"],

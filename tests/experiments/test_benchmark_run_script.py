@@ -25,13 +25,15 @@ def run():
 
 def test_record_overhead_writes_step_and_fit_rows(record, tmp_path, capsys):
     out = tmp_path / "record.json"
-    assert record.main(["--steps", "3", "--reps", "1", "--batch", "12", "--processes", "1", "--json", str(out)]) == 0
+    assert record.main(["--steps", "3", "--reps", "1", "--batch", "12", "--processes", "1", "--device", "cpu",
+                        "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = json.loads(out.read_text())["results"]
     assert [r["name"] for r in rows] == ["step", "fit"]
     for r in rows:
         assert r["ratio"] == pytest.approx(r["ours_s"] / r["reference_s"])
         assert r["ours_s"] > 0 and r["reference_s"] > 0 and r["every"] == 1 and r["network"] == "18-30-4"
+        assert r["device"] == "cpu"
         assert f"ratio {r['ratio']:.3f}" in printed
 
 
@@ -97,6 +99,7 @@ def test_run_reads_the_record_overhead_json(run, tmp_path, monkeypatch):
     out = tmp_path / "bench.json"
     assert run.main(["--only", "record_overhead", "--quick", "--json", str(out)]) == 0
     assert calls[0][0] == "record_overhead.py" and "--reps" in calls[0][1] and "--processes" in calls[0][1]
+    assert calls[0][1][calls[0][1].index("--device") + 1] in ("cpu", "cuda")
     rows = json.loads(out.read_text())["results"]
     assert [(r["name"], r["met"], r["goal"]) for r in rows] == [("record_overhead/step", True, 1.10),
                                                                 ("record_overhead/fit", False, 1.10)]
