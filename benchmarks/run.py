@@ -90,6 +90,16 @@ def run_script(path: Path, args: list[str], threads: int, timeout: float | None 
                           cwd=str(repo), timeout=timeout)
 
 
+def run_json(name: str, flags: list[str], args) -> tuple[dict | None, subprocess.CompletedProcess]:
+    """Run ``benchmarks/<name>.py`` with ``flags``, this run's ``--threads`` and a temporary ``--json``: the JSON it
+    wrote (``None`` if it failed or wrote nothing) and the finished process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.json"
+        proc = run_script(script(name), [*flags, "--threads", str(args.threads), "--json", str(out)], args.threads)
+        ok = proc.returncode == 0 and out.exists()
+        return (json.loads(out.read_text()) if ok else None), proc
+
+
 def failed(name: str, proc: subprocess.CompletedProcess, goal=None) -> dict:
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return status_row(name, "failed", f"exit code {proc.returncode}: " + " | ".join(tail), goal)
@@ -97,16 +107,12 @@ def failed(name: str, proc: subprocess.CompletedProcess, goal=None) -> dict:
 
 # ------------------------------------------------------------------------------------------- the benchmarks
 def bench_executor(args) -> list[dict]:
-    name, path = "executor", script("executor")
+    name = "executor"
     extra = ["--reps", "5", "--steps", "30", "--processes", "2"] if args.quick else []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "executor.json"
-        proc = run_script(path, [*extra, "--threads", str(args.threads), "--device", args.device.type, "--json",
-                                 str(out)], args.threads)
-        if proc.returncode != 0 or not out.exists():
-            return [failed(name, proc, EXECUTOR_GOAL)]
-        rows = json.loads(out.read_text())["results"]
-    return [{**r, **provenance(path)} for r in rows]
+    report, proc = run_json(name, [*extra, "--device", args.device.type], args)
+    if report is None:
+        return [failed(name, proc, EXECUTOR_GOAL)]
+    return [{**r, **provenance(script(name))} for r in report["results"]]
 
 
 def bench_cora_speed(args) -> list[dict]:
@@ -115,14 +121,12 @@ def bench_cora_speed(args) -> list[dict]:
     data_root = args.data_root or os.environ.get("MODGRAPH_DATA")
     if not data_root:
         return [status_row(f"{name}/attention_gcn", "missing", "no Cora: set MODGRAPH_DATA or --data-root", goal)]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cora.json"
-        extra = ["--epochs", "200", "--reps", "2" if args.quick else "5"]
-        proc = run_script(path, [*extra, "--threads", str(args.threads), "--device", args.device.type, "--data-root",
-                                 data_root, "--json", str(out)], args.threads)
-        if proc.returncode != 0 or not out.exists():
-            return [failed(f"{name}/attention_gcn", proc, goal)]
-        models = {r["model"]: r for r in json.loads(out.read_text())["results"]}
+    flags = ["--epochs", "200", "--reps", "2" if args.quick else "5", "--device", args.device.type, "--data-root",
+             data_root]
+    report, proc = run_json(name, flags, args)
+    if report is None:
+        return [failed(f"{name}/attention_gcn", proc, goal)]
+    models = {r["model"]: r for r in report["results"]}
     rows = []
     for ours, ref, g in (("modgraph attention_gcn", "PyG GCN example", goal),
                          ("modgraph hop_attention", "PyG GCN example", goal),
@@ -146,15 +150,11 @@ def bench_cora_speed(args) -> list[dict]:
 def bench_uci_time(args) -> list[dict]:
     name, goal = "uci_time", 1.5
     path = script(name)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "uci.json"
-        extra = ["--dataset", "vehicle,glass", "--reps", "3", "--steps", "20"] if args.quick else []
-        data = ["--data-root", args.data_root] if args.data_root else []
-        proc = run_script(path, [*extra, *data, "--threads", str(args.threads), "--device", args.device.type,
-                                 "--json", str(out)], args.threads)
-        if proc.returncode != 0 or not out.exists():
-            return [failed(name, proc, goal)]
-        report = json.loads(out.read_text())
+    extra = ["--dataset", "vehicle,glass", "--reps", "3", "--steps", "20"] if args.quick else []
+    data = ["--data-root", args.data_root] if args.data_root else []
+    report, proc = run_json(name, [*extra, *data, "--device", args.device.type], args)
+    if report is None:
+        return [failed(name, proc, goal)]
     rows = []
     for r in report["results"]:
         wd = r["wd_ms_per_step"] / 1000
@@ -172,17 +172,12 @@ def bench_uci_time(args) -> list[dict]:
 
 def bench_record_overhead(args) -> list[dict]:
     name, goal = "record_overhead", RECORD_GOAL
-    path = script(name)
     extra = ["--reps", "5", "--steps", "100", "--processes", "2"] if args.quick else []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "record.json"
-        proc = run_script(path, [*extra, "--threads", str(args.threads), "--device", args.device.type, "--json",
-                                 str(out)], args.threads)
-        if proc.returncode != 0 or not out.exists():
-            return [failed(name, proc, goal)]
-        rows = json.loads(out.read_text())["results"]
-    return [{**r, "name": f"{name}/{r['name']}", "goal": goal, "met": bool(r["ratio"] <= goal), **provenance(path)}
-            for r in rows]
+    report, proc = run_json(name, [*extra, "--device", args.device.type], args)
+    if report is None:
+        return [failed(name, proc, goal)]
+    return [{**r, "name": f"{name}/{r['name']}", "goal": goal, "met": bool(r["ratio"] <= goal),
+             **provenance(script(name))} for r in report["results"]]
 
 
 def bench_graph_scale(args) -> list[dict]:
