@@ -28,7 +28,7 @@ from torch_geometric.nn import GATConv, GCNConv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
-from common import format_table, resolve_device, run_main, write_json  # noqa: E402
+from common import format_table, positive, resolve_device, run_main, write_json  # noqa: E402
 from cora import RECIPES, optimizer_factory, prepare  # noqa: E402
 
 import modgraph as mg  # noqa: E402
@@ -134,9 +134,12 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto: cuda when available, else cpu (default: auto)")
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
+    for flag in ("epochs", "reps", "threads"):
+        positive(f"--{flag}", getattr(args, flag))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

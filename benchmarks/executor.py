@@ -188,8 +188,9 @@ def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=11, help="interleaved repetitions (default 11)")
-    parser.add_argument("--steps", type=int, default=100, help="forward+backward iterations per sample (default 100)")
+    parser.add_argument("--reps", type=timing.positive_int, default=11, help="interleaved repetitions (default 11)")
+    parser.add_argument("--steps", type=timing.positive_int, default=100,
+                        help="forward+backward iterations per sample (default 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1: tiny ops, shared "
                                                                 "cores; 0 keeps torch's choice)")
     parser.add_argument("--interpret", action="store_true", help="also time ModuleGraph.interpret")
@@ -198,6 +199,8 @@ def main(argv=None) -> int:
     timing.add_processes_option(parser)
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 (torch's choice) or positive, got {args.threads}")
     rows = timing.rows_of_processes(parser, args, __file__, argv)
     if rows is not None:
         print(f"medians of {args.processes} processes:")

@@ -238,13 +238,29 @@ def run(sizes: list[int], reps: int = 3, epochs: int = 2, avg_degree: float = 10
     return rows, slopes
 
 
+def node_counts(text: str) -> list[int]:
+    """``--sizes``: comma-separated node counts, each at least 5 (the generator's classes)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated node counts, got {text!r}") from None
+    if any(v < 5 for v in values):
+        raise argparse.ArgumentTypeError(f"every size must be at least 5 nodes (5 classes), got {text!r}")
+    return values
+
+
 def main(argv=None) -> int:
+    sys.path.insert(0, str(HERE))
+    from timing import positive_int, resolve_device
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="10000,100000,1000000", help="node counts, comma-separated")
+    p.add_argument("--sizes", type=node_counts, default="10000,100000,1000000",
+                   help="node counts, comma-separated, each at least 5 (the classes)")
     p.add_argument("--avg-degree", type=float, default=10.0)
-    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions per size (default 3)")
-    p.add_argument("--epochs", type=int, default=2, help="timed epochs per process, after one warm-up (default 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--reps", type=positive_int, default=3, help="interleaved repetitions per size (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=2,
+                   help="timed epochs per process, after one warm-up (default 2)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: cuda when available, else cpu (default: auto); on CUDA memory is the allocator's peak")
     p.add_argument("--order", default="random", choices=["random", "class"],
@@ -255,17 +271,15 @@ def main(argv=None) -> int:
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.avg_degree >= 0:
+        p.error(f"--avg-degree must be a number >= 0, got {args.avg_degree}")
     if args.worker:
         print(json.dumps(worker(args.nodes, args.model, args.epochs, args.avg_degree, args.threads, args.seed,
                                 args.device, args.order)))
         return 0
-    sys.path.insert(0, str(HERE))
-    from timing import resolve_device
-
     from modgraph.io import atomic_write_text
 
-    sizes = [int(s) for s in args.sizes.split(",")]
-    rows, slopes = run(sizes, args.reps, args.epochs, args.avg_degree, args.threads,
+    rows, slopes = run(args.sizes, args.reps, args.epochs, args.avg_degree, args.threads,
                        log=lambda m: print(m, file=sys.stderr), device=str(resolve_device(args.device)),
                        order=args.order)
     print(f"{'nodes':>9s} {'edges':>10s} {'ours s/ep':>10s} {'GAT s/ep':>9s} {'ratio':>6s} {'floor s/ep':>10s} "

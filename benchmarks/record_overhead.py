@@ -38,7 +38,7 @@ from modgraph.record import EdgeRecorder
 from modgraph.train import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import add_processes_option, resolve_device, rows_of_processes  # noqa: E402
+from timing import add_processes_option, positive_int, resolve_device, rows_of_processes  # noqa: E402
 
 
 def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
@@ -95,14 +95,15 @@ def interleaved(run_plain, run_recorded, reps: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--features", type=int, default=18)
-    p.add_argument("--hidden", type=int, default=30)
-    p.add_argument("--classes", type=int, default=4)
-    p.add_argument("--batch", type=int, default=508, help="training rows per (full-batch) step")
-    p.add_argument("--steps", type=int, default=200, help="steps per timed repetition")
-    p.add_argument("--reps", type=int, default=9, help="interleaved repetitions per measurement")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--every", type=int, default=1, help="EdgeRecorder(every=...): record one forward in this many")
+    p.add_argument("--features", type=positive_int, default=18)
+    p.add_argument("--hidden", type=positive_int, default=30)
+    p.add_argument("--classes", type=positive_int, default=4)
+    p.add_argument("--batch", type=positive_int, default=508, help="training rows per (full-batch) step")
+    p.add_argument("--steps", type=positive_int, default=200, help="steps per timed repetition")
+    p.add_argument("--reps", type=positive_int, default=9, help="interleaved repetitions per measurement")
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--every", type=positive_int, default=1,
+                   help="EdgeRecorder(every=...): record one forward in this many")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: cuda when available, else cpu (default: auto)")
     add_processes_option(p)

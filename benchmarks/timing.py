@@ -7,6 +7,7 @@ and the medians are compared as a ratio ``ours / reference``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -131,18 +132,26 @@ def in_processes(script: str | Path, argv: list[str], processes: int) -> list[di
     return combine(runs)
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer of at least 1 (argparse names the option in its one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def add_processes_option(parser) -> None:
     """``--processes N``: measure in ``N`` fresh processes (default 5) and combine them (see :func:`in_processes`)."""
-    parser.add_argument("--processes", type=int, default=5,
+    parser.add_argument("--processes", type=positive_int, default=5,
                         help="fresh processes, one after the other; the ratio is the median of theirs (default 5)")
 
 
 def rows_of_processes(parser, args, script: str | Path, argv: list[str] | None) -> list[dict] | None:
     """The combined rows of ``args.processes`` fresh processes of ``script``, or ``None`` when it is 1 (measure in
-    this process). Exits through ``parser.error`` below 1, and with one line on stderr and code 1 when a process
-    fails (not a traceback of this one)."""
-    if args.processes < 1:
-        parser.error(f"--processes must be at least 1, got {args.processes}")
+    this process). Exits with one line on stderr and code 1 when a process fails (not a traceback of this one)."""
     if args.processes == 1:
         return None
     try:

@@ -77,10 +77,15 @@ def test_a_failing_process_is_reported_in_one_line(record, monkeypatch, capsys):
     assert "record_overhead: process 1 of 2 failed (exit code 3): Traceback ...\nMemoryError" in err
 
 
-def test_record_overhead_rejects_zero_processes(record, capsys):
-    with pytest.raises(SystemExit):
-        record.main(["--processes", "0"])
-    assert "--processes must be at least 1, got 0" in capsys.readouterr().err
+@pytest.mark.parametrize("flags, message", [
+    (["--processes", "0"], "argument --processes: expected a positive integer, got 0"),
+    (["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+    (["--every", "x"], "argument --every: expected a positive integer, got 'x'"),
+])
+def test_record_overhead_rejects_bad_numbers_in_one_line(record, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        record.main(flags)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_run_reads_the_record_overhead_json(run, tmp_path, monkeypatch):
@@ -139,10 +144,15 @@ def test_executor_in_fresh_processes(executor, tmp_path, capsys):
     assert printed.count("process ") == 2
 
 
-def test_executor_rejects_zero_processes(executor, capsys):
-    with pytest.raises(SystemExit):
-        executor.main(["--processes", "0"])
-    assert "--processes must be at least 1, got 0" in capsys.readouterr().err
+@pytest.mark.parametrize("flags, message", [
+    (["--processes", "0"], "argument --processes: expected a positive integer, got 0"),
+    (["--reps", "0"], "argument --reps: expected a positive integer, got 0"),
+    (["--threads", "-1"], "--threads must be 0 (torch's choice) or positive, got -1"),
+])
+def test_executor_rejects_bad_numbers_in_one_line(executor, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        executor.main(flags)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_run_reads_the_executor_json(run, tmp_path, monkeypatch):

@@ -44,3 +44,9 @@ def test_recorder_rows_record_every_training_forward(data_root):
     for key, info in rec.gates.items():  # one training forward per epoch: the evaluation forwards were paused
         assert [stats.count for _, stats in info.history] == [1, 1, 1], key
     assert any(info.level == "graph" and info.shape[0] == d["edge_index"].size(1) + 2708 for info in rec.gates.values())
+
+
+def test_a_bad_number_is_one_line_and_exit_code_2(data_root, capsys):
+    bench = load_script("benchmarks/cora_speed.py", "cora_speed")
+    assert bench.run_main(bench.main, ["--reps", "0", "--data-root", str(data_root)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --reps must be a positive integer, got 0"

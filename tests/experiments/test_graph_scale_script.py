@@ -41,3 +41,15 @@ def test_run_in_worker_processes(scale):
         assert r["ratio_to_floor"] == pytest.approx(r["ours_s"] / r["floor_s"])
     assert set(slopes) == {"ours", "pyg_gat", "gather_scatter"}
     assert all(math.isfinite(s["time_vs_edges"]) for s in slopes.values())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sizes", "abc"], "argument --sizes: expected comma-separated node counts, got 'abc'"),
+    (["--sizes", "3,100"], "argument --sizes: every size must be at least 5 nodes (5 classes), got '3,100'"),
+    (["--reps", "0"], "argument --reps: expected a positive integer, got 0"),
+    (["--avg-degree", "-1"], "--avg-degree must be a number >= 0, got -1.0"),
+])
+def test_bad_numbers_are_one_line_errors(scale, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        scale.main(flags)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
