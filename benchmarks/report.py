@@ -49,11 +49,16 @@ def scale_table(rows: list[dict]) -> str:
     sizes = [r for r in rows if r["benchmark"] == "graph_scale" and "nodes" in r]
     if not sizes:
         return ""
-    lines = ["| nodes | edges | ours s/epoch | PyG GAT s/epoch | time ratio | ours training MiB | PyG GAT training MiB "
-             "| memory ratio | ours peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    floor = all("floor_s" in r for r in sizes)  # runs since 2026-12-06 also time the memory system's floor
+    lines = ["| nodes | edges | ours s/epoch | PyG GAT s/epoch | time ratio | "
+             + ("floor s/epoch | ours / floor | " if floor else "")
+             + "ours training MiB | PyG GAT training MiB | memory ratio | ours peak RSS MiB |",
+             "|---|---|---|---|---|" + ("---|---|" if floor else "") + "---|---|---|---|"]
     for r in sizes:
         lines.append(f"| {r['nodes']:,} | {r['edges']:,} | {r['ours_s']:.3f} | {r['reference_s']:.3f} | "
-                     f"{r['ratio']:.2f} | {r['ours_train_mb']:.0f} | {r['reference_train_mb']:.0f} | "
+                     f"{r['ratio']:.2f} | "
+                     + (f"{r['floor_s']:.3f} | {r['ratio_to_floor']:.2f} | " if floor else "")
+                     + f"{r['ours_train_mb']:.0f} | {r['reference_train_mb']:.0f} | "
                      f"{r['memory_ratio']:.2f} | {r['ours_peak_rss_mb']:.0f} |")
     slopes = next((r["slopes"] for r in rows if r.get("slopes")), None)
     if slopes:
@@ -64,13 +69,39 @@ def scale_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def load(path: str) -> tuple[list[dict], dict]:
+    """The rows and the machine of a ``benchmarks/run.py --json`` file; ``ValueError`` naming the file and the
+    fault (missing, not JSON, not ``{"results": [...]}``, a row without ``name`` or ``benchmark``)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it ({err.strerror or err})") from None
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    rows = report.get("results") if isinstance(report, dict) else None
+    if not isinstance(rows, list):
+        raise ValueError(f'{path}: expected {{"results": [...], "machine": {{...}}}} as benchmarks/run.py --json '
+                         f"writes it")
+    for i, r in enumerate(rows):
+        missing = [k for k in ("name", "benchmark") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{path}: row {i} has no {' or '.join(missing)} (not a benchmarks/run.py row)")
+    info = report.get("machine")
+    return rows, info if isinstance(info, dict) else {}
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python benchmarks/report.py bench.json", file=sys.stderr)
         return 2
-    report = json.loads(Path(argv[0]).read_text())
-    rows, info = report["results"], report.get("machine", {})
+    try:
+        rows, info = load(argv[0])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"Command: `{info.get('command', '?')}` (started {info.get('started', '?')}, "
           f"{info.get('minutes', '?')} min)\n")
     print(f"Machine: {info.get('cpus')} CPUs, {info.get('ram_gb')} GB RAM, {info.get('platform')}, Python "
