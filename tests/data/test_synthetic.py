@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch_geometric.utils import contains_self_loops, is_undirected
 
@@ -62,14 +62,15 @@ def test_features_are_class_correlated() -> None:
     assert 0.35 < accuracy < 0.95  # well above chance (0.2), but not separable on features alone
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any ATen operator returns while the mode is on."""
+class _LargestTensor(TorchFunctionMode):
+    """Records the largest tensor any torch function or tensor method returns while the mode is on (the public
+    ``torch.overrides`` mode: it sees every call the generator and PyG's utilities make through torch's API)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.numel, self.op = 0, None
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.numel() > self.numel:
@@ -78,7 +79,7 @@ class _LargestTensor(TorchDispatchMode):
 
 
 def test_100k_nodes_without_dense_allocation() -> None:
-    # A dense 100k x 100k adjacency would need 10^10 entries; the edge-wise sampler needs O(N + E): no operator may
+    # A dense 100k x 100k adjacency would need 10^10 entries; the edge-wise sampler needs O(N + E): no torch call may
     # return a tensor larger than the features [N, F] or the edges [2, E] (a count, not a timing: nothing noisy).
     with _LargestTensor() as largest:
         data = sbm_graph(100_000, avg_degree=10, num_features=32, seed=0)
