@@ -18,6 +18,7 @@ def test_tiny_run_writes_every_model_and_ratio(data_root, tmp_path, capsys):
             "modgraph hop_attention", "modgraph attention_gcn +recorder",
             "modgraph hop_attention +recorder"} <= set(rows)
     assert rows["PyG GCN example"]["ratio_to_pyg_gcn"] == 1.0
+    assert all(r["minor_faults_per_epoch"] >= 0 for r in rows.values())
     for r in rows.values():
         assert r["median_s"] > 0 and abs(r["ratio_to_pyg_gcn"] - r["median_s"] / rows["PyG GCN example"]["median_s"]) \
             < 1e-12
