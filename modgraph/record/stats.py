@@ -20,6 +20,11 @@ moved into float64 totals every ``FLUSH`` additions), the textbook remedy for th
 
 (population variance, ``correction=0``).
 
+An epoch whose only batch is a **single sample** (a graph gate's ``[1, E * heads]`` in full-batch training, one
+recorded forward per epoch) is not added at all: the batch is copied aside, and its values are the statistics
+(mean and extremes equal the weights, the spread is 0). A second batch adds the held one first, so the result is
+the same either way; the accumulators are touched, and cleared at the epoch's end, only when something was added.
+
 Every statistic is elementwise, so the accumulators follow the weights' **memory order**: a batch that is a permuted
 view (the neuron-level attention's fused kernel hands out ``[B, in, out]`` as the transpose of its ``[B, out, in]``
 result) is added as it lies in memory, with no copy, and :meth:`RunningStats.summary` permutes the results back to
@@ -91,6 +96,9 @@ class RunningStats:
         self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH additions per row)
         self._t = torch.full((), self.threshold, **self._f32)
         self.order: tuple[int, ...] | None = None  # the per-sample dims in memory order (set by the first batch)
+        self._held = False  # the epoch so far is one single-sample batch, kept in `_single`, not yet added
+        self._single = torch.empty(0, size, **self._f32)
+        self._dirty = False  # whether the accumulators hold anything since the last reset
 
     @property
     def device(self) -> torch.device:
@@ -100,12 +108,15 @@ class RunningStats:
         """Forget everything added (the buffers are kept: a recorder reuses them epoch after epoch)."""
         self.count = self.pending = 0
         self.shift = None
-        self.sums.zero_()
+        self._held = False
+        if self._dirty:
+            self.sums.zero_()
+            self.lo.fill_(float("inf"))
+            self.hi.fill_(float("-inf"))
+            self._dirty = False
         if self.flushed:
             self.totals.zero_()
             self.flushed = False
-        self.lo.fill_(float("inf"))
-        self.hi.fill_(float("-inf"))
 
     def _grow(self, rows: int) -> None:
         """Accumulators of ``rows`` rows, the old rows kept (new rows: zero sums, +-inf extremes)."""
@@ -130,6 +141,21 @@ class RunningStats:
         if self.order is None:
             self.order = _memory_order(w)
         w = w.permute(0, *(d + 1 for d in self.order)).reshape(n, self.size).float()  # (N, D), no copy in order
+        if n == 1 and self.count == 0:  # perhaps the epoch's only batch: kept aside, added only if another follows
+            if self._single.shape[0] != 1:
+                self._single = torch.empty(1, self.size, **self._f32)
+            self._single.copy_(w)
+            self.count, self._held = 1, True
+            return
+        if self._held:
+            self.count, self._held = 0, False
+            self._add(self._single)
+        self._add(w)
+
+    def _add(self, w: torch.Tensor) -> None:
+        """Add ``w`` ``[N, D]`` (memory order, float32) to the accumulators."""
+        n = w.shape[0]
+        self._dirty = True
         if n > self.rows and self.rows < self.max_rows:
             self._grow(min(n, self.max_rows))
         if self.shift is None:
@@ -162,6 +188,14 @@ class RunningStats:
         if self.count == 0:
             nan = torch.full(self.shape, float("nan"), **self._f32)
             return EdgeStats(0, nan, nan.clone(), nan.clone(), nan.clone(), nan.clone())
+        if self._held:  # one sample: its weights are the mean and both extremes, with no spread
+            w, out = self._single[0], torch.empty(5, self.size, **self._f32)
+            out[0].copy_(w)
+            out[1].zero_()
+            out[2].copy_(w)
+            out[3].copy_(w)
+            out[4].copy_(torch.lt(w, self._t))
+            return EdgeStats(1, *self._in_shape(out).unbind(0))
         if self.flushed or self.count >= 1 << 24:  # float64 totals: float32 sums would round the counts
             self._flush()
             (s1, s2, under), shift = self.totals, self.shift.squeeze(0).double()
@@ -179,11 +213,15 @@ class RunningStats:
             torch.amin(self.lo, 0, out=out[2])
             torch.amax(self.hi, 0, out=out[3])
         torch.div(under, n, out=out[4]) if under.dtype == out.dtype else out[4].copy_(under / n)
+        return EdgeStats(n, *self._in_shape(out).unbind(0))  # views of this fresh block
+
+    def _in_shape(self, out: torch.Tensor) -> torch.Tensor:
+        """``[5, D]`` statistics in memory order -> ``[5, *shape]`` in the declared order."""
         if self.order is not None and self.order != tuple(range(len(self.shape))):  # back from memory order
             stored = tuple(self.shape[d] for d in self.order)
             inverse = tuple(self.order.index(d) for d in range(len(self.shape)))
-            out = out.view(5, *stored).permute(0, *(d + 1 for d in inverse)).contiguous()
-        return EdgeStats(n, *out.view(5, *self.shape).unbind(0))  # views of this fresh block
+            return out.view(5, *stored).permute(0, *(d + 1 for d in inverse)).contiguous()
+        return out.view(5, *self.shape)
 
 
 def _memory_order(w: torch.Tensor) -> tuple[int, ...]:

@@ -86,3 +86,33 @@ def test_permuted_views_are_accumulated_in_memory_order_and_summarised_in_shape(
     extra = views[0].contiguous()
     rs.update(extra)
     check(rs.summary(), torch.cat([*(v.contiguous() for v in views), extra]), 0.4)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_single_sample_epoch_is_held_aside_and_is_its_own_statistics(transposed):
+    # a graph gate in full-batch training: one [1, E, H] batch per epoch; nothing is accumulated for it, and its
+    # summary is exact (mean and extremes equal the weights, no spread); the accumulators stay clean for the next
+    torch.manual_seed(5)
+    w = torch.rand(1, 4, 3)
+    batch = w.transpose(1, 2).contiguous().transpose(1, 2) if transposed else w  # a permuted view when transposed
+    rs = RunningStats((4, 3), 0.4)
+    rs.update(batch)
+    assert rs._held and not rs._dirty and rs.rows == 0  # held, not added
+    stats = rs.summary()
+    assert stats.count == 1 and torch.equal(stats.mean, w[0]) and torch.equal(stats.std, torch.zeros(4, 3))
+    assert torch.equal(stats.min, w[0]) and torch.equal(stats.max, w[0])
+    assert torch.equal(stats.under, (w[0] < 0.4).float())
+    expected = w[0].clone()
+    batch.mul_(0.0)  # the held copy is the recorder's own: changing the caller's tensor changes nothing
+    assert torch.equal(rs.summary().mean, expected)
+    rs.reset()
+    more = [torch.rand(n, 4, 3) for n in (3, 2)]
+    check(feed(rs, more), torch.cat(more), 0.4)  # the next epoch: exact, from clean accumulators
+
+
+def test_a_held_single_sample_is_added_when_another_batch_follows():
+    torch.manual_seed(6)
+    batches = [torch.rand(n, 2, 5) for n in (1, 1, 4, 1)]
+    rs = RunningStats((2, 5), 0.5)
+    check(feed(rs, batches), torch.cat(batches), 0.5)
+    assert not rs._held and rs.count == 7
