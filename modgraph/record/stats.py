@@ -96,9 +96,13 @@ class RunningStats:
         self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH additions per row)
         self._t = torch.full((), self.threshold, **self._f32)
         self.order: tuple[int, ...] | None = None  # the per-sample dims in memory order (set by the first batch)
-        self._held = False  # the epoch so far is one single-sample batch, kept in `_single`, not yet added
         self._single = torch.empty(0, size, **self._f32)
         self._dirty = False  # whether the accumulators hold anything since the last reset
+
+    @property
+    def _held(self) -> bool:
+        """Whether the epoch so far is one single-sample batch, kept in ``_single`` and not added (nothing was)."""
+        return self.count > 0 and not self._dirty
 
     @property
     def device(self) -> torch.device:
@@ -108,7 +112,6 @@ class RunningStats:
         """Forget everything added (the buffers are kept: a recorder reuses them epoch after epoch)."""
         self.count = self.pending = 0
         self.shift = None
-        self._held = False
         if self._dirty:
             self.sums.zero_()
             self.lo.fill_(float("inf"))
@@ -145,10 +148,10 @@ class RunningStats:
             if self._single.shape[0] != 1:
                 self._single = torch.empty(1, self.size, **self._f32)
             self._single.copy_(w)
-            self.count, self._held = 1, True
+            self.count = 1
             return
         if self._held:
-            self.count, self._held = 0, False
+            self.count = 0
             self._add(self._single)
         self._add(w)
 
