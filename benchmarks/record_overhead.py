@@ -38,7 +38,7 @@ from modgraph.record import EdgeRecorder
 from modgraph.train import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import add_processes_option, positive_int, resolve_device, rows_of_processes  # noqa: E402
+from timing import add_processes_option, positive_int, resolve_device, rows_of_processes, synchronize  # noqa: E402
 
 
 def network(features: int, hidden: int, classes: int) -> mg.ModuleGraph:
@@ -57,13 +57,8 @@ def time_steps(net, opt, x, y, steps: int) -> float:
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(net(x), y).backward()
         opt.step()
-    _sync(x.device)
+    synchronize(x.device)
     return (time.perf_counter() - start) / steps
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":  # the GPU's work is done when the clock stops
-        torch.cuda.synchronize(device)
 
 
 def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
@@ -77,10 +72,10 @@ def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
         if rec is not None and trainer.step % 10 == 0:
             rec.epoch_end()
 
-    _sync(x.device)
+    synchronize(x.device)
     start = time.perf_counter()
     fit(net, lambda n: F.cross_entropy(n(x), y), evaluate, steps=steps, eval_every=5, callback=callback)
-    _sync(x.device)
+    synchronize(x.device)
     return (time.perf_counter() - start) / steps
 
 

@@ -44,15 +44,18 @@ def interleaved(candidates: dict[str, Callable[[], float]], reps: int) -> dict[s
     return samples
 
 
+def synchronize(device: torch.device | str | None) -> None:
+    """Wait until the work queued on ``device`` is done (CUDA); nothing on the CPU. Clocks stop after it."""
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(fn: Callable[[], object], sync: torch.device | None = None) -> Sample:
     """Wall-clock seconds taken by ``fn()``, with CPU seconds in ``.cpu`` (CUDA work is waited for)."""
-    cuda = sync is not None and torch.device(sync).type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(sync)
+    synchronize(sync)
     start, start_cpu = time.perf_counter(), time.process_time()
     fn()
-    if cuda:
-        torch.cuda.synchronize(sync)
+    synchronize(sync)
     return Sample(time.perf_counter() - start, time.process_time() - start_cpu)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import resolve_device  # noqa: E402
+from timing import resolve_device, synchronize  # noqa: E402
 
 from modgraph.benchmarks.uci import Protocol, build_program  # noqa: E402
 from modgraph.data import UCI_NAMES, load_uci  # noqa: E402
@@ -48,13 +48,11 @@ def time_steps(program, phase: Phase, steps: int) -> tuple[float, float]:
     between). The process's CPU time leaves out the time other jobs hold the cores, so its ratios are steadier on a
     busy machine; the wall time is what a user waits."""
     p = Phase(phase.name, phase.trains, phase.attention, steps, phase.round)
-    cuda = program.ensemble.attention_enabled.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
+    device = next(program.ensemble.parameters()).device
+    synchronize(device)
     start, cpu = time.perf_counter(), time.process_time()
     program.fit(Protocol(), schedule=[p], steps=steps, eval_every=steps, patience=None)
-    if cuda:
-        torch.cuda.synchronize()
+    synchronize(device)
     return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
