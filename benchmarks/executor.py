@@ -16,8 +16,8 @@ One timed sample is ``--steps`` iterations of ``zero_grad, forward, loss, backwa
 ``ModuleGraph.forward`` runs the plan as ``torch.fx``-compiled straight-line code; ``--interpret`` adds rows for
 the step-by-step reference executor (``ModuleGraph.interpret``). Goal: ratio <= 1.10.
 
-The ratio of one process does not repeat in the next: on the 2-core machine of ``docs/benchmarks.md`` three
-processes of the same code measured 1.23, 1.10 and 0.95 for ``uci_mlp``, the same operators on both sides. So the
+The ratio of one process does not repeat in the next: on the 2-core machine of ``docs/benchmarks.md`` three runs
+of ``--reps 7 --processes 1`` measured 1.23, 1.10 and 0.95 for ``uci_mlp``, the same operators on both sides. So the
 measurement runs in ``--processes`` fresh processes (default 5), one after the other, and reports per network the
 median of their ratios (``ratio``, each process's in ``process_ratios``) and the medians of their times.
 """
