@@ -14,7 +14,8 @@ same parameters (copied, and the outputs checked equal before timing):
 
 One timed sample is ``--steps`` iterations of ``zero_grad, forward, loss, backward``; rows give seconds per step.
 ``ModuleGraph.forward`` runs the plan as ``torch.fx``-compiled straight-line code; ``--interpret`` adds rows for
-the step-by-step reference executor (``ModuleGraph.interpret``). Goal: ratio <= 1.10.
+the step-by-step reference executor (``ModuleGraph.interpret``). Goal: ratio <= 1.10. ``--profile`` times nothing:
+it lists, per network, the ATen operators whose calls per step differ between the two sides (``torch.profiler``).
 
 The ratio of one process does not repeat in the next: on the 2-core machine of ``docs/benchmarks.md`` three runs
 of ``--reps 7 --processes 1`` measured 1.23, 1.10 and 0.95 for ``uci_mlp``, the same operators on both sides. So the
@@ -25,6 +26,7 @@ median of their ratios (``ratio``, each process's in ``process_ratios``) and the
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 from pathlib import Path
@@ -162,6 +164,43 @@ def sampler(model, forward, x, y, steps: int):
     return lambda: timed(lambda: train_steps(model, forward, x, y, steps), sync=x.device)
 
 
+# views and indexing: no arithmetic, no copy; the only operators a step of ours may add to the reference's (see
+# ``operator_differences``)
+NO_COMPUTE = frozenset({"aten::detach", "aten::unflatten", "aten::view", "aten::reshape", "aten::select",
+                        "aten::select_backward", "aten::slice", "aten::slice_backward"})
+
+
+def operator_counts(model, forward, x, y, steps: int = 5) -> collections.Counter:
+    """ATen operator -> calls per step, from a ``torch.profiler`` trace of ``steps`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    train_steps(model, forward, x, y, 1)  # warm-up: the fx compile is not part of a step
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_steps(model, forward, x, y, steps)
+    counts = collections.Counter()
+    for event in prof.key_averages():
+        if event.key.startswith("aten::"):
+            counts[event.key] += event.count
+    return collections.Counter({k: v / steps for k, v in counts.items()})
+
+
+def operator_differences(seed: int = 0, steps: int = 5) -> dict:
+    """network -> {operator: (calls per step ours, reference)} for every operator whose counts differ."""
+    out = {}
+    for name, (net, ref, x, y) in cases(seed).items():
+        ours, theirs = operator_counts(net, net, x, y, steps), operator_counts(ref, ref, x, y, steps)
+        out[name] = {k: (ours[k], theirs[k]) for k in sorted(set(ours) | set(theirs)) if ours[k] != theirs[k]}
+    return out
+
+
+def print_profile(steps: int) -> None:
+    for name, diff in operator_differences(steps=steps).items():
+        print(f"{name}: " + ("the same ATen operators, the same number of calls per step" if not diff else
+                             "ATen operators called a different number of times per step (ours / hand-written):"))
+        for op, (a, b) in diff.items():
+            print(f"    {op:28s} {a:7.1f} / {b:7.1f}" + ("" if op in NO_COMPUTE else "   <- computes"))
+
+
 def run(reps: int = 11, steps: int = 100, interpret: bool = False, seed: int = 0,
         device: torch.device | str = "cpu") -> list[dict]:
     rows = []
@@ -196,11 +235,17 @@ def main(argv=None) -> int:
     parser.add_argument("--interpret", action="store_true", help="also time ModuleGraph.interpret")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: cuda when available, else cpu (default: auto)")
+    parser.add_argument("--profile", action="store_true",
+                        help="no timing: list the ATen operators whose calls per step differ between ours and the "
+                             "hand-written module (torch.profiler, --steps steps, CPU)")
     timing.add_processes_option(parser)
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
     if args.threads < 0:
         parser.error(f"--threads must be 0 (torch's choice) or positive, got {args.threads}")
+    if args.profile:
+        print_profile(args.steps)
+        return 0
     rows = timing.rows_of_processes(parser, args, __file__, argv)
     if rows is not None:
         print(f"medians of {args.processes} processes:")

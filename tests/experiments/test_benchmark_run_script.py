@@ -144,6 +144,26 @@ def test_executor_in_fresh_processes(executor, tmp_path, capsys):
     assert printed.count("process ") == 2
 
 
+def test_executor_adds_no_computing_operator_to_the_hand_written_step(executor):
+    """The profile behind docs/benchmarks.md section 1: per step, ours calls the reference's computing operators
+    exactly as often; the only extra calls are views and indexing (the gate's unflatten, its reported detach)."""
+    diff = executor.operator_differences(steps=2)
+    assert set(diff) == {"uci_mlp", "uci_mlp_plain", "random_dag_20"}
+    assert diff["uci_mlp_plain"] == {}
+    assert diff["uci_mlp"] == {"aten::detach": (7.0, 6.0), "aten::unflatten": (1.0, 0.0)}
+    assert set(diff["random_dag_20"]) <= executor.NO_COMPUTE
+
+
+def test_executor_profile_sees_an_extra_operator(executor):
+    """The comparison can fail: a step that adds one multiplication shows it, as computing."""
+    net, ref, x, y = executor.cases()["uci_mlp_plain"]
+    ours = executor.operator_counts(net, lambda v: net(v) * 1.0, x, y, steps=2)
+    theirs = executor.operator_counts(ref, ref, x, y, steps=2)
+    differing = {k for k in set(ours) | set(theirs) if ours[k] != theirs[k]}
+    assert ours["aten::mul"] == theirs["aten::mul"] + 2  # the product, and its gradient's
+    assert not differing <= executor.NO_COMPUTE
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--processes", "0"], "argument --processes: expected a positive integer, got 0"),
     (["--reps", "0"], "argument --reps: expected a positive integer, got 0"),
