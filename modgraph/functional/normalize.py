@@ -90,7 +90,10 @@ def _check_segments(scores: Tensor, index: Tensor, num_segments: int | None, whe
 
 
 def _sparsemax_last_dim(z: Tensor) -> Tensor:
-    """Sparsemax along the last dimension of ``z`` (no autograd; ``z.size(-1) > 0``)."""
+    """Sparsemax along the last dimension of ``z`` (no autograd; ``z.size(-1) > 0``). Half precision is computed
+    in float32 (the ranks and cumulative sums would round) and returned in its own dtype."""
+    if z.dtype in (torch.float16, torch.bfloat16):
+        return _sparsemax_last_dim(z.float()).to(z.dtype)
     n = z.size(-1)
     z = z - z.amax(dim=-1, keepdim=True)  # (..., n); the largest entry is 0
     z_sorted = z.sort(dim=-1, descending=True).values  # (..., n)
@@ -103,15 +106,22 @@ def _sparsemax_last_dim(z: Tensor) -> Tensor:
 
 
 class _Sparsemax(torch.autograd.Function):
+    """Sparsemax along ``dim`` (non-negative); under ``torch.vmap``, one call on the stacked tensor (``dim + 1``)."""
+
     @staticmethod
-    def forward(ctx, z: Tensor, dim: int) -> Tensor:
+    def forward(z: Tensor, dim: int) -> Tensor:
         if z.numel() == 0:
-            out = z.clone()
-        else:
-            out = _sparsemax_last_dim(z.movedim(dim, -1)).movedim(-1, dim)
-        ctx.dim = dim
-        ctx.save_for_backward(out)
-        return out
+            return z.clone()
+        return _sparsemax_last_dim(z.movedim(dim, -1)).movedim(-1, dim)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.dim = inputs[1]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def vmap(info, in_dims, z, dim):
+        return _Sparsemax.apply(z.movedim(in_dims[0], 0), dim + 1), 0
 
     @staticmethod
     @once_differentiable
@@ -175,7 +185,10 @@ def _segment_sparsemax_2d(z: Tensor, index: Tensor, num_segments: int) -> Tensor
 
     z_max = scatter(z, index, dim=0, dim_size=num_segments, reduce="max")  # (N, F)
     z = (z - z_max[index]).to(work)  # (E, F); the segment max is 0
-    z_clamped = z.clamp(min=-1)  # (E, F)
+    # NaN (from a NaN or +inf score, or a segment of -inf only) would spread through the global cumulative sums
+    # into every later segment: it enters them as -1 (never in the support), and its own segment's tau is NaN below
+    not_a_number = z.isnan()  # (E, F)
+    z_clamped = z.clamp(min=-1).masked_fill_(not_a_number, -1.0)  # (E, F)
 
     # Sort by (segment ascending, score descending): a stable sort on the score, then a stable sort on
     # the segment of each entry in that order. Every column gets its own permutation (heads are independent).
@@ -196,20 +209,38 @@ def _segment_sparsemax_2d(z: Tensor, index: Tensor, num_segments: int) -> Tensor
     k = scatter(support.to(work), seg, dim=0, dim_size=num_segments, reduce="sum")  # (N, F)
     support_sum = scatter(torch.where(support, z_sorted, 0.0), seg, dim=0, dim_size=num_segments)  # (N, F)
     tau = (support_sum - 1) / k.clamp(min=1)  # (N, F); empty segments get an unused value
+    if not_a_number.any():  # a segment holding a NaN is NaN throughout, as under softmax; the others are untouched
+        bad = scatter(not_a_number.to(work), index, dim=0, dim_size=num_segments, reduce="sum") > 0  # (N, F)
+        tau = tau.masked_fill(bad, float("nan"))
 
     return (z - tau[index]).clamp(min=0).to(z_max.dtype)  # (E, F)
 
 
 class _SegmentSparsemax(torch.autograd.Function):
+    """Sparsemax per segment of ``index``. Under ``torch.vmap`` (``K`` stacked score tensors over one index, e.g. the
+    members of an ensemble on one graph) one call on all of them: member ``k``'s segments are renumbered
+    ``k * num_segments + g``."""
+
     @staticmethod
-    def forward(ctx, z: Tensor, index: Tensor, num_segments: int) -> Tensor:
+    def forward(z: Tensor, index: Tensor, num_segments: int) -> Tensor:
         if z.numel() == 0:
-            out = z.clone()
-        else:
-            out = _segment_sparsemax_2d(z.reshape(z.size(0), -1), index, num_segments).view_as(z)
+            return z.clone()
+        return _segment_sparsemax_2d(z.reshape(z.size(0), -1), index, num_segments).view_as(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, index, num_segments = inputs
         ctx.num_segments = num_segments
-        ctx.save_for_backward(out, index)
-        return out
+        ctx.save_for_backward(output, index)
+
+    @staticmethod
+    def vmap(info, in_dims, z, index, num_segments):
+        # the index is shared (segment_sparsemax validates its values first, which a batched index cannot pass)
+        k = info.batch_size
+        z = z.movedim(in_dims[0], 0)  # (K, E, *)
+        offset = torch.arange(k, device=index.device).unsqueeze(1) * num_segments  # (K, 1)
+        out = _SegmentSparsemax.apply(z.reshape(-1, *z.shape[2:]), (index + offset).reshape(-1), k * num_segments)
+        return out.view(z.shape), 0
 
     @staticmethod
     @once_differentiable

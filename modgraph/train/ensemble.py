@@ -13,6 +13,9 @@ member's parameters is the gradient of its own loss; Adam (and SGD) update every
 over the stacked tensors takes the same steps as ``K`` optimisers (global-norm clipping would couple them; do not
 use it). ``tests/train/test_ensemble.py`` checks this against separate runs, with early stopping too.
 
+Every normaliser runs inside: sigmoid and softmax are torch's, and sparsemax (dense and per segment) and the fused
+neuron-level kernel are autograd functions of ours with ``vmap`` rules that make one call on the stacked members.
+
 Limits: members must share the architecture (same spec); buffers that a module updates in place during the forward
 pass (``batch_norm`` running statistics in training mode) are not supported under ``vmap``; the last-forward
 attention weights of ``ModuleGraph.edge_weights()`` are not recorded inside the batched program (use

@@ -160,6 +160,56 @@ def test_segment_sparsemax_out_of_order_index_and_input_unchanged():
     torch.testing.assert_close(scores, before)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "all -inf"])
+@pytest.mark.parametrize("first", [True, False])
+def test_segment_sparsemax_keeps_a_non_finite_segment_to_itself(bad, first):
+    """A NaN, +inf or all--inf segment is NaN (as under softmax); the other segments, before or after it in the
+    global cumulative sums, are exactly what they are without it."""
+    scores, index = random_segments(30, 6, heads=2, seed=11, dtype=torch.float32)
+    g = 0 if first else 5
+    rows = (index == g).nonzero().squeeze(1)
+    if bad == "all -inf":
+        scores[rows] = float("-inf")
+    else:
+        scores[rows[0], 1] = bad
+    p = segment_sparsemax(scores, index, num_segments=6)
+    good = index != g
+    assert p[~good][:, 1].isnan().all() and not p[good].isnan().any()
+    torch.testing.assert_close(p[good], per_group_reference(scores[good], index[good], 6, "sparsemax"))
+    torch.testing.assert_close(group_sums(p[good], index[good], 6)[torch.arange(6) != g],
+                               torch.ones(5, 2))
+    assert segment_softmax(scores, index, num_segments=6)[~good][:, 1].isnan().all()  # the same contract
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_dense_sparsemax_half_precision_is_computed_in_float32(dtype):
+    z = 0.01 * torch.randn(300, generator=torch.Generator().manual_seed(1))
+    p = sparsemax(z.to(dtype))
+    assert p.dtype == dtype
+    assert abs(p.float().sum().item() - 1) < 2e-3  # in half precision throughout: 1.0108 for bfloat16
+    reference = entmax.sparsemax(z.to(dtype).float(), dim=0)
+    torch.testing.assert_close(p.float(), reference, atol=1e-4, rtol=0)  # float32 rounding at the support's edge
+    segment = segment_sparsemax(z.to(dtype), torch.zeros(300, dtype=torch.long))  # computed in float64
+    torch.testing.assert_close(p.float(), segment.float(), atol=1e-4, rtol=0)
+
+
+def test_sparsemax_under_vmap_equals_a_loop_values_and_gradients():
+    """The functorch rules (one call on the stacked tensors) against one call per member."""
+    scores, index = random_segments(20, 5, heads=2, seed=12, scale=0.5)
+    stacked = torch.stack([scores, -scores, 2 * scores]).requires_grad_()  # (K, E, H)
+    up = torch.randn(3, 20, 2, dtype=torch.float64)
+    for fn in (lambda z: segment_sparsemax(z, index, num_segments=6), lambda z: sparsemax(z, dim=0),
+               lambda z: sparsemax(z, dim=-1)):
+        out = torch.vmap(fn)(stacked)
+        ref = torch.stack([fn(z) for z in stacked.unbind(0)])
+        torch.testing.assert_close(out, ref)
+        (a,) = torch.autograd.grad((out * up).sum(), stacked)
+        (b,) = torch.autograd.grad((ref * up).sum(), stacked)
+        torch.testing.assert_close(a, b)
+    z = torch.tensor([0.5, 0.3, -1.0])
+    torch.testing.assert_close(torch.func.grad(lambda v: sparsemax(v)[0])(z), torch.tensor([0.5, -0.5, 0.0]))
+
+
 # ----------------------------------------------------------------------------------------------------
 # gradients
 

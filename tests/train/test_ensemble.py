@@ -45,6 +45,16 @@ def test_forward_equals_each_member():
     torch.testing.assert_close(ens(shared, shared=True)[1], nets[1](shared))
 
 
+@pytest.mark.parametrize("attention", ["softmax", "sparsemax"])
+def test_forward_equals_each_member_with_normalised_gates(attention):
+    """Sparsemax (an autograd function of ours) runs under the ensemble's vmap too, one call for all members."""
+    nets = members(attention=attention)
+    x = torch.randn(K, 7, 5)
+    out = Ensemble(nets)(x)
+    for k in range(K):
+        torch.testing.assert_close(out[k], nets[k](x[k]))
+
+
 def test_attention_switch_per_member():
     nets = members()
     ens = Ensemble(nets)
