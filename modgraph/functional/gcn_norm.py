@@ -11,7 +11,9 @@ included) of every node, which the attention conv uses to put simplex-normalised
 
 :class:`EdgeIndexCache` remembers the result for one ``edge_index`` tensor: full-batch training passes the same
 tensor every epoch, so the normalisation (and the self-loops) are computed once; any other tensor, or the same
-tensor modified in place, is recomputed (mini-batches from a neighbour loader stay correct).
+tensor modified in place by torch, is recomputed (mini-batches from a neighbour loader stay correct).
+:func:`cached_gcn_norm` is the two together, in the dtype the layer computes in (PyG's ``GCNConv`` normalises in
+its input's dtype too).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch import Tensor
 from torch_geometric.nn.conv.gcn_conv import gcn_norm as _pyg_gcn_norm
 from torch_geometric.utils import scatter
 
-__all__ = ["EdgeIndexCache", "GCNNorm", "gcn_norm"]
+__all__ = ["EdgeIndexCache", "GCNNorm", "cached_gcn_norm", "gcn_norm"]
 
 
 class GCNNorm(NamedTuple):
@@ -72,12 +74,21 @@ def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
     return GCNNorm(ei, weight, degree)
 
 
+def cached_gcn_norm(cache: "EdgeIndexCache", edge_index: Tensor, num_nodes: int, add_self_loops: bool,
+                    dtype: torch.dtype) -> GCNNorm:
+    """:func:`gcn_norm` in ``dtype``, computed once per ``edge_index`` tensor, node count and dtype in ``cache``."""
+    return cache.get(edge_index, num_nodes, lambda: gcn_norm(edge_index, num_nodes, add_self_loops, dtype), dtype)
+
+
 class EdgeIndexCache:
     """Remember one value derived from an ``edge_index`` tensor (and the node count).
 
     The value is reused while the very same tensor object comes back unmodified (same ``_version``) with the same
-    ``num_nodes``; anything else recomputes. The cache holds a weak reference to the tensor, so it never keeps a
-    graph alive, and it is dropped when a module is pickled.
+    ``num_nodes``; anything else recomputes. "Unmodified" is torch's version counter: in-place torch operations
+    (``edge_index[0, 3] = 5``, ``edge_index.copy_(...)``) count, writes that bypass autograd's bookkeeping (through
+    ``edge_index.data``, or a NumPy array sharing its memory after ``torch.from_numpy``) are not seen; pass a new
+    tensor after such a write, or call :meth:`clear`. The cache holds a weak reference to the tensor, so it never
+    keeps a graph alive, and it is dropped when a module is pickled.
     """
 
     def __init__(self):
@@ -88,9 +99,10 @@ class EdgeIndexCache:
         self._key = None
         self._value = None
 
-    def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object]):
+    def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object], tag=None):
+        """``compute()``, or the value it gave for this very ``edge_index``, ``num_nodes`` and ``tag`` (a dtype)."""
         # inference-mode results cannot be used by autograd later, so they are cached apart
-        key = (edge_index._version, int(num_nodes), edge_index.device, torch.is_inference_mode_enabled())
+        key = (edge_index._version, int(num_nodes), edge_index.device, torch.is_inference_mode_enabled(), tag)
         if self._ref is not None and self._ref() is edge_index and self._key == key:
             return self._value
         value = compute()

@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch_geometric.nn import GCNConv as PyGGCNConv
 from torch_geometric.nn import MessagePassing
 
-from ..functional.gcn_norm import EdgeIndexCache, gcn_norm
+from ..functional.gcn_norm import EdgeIndexCache, cached_gcn_norm
 from ..registry import Built, register_op
 from .checks import boolean, positive_int
 
@@ -54,8 +54,8 @@ class GCNConv(nn.Module):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.size(0)
-        norm = self._norm_cache.get(edge_index, n, lambda: gcn_norm(edge_index, n, self.add_self_loops))
-        return self.conv(x, norm.edge_index, norm.edge_weight.to(self.conv.lin.weight.dtype))
+        norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, self.conv.lin.weight.dtype)
+        return self.conv(x, norm.edge_index, norm.edge_weight)
 
 
 @register_op("gcn_conv")
@@ -82,8 +82,8 @@ class GCNPropagate(MessagePassing):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.size(0)
-        norm = self._norm_cache.get(edge_index, n, lambda: gcn_norm(edge_index, n, self.add_self_loops))
-        return self.propagate(norm.edge_index, x=x, weight=norm.edge_weight.to(x.dtype), size=(n, n))
+        norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, x.dtype)
+        return self.propagate(norm.edge_index, x=x, weight=norm.edge_weight, size=(n, n))
 
     def message(self, x_j: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return x_j * weight.unsqueeze(-1)  # (E', F)

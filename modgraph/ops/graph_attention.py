@@ -38,7 +38,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear as PyGLinear
 
 from ..attention import AttentionModule, Scorer
-from ..functional.gcn_norm import EdgeIndexCache, gcn_norm
+from ..functional.gcn_norm import EdgeIndexCache, cached_gcn_norm
 from ..functional.normalize import NORMALIZERS
 from ..functional.scores import SCORES
 from ..gate import Gate
@@ -166,8 +166,8 @@ class GraphAttentionConv(MessagePassing):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.size(0)
-        norm = self._norm_cache.get(edge_index, n, lambda: gcn_norm(edge_index, n, self.add_self_loops))
         h = x if self.lin is None else self.lin(x)
+        norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, h.dtype)
         h = h.view(n, self.heads, self.head_dim)  # (N, H, D)
         weights = self.attention(h, norm.edge_index)  # (E', H) or None
         coef = self.coefficients(weights, norm).to(h.dtype)  # (E', H)

@@ -37,6 +37,8 @@ def test_cache_is_keyed_on_the_tensor():
     assert cache.get(ei, 2, compute) == 1 and cache.get(ei, 2, compute) == 1
     assert cache.get(ei, 3, compute) == 2  # another node count
     assert cache.get(ei.clone(), 3, compute) == 3  # another tensor with the same values
+    assert cache.get(ei, 2, compute) == 4 and cache.get(ei, 2, compute, torch.float64) == 5  # another tag
+    assert cache.get(ei, 2, compute, torch.float64) == 5
     import copy
     import pickle
 

@@ -32,11 +32,11 @@ def test_equals_pyg_gcnconv_on_every_graph():
 
 
 def test_normalisation_is_computed_once_per_graph(monkeypatch):
-    import modgraph.ops.gcn as gcn_module
+    import modgraph.functional.gcn_norm as gcn_norm_module
 
     calls = []
-    real = gcn_module.gcn_norm
-    monkeypatch.setattr(gcn_module, "gcn_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gcn_norm_module.gcn_norm
+    monkeypatch.setattr(gcn_norm_module, "gcn_norm", lambda *a, **k: calls.append(1) or real(*a, **k))
     conv, x = GCNConv(4, 3), torch.randn(5, 4)
     ei = EDGE_INDEX.clone()
     for _ in range(3):
@@ -46,6 +46,18 @@ def test_normalisation_is_computed_once_per_graph(monkeypatch):
     conv(x, ei)
     conv(x, ei.clone())  # another tensor: recomputed
     assert len(calls) == 3
+    conv.double()(x.double(), ei)  # another dtype: recomputed in it
+    assert len(calls) == 4
+
+
+def test_float64_equals_pyg_to_float64_precision():
+    """The normalisation is computed in the layer's dtype, as PyG's GCNConv does (not in float32, then cast)."""
+    torch.manual_seed(0)
+    conv, x = GCNConv(4, 3), torch.randn(5, 4)
+    conv(x, EDGE_INDEX)  # a float32 normalisation in the cache first
+    conv, x = conv.double(), x.double()
+    ref = pyg_twin(conv).double()
+    torch.testing.assert_close(conv(x, EDGE_INDEX), ref(x, EDGE_INDEX), rtol=1e-13, atol=1e-13)
 
 
 def test_op_in_a_dag():
@@ -72,6 +84,9 @@ def test_propagate_is_the_normalised_adjacency():
     a_hat = a / torch.sqrt(deg[:, None] * deg[None, :])
     prop = GCNPropagate()
     torch.testing.assert_close(prop(x, EDGE_INDEX), a_hat @ x)
+    a, x = a.double(), x.double()  # in float64 from the start: the normalisation too
+    a_hat = a / torch.sqrt(deg.double()[:, None] * deg.double()[None, :])
+    torch.testing.assert_close(prop(x, EDGE_INDEX), a_hat @ x, rtol=1e-13, atol=1e-13)
     assert list(prop.parameters()) == []
 
 
