@@ -36,9 +36,17 @@ def _summary(args) -> int:
 
 def _draw(args) -> int:
     from .module_graph import ModuleGraph
-    from .plot import dag_figure
+    from .plot import dag_figure, figure_format
 
-    path = dag_figure(ModuleGraph.from_file(args.spec), None, args.output)
+    try:
+        figure_format(args.output)  # before any work
+    except ValueError as err:
+        raise ModgraphError(str(err)) from None
+    net = ModuleGraph.from_file(args.spec)
+    try:
+        path = dag_figure(net, None, args.output)
+    except OSError as err:  # no such folder, permissions, a full disk: nothing is left behind (atomic write)
+        raise ModgraphError(f"cannot write {args.output}: {err.strerror or err}") from None
     print(f"wrote {path}")
     return 0
 
@@ -77,6 +85,9 @@ def main(argv=None) -> int:
         return args.run(args)
     except ModgraphError as err:
         print(f"modgraph {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file that cannot be read or written
+        print(f"modgraph {args.command}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
 
 

@@ -23,6 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .io import atomic_write
+
 
 def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | None = None):
     cols = cols or min(panels, 3)
@@ -33,11 +35,20 @@ def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | No
     return fig, axes
 
 
+def figure_format(path: str | os.PathLike) -> str:
+    """The image format named by ``path``'s suffix (``png`` without one); a ``ValueError`` naming the file and the
+    supported formats for any other suffix."""
+    fmt = Path(path).suffix[1:].lower() or "png"
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"{path}: cannot draw to a '.{fmt}' file; supported: {', '.join(sorted(supported))}")
+    return fmt
+
+
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    """Write ``fig`` to ``path`` atomically: a failed write leaves no half-written image (or the old one)."""
+    fmt = figure_format(path)
+    return atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt), binary=True)
 
 
 def _epochs(recorder, key: str, epochs, most: int = 6) -> list:

@@ -63,15 +63,25 @@ def cora(data_root: Path, planetoid_cache: Path):
 @pytest.fixture
 def drawn(monkeypatch: pytest.MonkeyPatch) -> dict:
     """``{file name: Figure}`` of every matplotlib figure saved during the test. The plot functions build their own
-    ``Figure`` and only write it, so ``Figure.savefig`` is wrapped to keep the object (the original still writes)."""
+    ``Figure`` and only write it, so the writers are wrapped to keep the object (the originals still write):
+    ``modgraph.plot``'s atomic ``_save`` (whose ``savefig`` gets an open temporary file, not the name) and
+    ``Figure.savefig`` called with a path."""
     from matplotlib.figure import Figure
 
+    from modgraph import plot
+
     figures = {}
-    save = Figure.savefig
+    save, save_atomically = Figure.savefig, plot._save
 
     def keep(fig, fname, *args, **kwargs):
-        figures[Path(fname).name] = fig
+        if isinstance(fname, (str, os.PathLike)):
+            figures[Path(fname).name] = fig
         return save(fig, fname, *args, **kwargs)
 
+    def keep_atomic(fig, path):
+        figures[Path(path).name] = fig
+        return save_atomically(fig, path)
+
     monkeypatch.setattr(Figure, "savefig", keep)
+    monkeypatch.setattr(plot, "_save", keep_atomic)
     return figures

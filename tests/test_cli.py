@@ -44,3 +44,27 @@ def test_help_has_examples_and_flag_errors_are_one_line(capsys):
         main(["--log-level", "LOUD", "check", "x.yaml"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'LOUD'" in err
+
+
+def test_draw_to_a_path_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    import modgraph as mg
+
+    path = mg.ModuleGraph(mlp_graph()).save_spec(tmp_path / "arch.yaml")
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / "a_file" / "arch.png"
+    assert main(["draw", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"modgraph draw: error: cannot write {out}: Not a directory\n" or (
+        err.startswith(f"modgraph draw: error: cannot write {out}: ") and err.count("\n") == 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "arch.yaml"]
+
+
+def test_draw_to_an_unknown_format_says_which_are_known(tmp_path, capsys):
+    import modgraph as mg
+
+    path = mg.ModuleGraph(mlp_graph()).save_spec(tmp_path / "arch.yaml")
+    assert main(["draw", str(path), "-o", str(tmp_path / "arch.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'arch.xyz'}: cannot draw to a '.xyz' file; supported: " in err and "png" in err
+    assert main(["draw", str(path), "-o", str(tmp_path / "arch.svg")]) == 0
+    assert (tmp_path / "arch.svg").read_text().lstrip().startswith("<?xml")

@@ -93,6 +93,25 @@ def test_empty_recorders_are_refused(tmp_path):
         plot.weight_histograms(EdgeRecorder(), tmp_path / "x.png")
 
 
+def test_a_failed_write_leaves_the_old_figure_and_no_temporary_file(tmp_path, recorded, monkeypatch):
+    from matplotlib.figure import Figure
+
+    net, rec = recorded
+    path = plot.dag_figure(net, rec, tmp_path / "dag.png")
+    before = _png(path)
+
+    def broken(fig, f, *args, **kwargs):
+        f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError, match="No space left"):
+        plot.dag_figure(net, rec, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["dag.png"]
+    with pytest.raises(ValueError, match=r"x\.bmpx: cannot draw to a '\.bmpx' file; supported: .*png"):
+        plot.dag_figure(net, rec, tmp_path / "x.bmpx")
+
+
 def test_training_curves(tmp_path, drawn):
     torch.manual_seed(0)
     net = mg.ModuleGraph(mlp_graph(5, 6, 3))
