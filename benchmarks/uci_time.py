@@ -32,6 +32,7 @@ from timing import resolve_device, synchronize  # noqa: E402
 from modgraph.benchmarks.uci import Protocol, build_program  # noqa: E402
 from modgraph.data import UCI_NAMES, load_uci  # noqa: E402
 from modgraph.errors import ModgraphError  # noqa: E402
+from modgraph.io import atomic_write_text  # noqa: E402
 from modgraph.merge import fused_neuron_attention  # noqa: E402
 from modgraph.train import Phase, make_schedule  # noqa: E402
 
@@ -160,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{statistics.median(r['cpu_ratio_alternating'] for r in rows):.2f}; {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": rows, "schedule_shares": shares, "median_ratio_joint": joint,
-                                               "median_ratio_alternating": alt, "threads": torch.get_num_threads(),
-                                               "load_average": list(os.getloadavg())}, indent=2) + "\n")
+        summary = {"results": rows, "schedule_shares": shares, "median_ratio_joint": joint,
+                   "median_ratio_alternating": alt, "threads": torch.get_num_threads(),
+                   "load_average": list(os.getloadavg())}
+        atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
