@@ -1,7 +1,9 @@
 """Exceptions raised at modgraph's public API.
 
-Every error a user can cause is one of these ``ValueError`` subclasses, and its message says what was
-expected, what came, and where (which node, edge, file or line).
+Faults in what modgraph reads or builds (a spec, a data file, a checkpoint, a pruning request) raise one of these
+``ValueError`` subclasses; a wrong argument to a function or a forward pass raises a plain ``ValueError`` or
+``TypeError``, as torch does. Either way the message says what was expected, what came, and where (which node,
+edge, file or line). docs/errors.md lists them.
 """
 
 
