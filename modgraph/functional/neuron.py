@@ -51,7 +51,8 @@ def _flat(t: Tensor, lead: tuple, tail: int) -> Tensor:
 class _NeuronScaledLinear(torch.autograd.Function):
     """Inputs ``x, h`` ``[*L, B, in]``, ``A`` ``[*L, in*out, in]``, ``c`` ``[*L, in*out]``, ``W`` ``[*L, out, in]``,
     ``b`` ``[*L, out]`` or ``None``, with the same leading dims ``L`` (none, or the members of a vmapped ensemble).
-    Outputs ``y`` ``[*L, B, out]``, weights ``[*L, B, in, out]``, and three saved intermediates (not differentiable).
+    Outputs ``y`` ``[*L, B, out]``, weights ``[*L, B, in, out]``, and three saved intermediates (not differentiable;
+    with the leading dims ``L`` too).
 
     Internally every ``[B, in, out]`` tensor is output-major, ``[N, B, out, in]`` with the leading dims flattened
     into ``N``, and the forward per-output sums over ``in`` are one matrix product with the block matrix ``W_blk``
@@ -77,8 +78,11 @@ class _NeuronScaledLinear(torch.autograd.Function):
         else:
             y = torch.baddbmm(_flat(b, lead, 1).unsqueeze(1), ax, W_blk_t.transpose(1, 2))  # (N, B, out)
         weights = a.transpose(-1, -2)  # (N, B, in, out), the gate's layout
-        return (y.view(*lead, B, n_out), weights.view(*lead, B, n_in, n_out) if lead else weights.squeeze(0),
-                ax, h_aug, At_aug)
+
+        def unflat(t):  # (N, *rest) -> (*lead, *rest): every output carries the leading dims the inputs had, so a
+            return t.view(*lead, *t.shape[1:]) if lead else t.squeeze(0)  # vmap over it sees per-member shapes
+
+        return y.view(*lead, B, n_out), unflat(weights), unflat(ax), unflat(h_aug), unflat(At_aug)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -98,6 +102,7 @@ class _NeuronScaledLinear(torch.autograd.Function):
         h_shape, a_shape, c_shape, w_shape, b_shape = ctx.shapes
         lead = tuple(x.shape[:-2])
         B, n_in = x.shape[-2:]
+        ax, h_aug, At_aug = _flat(ax, lead, 2), _flat(h_aug, lead, 2), _flat(At_aug, lead, 2)
         n, m, n_out = ax.shape[0], ax.shape[-1], W.shape[-2]
         a = _flat(weights, lead, 3).transpose(-1, -2)  # (N, B, out, in), contiguous again
         need_scores = need_h or need_A or need_c

@@ -101,6 +101,28 @@ def test_kernel_under_vmap_with_shared_arguments():
                 outputs_and_grads(vmap(vmap(reference)), nested))
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # functorch's fallback for addcmul_ in backward
+def test_per_member_gradients_vmap_of_grad():
+    """``vmap(grad(...))``: the backward pass runs per member, so the saved intermediates must carry the members'
+    dim like the inputs (before, they came back flattened and the backward's matrix products failed)."""
+    args = tensors(lead=(K,), same=False)
+
+    def loss(fn):
+        return lambda x, h, A, c, W, b: fn(x, h, A, c, W, b)[0].square().sum()
+
+    ours = vmap(torch.func.grad(loss(neuron_scaled_linear), argnums=(0, 1, 2, 3, 4, 5)))(*args)
+    theirs = vmap(torch.func.grad(loss(reference), argnums=(0, 1, 2, 3, 4, 5)))(*args)
+    for u, v in zip(ours, theirs):
+        torch.testing.assert_close(u, v)
+    shared = (0, 0, None, 0, None, 0)  # one allocator and one layer for every member
+    ours = vmap(torch.func.grad(loss(neuron_scaled_linear), argnums=(2, 4)), in_dims=shared)(
+        args[0], args[1], args[2][0], args[3], args[4][0], args[5])
+    theirs = vmap(torch.func.grad(loss(reference), argnums=(2, 4)), in_dims=shared)(
+        args[0], args[1], args[2][0], args[3], args[4][0], args[5])
+    for u, v in zip(ours, theirs):
+        torch.testing.assert_close(u, v)
+
+
 def test_kernel_in_float32_within_float_tolerance():
     args = [None if t is None else t.float() for t in tensors(lead=(K,))]
     args[1] = args[0]
