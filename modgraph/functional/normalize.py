@@ -270,7 +270,9 @@ def segment_sparsemax(scores: Tensor, index: Tensor, num_segments: int | None = 
     sorts, the per-segment cumulative sums are a global cumulative sum minus its value at each segment's
     start, and :math:`k` and :math:`\tau` are segment sums. The backward pass is the closed form
     :math:`\bar z_i = s_i (\bar p_i - \operatorname{mean}_{j \in S_g} \bar p_j)` over the support
-    :math:`S_g` of the segment.
+    :math:`S_g` of the segment. A segment whose scores hold a NaN or ``+inf``, or are all ``-inf``, is NaN
+    throughout (as under softmax); every other segment is computed as if it were absent. Under ``torch.vmap``
+    (scores stacked over one ``index``) all members are solved in one call.
 
     Args:
         scores (Tensor): floating-point scores :math:`z`, one row per element (edge).
