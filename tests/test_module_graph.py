@@ -182,6 +182,32 @@ def test_parameter_groups_partition_the_parameters():
     assert sum(p.numel() for p in att) == 18 * 18 * 3 + 18 * 3
 
 
+def test_learnable_edge_weights_are_attention_parameters_not_main_parameters():
+    """The learnable adjacency belongs to the attention group (trained in the alternating schedule's attention
+    phase), never to the main group; the groups are read here off the parameters' registered names."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="linear", out_features=4)
+    g.add_node("q", op="tanh")
+    g.add_node("m", op="linear", out_features=5)
+    g.add_node("y", op="linear", out_features=2)
+    g.add_edges_from([("x", "p"), ("x", "q")])
+    g.add_edge("p", "m", learnable=True, weight=0.5)
+    g.add_edge("q", "m", learnable=True, weight=2.0, attention="sigmoid")
+    g.add_edge("m", "y", attention="sigmoid")  # a neuron-level gate next to the learnable edges
+    net = mg.ModuleGraph(g)
+    att, main = {id(p) for p in net.attention_parameters()}, {id(p) for p in net.main_parameters()}
+    named = dict(net.named_parameters())
+    edges = {k for k in named if k.startswith("adjacency_weights.")}
+    assert edges == {"adjacency_weights.p->m", "adjacency_weights.q->m"}
+    gates = {k for k in named if k.startswith(("neuron_attention.", "branch_attention."))}
+    assert gates  # the attention networks' own parameters
+    assert att == {id(named[k]) for k in edges | gates}
+    assert main == {id(named[k]) for k in named if k.startswith("nodes.")}
+    for key in ("p->m", "q->m"):
+        assert id(net.adjacency_weights[key]) in att and id(net.adjacency_weights[key]) not in main
+
+
 def test_module_node_probes_its_width():
     g = nx.DiGraph()
     g.add_node("x", op="input", features=4)

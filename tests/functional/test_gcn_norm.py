@@ -31,6 +31,23 @@ def test_without_self_loops_and_errors():
         gcn_norm(torch.zeros(3, 2, dtype=torch.long), num_nodes=3)
 
 
+def test_without_self_loops_weights_against_dense_matrix():
+    """Without self-loops the weights are those of ``D^-1/2 A D^-1/2`` (in-degrees, no loop counted), with PyG's
+    ``0^-1/2 = 0``: an edge out of a node without in-edges weighs 0; the edges stay the input's, in order."""
+    ei = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 0, 1]])  # 3 and 4 only send; 5 is isolated
+    norm = gcn_norm(ei, num_nodes=6, add_self_loops=False)
+    assert torch.equal(norm.edge_index, ei)
+    a = torch.zeros(6, 6)
+    a[ei[1], ei[0]] = 1.0
+    deg = a.sum(1)  # in-degrees 2, 3, 1, 0, 0, 0
+    inv_sqrt = torch.where(deg > 0, deg.clamp(min=1).rsqrt(), 0.0)
+    expected = (inv_sqrt[:, None] * a * inv_sqrt[None, :])[ei[1], ei[0]]
+    torch.testing.assert_close(norm.edge_weight, expected)
+    # by hand: 0 -> 1 is 1/sqrt(d_1 d_0) = 1/sqrt(6), 1 -> 2 is 1/sqrt(3), 3 -> 0 and 4 -> 1 are 0
+    torch.testing.assert_close(norm.edge_weight, torch.tensor([6, 6, 3, 3, float("inf"), float("inf")]).rsqrt())
+    torch.testing.assert_close(norm.degree, deg)
+
+
 def test_cache_is_keyed_on_the_tensor():
     cache, ei, calls = EdgeIndexCache(), torch.tensor([[0], [1]]), []
     compute = lambda: calls.append(1) or len(calls)  # noqa: E731

@@ -100,3 +100,55 @@ def test_inference_mode_first_then_training():
     ref(x, EDGE_INDEX).sum().backward()
     torch.testing.assert_close(conv.conv.lin.weight.grad, ref.lin.weight.grad)
     torch.testing.assert_close(conv.conv.bias.grad, ref.bias.grad)
+
+
+# 0 <-> 1, 1 <-> 2, 2 -> 0, 3 <-> 4, 0 -> 3, 5 -> 2: node 5 only sends (in-degree 0) and node 6 is isolated
+NO_LOOPS_EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 2, 3, 4, 0, 5],
+                                    [1, 0, 2, 1, 0, 4, 3, 3, 2]])
+NO_LOOPS_N = 7
+
+
+def dense_gcn_without_self_loops(edge_index, n, dtype=torch.float64):
+    """``D^-1/2 A D^-1/2`` by hand: ``A[i, j] = 1`` for an edge ``j -> i``, ``D`` the in-degrees (PyG's flow), and
+    ``0^-1/2`` read as 0 (PyG's ``gcn_norm`` masks the infinity): a node without in-edges neither receives nor sends."""
+    a = torch.zeros(n, n, dtype=dtype)
+    a[edge_index[1], edge_index[0]] = 1.0
+    deg = a.sum(1)
+    inv_sqrt = torch.where(deg > 0, deg.clamp(min=1).rsqrt(), 0.0)
+    return inv_sqrt[:, None] * a * inv_sqrt[None, :]
+
+
+def graph_op_net(op, **kwargs):
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("conv", op=op, **kwargs)
+    g.add_edge("x", "conv")
+    return mg.ModuleGraph(g).double()
+
+
+def test_gcn_conv_without_self_loops_equals_pyg_and_the_dense_formula():
+    """``gcn_conv`` with ``add_self_loops=False`` is PyG's ``GCNConv(add_self_loops=False)`` with the same weights,
+    that is ``D^-1/2 A D^-1/2 X W + b``: a node without in-edges gets the bias alone."""
+    torch.manual_seed(0)
+    net = graph_op_net("gcn_conv", out_features=3, add_self_loops=False)
+    conv = net.nodes["conv"].conv
+    with torch.no_grad():
+        conv.bias.uniform_(-1, 1)
+    ref = PyGGCNConv(4, 3, add_self_loops=False).double()
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(NO_LOOPS_N, 4, dtype=torch.float64)
+    out = net(x, edge_index=NO_LOOPS_EDGE_INDEX)
+    torch.testing.assert_close(out, ref(x, NO_LOOPS_EDGE_INDEX))
+    a_hat = dense_gcn_without_self_loops(NO_LOOPS_EDGE_INDEX, NO_LOOPS_N)
+    torch.testing.assert_close(out, a_hat @ x @ conv.lin.weight.T + conv.bias)
+    torch.testing.assert_close(out[[5, 6]], conv.bias.expand(2, 3))
+
+
+def test_gcn_propagate_without_self_loops_is_the_dense_normalised_adjacency():
+    """``gcn_propagate`` with ``add_self_loops=False`` is ``D^-1/2 A D^-1/2 x``; nodes without in-edges get 0."""
+    torch.manual_seed(0)
+    net = graph_op_net("gcn_propagate", add_self_loops=False)
+    x = torch.randn(NO_LOOPS_N, 4, dtype=torch.float64)
+    out = net(x, edge_index=NO_LOOPS_EDGE_INDEX)
+    torch.testing.assert_close(out, dense_gcn_without_self_loops(NO_LOOPS_EDGE_INDEX, NO_LOOPS_N) @ x)
+    assert (out[[5, 6]] == 0).all()

@@ -95,6 +95,34 @@ def test_uniform_attention_is_gcn():
     torch.testing.assert_close(conv(x, EDGE_INDEX), gcn_out + conv.bias)
 
 
+@pytest.mark.parametrize("op", ["attention_conv", "attention_propagate"])
+def test_without_self_loops_uniform_attention_is_gcn_without_self_loops(op):
+    """With ``add_self_loops=False`` no loop is added: uniform softmax attention (all scores equal), and the gate
+    switched off, propagate with ``D^-1/2 A D^-1/2`` (by hand, in-degrees, no loops), and the recorded weights belong
+    to the input's edges alone."""
+    from .test_gcn import NO_LOOPS_EDGE_INDEX, NO_LOOPS_N, dense_gcn_without_self_loops, graph_op_net
+
+    torch.manual_seed(0)
+    kwargs = {"out_features": 6} if op == "attention_conv" else {}
+    net = graph_op_net(op, heads=2, attention="softmax", add_self_loops=False, **kwargs)
+    conv = net.nodes["conv"]
+    with torch.no_grad():
+        conv.attention.scorer.v.zero_()
+        if conv.bias is not None:
+            conv.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(NO_LOOPS_N, 4, dtype=torch.float64)
+    h = x if conv.lin is None else x @ conv.lin.weight.T
+    expected = dense_gcn_without_self_loops(NO_LOOPS_EDGE_INDEX, NO_LOOPS_N) @ h
+    expected = expected if conv.bias is None else expected + conv.bias
+    torch.testing.assert_close(net(x, edge_index=NO_LOOPS_EDGE_INDEX), expected)
+    ei, w = net.graph_weights()["conv"]
+    assert torch.equal(ei, NO_LOOPS_EDGE_INDEX)
+    in_degree = torch.bincount(NO_LOOPS_EDGE_INDEX[1], minlength=NO_LOOPS_N).double()
+    torch.testing.assert_close(w, (1.0 / in_degree[ei[1]])[:, None].expand(-1, 2))  # uniform over each target's in-edges
+    with net.attention_off():
+        torch.testing.assert_close(net(x, edge_index=NO_LOOPS_EDGE_INDEX), expected)
+
+
 @pytest.mark.parametrize("score", ["dot", "cosine", "additive", "scaled_dot"])
 def test_other_scores_use_the_shared_scorer(score):
     torch.manual_seed(0)

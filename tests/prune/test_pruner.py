@@ -75,6 +75,104 @@ def test_macs_of_graph_ops_by_hand():
         count_macs(net)
 
 
+@pytest.mark.parametrize("heads", [1, 2])
+def test_macs_of_a_branch_gate_by_hand(heads):
+    """A branch gate costs, per attended branch of width d_k, d_k * hidden (key) + hidden (score) + d_k (scaling)."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=3)
+    g.add_node("a", op="linear", out_features=4)
+    g.add_node("b", op="linear", out_features=6)
+    g.add_node("m", op="linear", out_features=2, merge="concat")
+    g.add_edges_from([("x", "a"), ("x", "b")])
+    g.add_edge("a", "m", attention="softmax", hidden=6, heads=heads)
+    g.add_edge("b", "m", attention="softmax", hidden=6, heads=heads)
+    net = mg.ModuleGraph(g)
+    linears = 3 * 4 + 3 * 6 + (4 + 6) * 2  # a, b, m
+    gate = (4 * 6 + 6 + 4) + (6 * 6 + 6 + 6)  # branch a, branch b (hidden = 6 in all, whatever the heads)
+    assert count_macs(net) == linears + gate == 132
+
+
+def test_macs_of_scaled_edges_by_hand():
+    """A learnable or fixed edge weight scales every feature of its edge: the edge's width; a plain edge costs 0."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="linear", out_features=3)
+    g.add_node("q", op="linear", out_features=5)
+    g.add_node("r", op="linear", out_features=2)
+    g.add_node("m", op="linear", out_features=2, merge="concat")
+    g.add_edges_from([("x", "p"), ("x", "q"), ("x", "r"), ("r", "m")])
+    g.add_edge("p", "m", learnable=True, weight=0.5)
+    g.add_edge("q", "m", weight=2.0)
+    net = mg.ModuleGraph(g)
+    linears = 4 * 3 + 4 * 5 + 4 * 2 + (3 + 5 + 2) * 2  # p, q, r, m
+    assert count_macs(net) == linears + 3 + 5 == 68  # p -> m (learnable) and q -> m (fixed); r -> m unscaled
+
+
+def test_macs_of_batch_norm_and_layer_norm_by_hand():
+    """batch_norm over F features costs F, layer_norm 2 F (different widths, so neither can stand in for the other)."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=5)
+    g.add_node("h", op="linear", out_features=6)
+    g.add_node("bn", op="batch_norm")
+    g.add_node("k", op="linear", out_features=4)
+    g.add_node("ln", op="layer_norm")
+    g.add_node("y", op="linear", out_features=2)
+    g.add_edges_from([("x", "h"), ("h", "bn"), ("bn", "k"), ("k", "ln"), ("ln", "y")])
+    net = mg.ModuleGraph(g)
+    assert count_macs(net) == 5 * 6 + 6 + 6 * 4 + 2 * 4 + 4 * 2 == 76  # h, bn, k, ln, y
+
+
+class NeighbourSum(torch.nn.Module):
+    """A user's graph op: ``out_i = sum over edges j -> i of W x_j`` (no MAC formula built in)."""
+
+    needs_graph = True
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(out_features, in_features))
+
+    def forward(self, x, edge_index):
+        h = x @ self.weight.T
+        return torch.zeros_like(h).index_add_(0, edge_index[1], h[edge_index[0]])
+
+
+def test_register_macs_counts_a_custom_graph_op_by_its_formula():
+    """``register_macs(op, fn)``: ``fn(net, step, num_nodes, num_edges)`` gives the op's MACs over the whole graph,
+    which ``count_macs`` divides by the number of nodes; the op then needs the graph's size like the built-ins."""
+    from modgraph.prune import register_macs
+    from modgraph.prune.report import MACS
+    from modgraph.registry import _OPS
+
+    @mg.register_op("test_neighbour_sum")
+    def neighbour_sum(in_features: int, out_features: int) -> mg.Built:
+        return mg.Built(NeighbourSum(in_features, out_features), out_features)
+
+    calls = []
+
+    def macs(net, step, num_nodes, num_edges):
+        module = net.nodes[step.name]
+        calls.append((step.name, num_nodes, num_edges))
+        out, inp = module.weight.shape
+        return num_nodes * inp * out + num_edges * out  # the transform, then one multiply-add per edge and feature
+
+    try:
+        register_macs("test_neighbour_sum", macs)
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=4)
+        g.add_node("c", op="test_neighbour_sum", out_features=3)
+        g.add_node("y", op="linear", out_features=2)
+        g.add_edges_from([("x", "c"), ("c", "y")])
+        net = mg.ModuleGraph(g)
+        n, e = 4, 12
+        assert count_macs(net, num_nodes=n, num_edges=e) == (4 * 4 * 3 + 12 * 3) // 4 + 3 * 2 == 27
+        assert calls == [("c", 4, 12)]
+        with pytest.raises(ValueError, match="node 'c' is a graph op: pass num_nodes and num_edges"):
+            count_macs(net)
+    finally:
+        MACS.pop("test_neighbour_sum", None)
+        _OPS.pop("test_neighbour_sum", None)
+
+
 def test_pruning_everything_or_out_of_range_is_refused():
     net = mg.ModuleGraph(mlp_graph(5, 18, 3))
     with pytest.raises(mg.PruneError, match=r"sparsity 0.99 asks to remove 18 of 18 hidden units, but at most 17 "

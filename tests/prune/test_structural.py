@@ -88,3 +88,56 @@ def test_pruned_mlp_equals_zeroed_hidden_units():
         handle.remove()
     torch.testing.assert_close(small(x), expected, atol=1e-6, rtol=1e-5)
     assert not torch.allclose(expected, net(x))  # the units mattered
+
+
+class ChannelScale(torch.nn.Module):
+    """A user's per-channel op: ``x * s`` with one learned factor per feature (no slicer built in)."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.rand(features) + 0.5)
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_register_slicer_slices_a_custom_module_as_registered():
+    """``register_slicer(cls, fn)``: ``rebuild`` hands ``fn(old, new, keep_in, keep_out)`` each module of class
+    ``cls``, and the pruned network holds what ``fn`` copied: here the factors of the kept channels."""
+    from modgraph.prune import register_channel_rule, register_slicer
+    from modgraph.prune.dependency import CHANNEL_RULES
+    from modgraph.prune.structural import SLICERS
+    from modgraph.registry import _OPS
+
+    @mg.register_op("test_channel_scale")
+    def channel_scale(in_features: int) -> mg.Built:
+        return mg.Built(ChannelScale(in_features), in_features)
+
+    calls = []
+
+    def slicer(old, new, keep_in, keep_out):
+        calls.append((keep_in.tolist(), keep_out.tolist()))
+        new.scale.copy_(old.scale[keep_out])
+
+    try:
+        register_channel_rule("test_channel_scale", "per_channel")
+        register_slicer(ChannelScale, slicer)
+        g = mlp_graph(5, 6, 2, attention=None)
+        g.remove_edge("h", "y")
+        g.add_node("s", op="test_channel_scale")
+        g.add_edges_from([("h", "s"), ("s", "y")])
+        torch.manual_seed(0)
+        net = mg.ModuleGraph(g)
+        gone, kept = [1, 4], [0, 2, 3, 5]  # the hidden units of h are groups 0..5 in row order
+        small = rebuild(net, *DependencyGraph(net).keep(gone))
+        assert calls == [(kept, kept)]
+        assert torch.equal(small.nodes["s"].scale, net.nodes["s"].scale[kept])
+        # by hand: the original's kept rows of h, their factors and y's kept columns
+        h, s, y = net.nodes["h"], net.nodes["s"].scale, net.nodes["y"]
+        x = torch.randn(7, 5)
+        expected = (torch.sigmoid(x @ h.weight[kept].T + h.bias[kept]) * s[kept]) @ y.weight[:, kept].T + y.bias
+        torch.testing.assert_close(small(x), expected)
+    finally:
+        SLICERS.pop(ChannelScale, None)
+        CHANNEL_RULES.pop("test_channel_scale", None)
+        _OPS.pop("test_channel_scale", None)

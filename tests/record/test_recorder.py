@@ -80,6 +80,24 @@ def test_graph_gate_statistics_per_edge_over_forwards():
         gate(torch.randn(4, 2), index=edge_index[1, :4], num_segments=3, edge_index=edge_index[:, :4])
 
 
+@pytest.mark.parametrize("forwards", [1, 2])
+def test_under_counts_exactly_the_weights_a_gate_with_that_threshold_zeroes(forwards):
+    """A gate with threshold t keeps weights >= t; a recorder with the same t counts as under exactly the zeroed
+    ones. sigmoid(0) = 0.5 exactly: a weight at the threshold is kept and not under (one forward: the held single
+    sample; two: the accumulated path)."""
+    gate = mg.Gate("sigmoid", threshold=0.5, level="graph", name="conv")
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    rec = EdgeRecorder(threshold=0.5).attach(gates=[gate])
+    scores = torch.tensor([[-1.0], [0.0], [1.0]])  # sigmoid: 0.27 (zeroed), 0.5 (kept), 0.73 (kept)
+    for _ in range(forwards):
+        w = gate(scores, index=edge_index[1], num_segments=3, edge_index=edge_index)
+    assert w[1, 0] == 0.5 and w[0, 0] == 0 and w[2, 0] > 0.5
+    rec.epoch_end()
+    under = rec.stats("conv").under
+    assert under.tolist() == [[1.0], [0.0], [0.0]]
+    assert torch.equal(under.bool(), w == 0)
+
+
 def test_epochs_reset_the_running_statistics_and_are_kept_apart():
     torch.manual_seed(3)
     net = mg.ModuleGraph(mlp_graph(5, 4, 2))

@@ -116,3 +116,24 @@ def test_a_held_single_sample_is_added_when_another_batch_follows():
     rs = RunningStats((2, 5), 0.5)
     check(feed(rs, batches), torch.cat(batches), 0.5)
     assert not rs._held and rs.count == 7
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_weight_equal_to_the_threshold_is_not_under_it(held):
+    """``under`` counts ``w < t`` strictly (a gate with threshold ``t`` keeps ``w >= t``): a weight exactly at ``t``
+    is not under it, the nearest float32 below ``t`` is; in a batch of several samples and in a held single sample."""
+    t = 0.25
+    at = torch.tensor(t)
+    below, above = torch.nextafter(at, torch.tensor(0.0)), torch.nextafter(at, torch.tensor(1.0))
+    first = torch.stack([at, below, above, torch.tensor(0.0)])
+    second = torch.stack([at, at, below, torch.tensor(1.0)])
+    rs = RunningStats((4,), t)
+    if held:  # one single-sample batch: held aside, its summary computed from it alone
+        rs.update(first[None])
+        assert rs._held
+        expected = [0.0, 1.0, 0.0, 1.0]
+    else:
+        rs.update(torch.stack([first, second]))
+        assert not rs._held
+        expected = [0.0, 0.5, 0.5, 0.5]  # by hand: how many of the two samples are strictly below 0.25, over 2
+    assert rs.summary().under.tolist() == expected

@@ -178,6 +178,28 @@ def test_ensemble_members_stop_on_their_own_and_the_phase_ends_with_the_last():
     assert net.w.squeeze(1).tolist() == [1.0, 5.0, 3.0]
 
 
+def test_a_nan_validation_score_stops_the_run_naming_the_step_and_leaves_the_network_whole():
+    """``evaluate`` returning NaN (a diverged run) stops ``fit`` with an error naming the step; raised in the
+    attention phase, where the main parameters are frozen, it still leaves every parameter requiring gradients."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph())
+    x, y = task()
+    warm_up = make_schedule("alternating", 40)[0].budget  # the attention-free main phase
+    calls, frozen = [], []
+
+    def evaluate(n):
+        calls.append(1)
+        if len(calls) == warm_up + 2:  # the second evaluation of the attention phase
+            frozen.append(sum(not p.requires_grad for p in n.parameters()))
+            return float("nan")
+        return 0.5
+
+    with pytest.raises(ValueError, match=rf"^evaluate returned NaN at step {warm_up + 2}; the training diverged$"):
+        fit(net, loss_of(x, y), evaluate, schedule="alternating", steps=40)
+    assert frozen == [len(net.main_parameters())]  # it came while the main network was frozen
+    assert all(p.requires_grad for p in net.parameters())
+
+
 def test_schedule_needs_attention_parameters():
     g = nx.DiGraph()
     g.add_node("x", op="input", features=5)
