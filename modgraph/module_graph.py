@@ -14,7 +14,39 @@ from .compile import compile_graph
 from .errors import GraphSpecError
 from .gate import Gate
 from .merge import neuron_linear, scale_branches, sum_messages
-from .spec import graph_from_dict, graph_to_dict, load_spec, save_spec
+from .spec import graph_from_dict, graph_to_dict, load_spec, plain_attributes, save_spec
+
+
+def _check_declared_widths(graph: nx.DiGraph, plan, nodes: nn.ModuleDict) -> None:
+    """A ready module declared with ``out_features`` is not probed to build; check the claim with one dry run.
+
+    One no-grad forward of a ``[2, in]`` zero tensor in eval mode (the mode is restored); a module that cannot run on
+    it (a graph op needing ``edge_index``, a special input) is trusted, as before."""
+    for step in plan.steps:
+        attrs = graph.nodes[step.name]
+        if "module" not in attrs or attrs.get("out_features") is None or step.needs_graph:
+            continue
+        module = nodes[step.name]
+        in_width = sum(plan.widths[u] for u in step.preds) if step.merge == "concat" else plan.widths[step.preds[0]]
+        tensor = next(iter(module.parameters()), None)
+        if tensor is None:
+            tensor = next(iter(module.buffers()), None)
+        floating = tensor is not None and tensor.is_floating_point()
+        x = torch.zeros(2, in_width, device=tensor.device if tensor is not None else None,
+                        dtype=tensor.dtype if floating else None)
+        modes = [(m, m.training) for m in module.modules()]
+        try:
+            with torch.no_grad():
+                out = module.eval()(x)
+        except Exception:  # noqa: BLE001  (cannot tell: the forward will say)
+            continue
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        if isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[-1] != step.width:
+            raise GraphSpecError(f"node {step.name!r}: declared out_features={step.width}, but its module maps "
+                                 f"{in_width} input features to {out.shape[-1]}; fix out_features or leave it out "
+                                 f"(the width is then probed)")
 
 
 class ModuleGraph(nn.Module):
@@ -47,7 +79,9 @@ class ModuleGraph(nn.Module):
         if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
             raise GraphSpecError(f"expected a networkx.DiGraph, got {type(graph).__name__}")
         self.graph = graph.copy()
+        plain_attributes(self.graph)  # np.int64(4) is 4: it builds, and the spec saves as YAML or JSON
         plan, nodes, neuron, branch, adjacency = compile_graph(self.graph)
+        _check_declared_widths(self.graph, plan, nodes)
         self.plan = plan
         self.nodes = nodes
         self.neuron_attention = neuron

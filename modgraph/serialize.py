@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, GraphSpecError
+from .errors import CheckpointError
 from .io import atomic_write
 
 NET_FORMAT = "modgraph-net/1"
@@ -49,18 +49,30 @@ def load_network(path: str | os.PathLike, map_location=None):
     blob = safe_torch_load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != NET_FORMAT:
         raise CheckpointError(f"{path}: not a modgraph network file (expected format {NET_FORMAT!r})")
+    for key, kind, want in (("spec", str, "a JSON string"), ("state_dict", dict, "a dict of tensors")):
+        if key not in blob:
+            raise CheckpointError(f"{path}: damaged network file: no {key!r} (expected {want})")
+        if not isinstance(blob[key], kind):
+            raise CheckpointError(f"{path}: damaged network file: {key!r} is {type(blob[key]).__name__}, "
+                                  f"expected {want}")
     try:
-        net = ModuleGraph.from_dict(json.loads(blob["spec"]), source=str(path))
-    except GraphSpecError:
-        raise
-    except (KeyError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: damaged spec ({err})") from None
+        spec = json.loads(blob["spec"])
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: damaged spec ({type(err).__name__}: {err})") from None
+    net = ModuleGraph.from_dict(spec, source=str(path))  # a GraphSpecError names the file and the fault
     load_state(net, blob["state_dict"], str(path))
     return net
 
 
 def load_state(net, state_dict: dict, source: str = "checkpoint") -> None:
     """``load_state_dict`` that names missing, unexpected and mis-shaped entries instead of a torch traceback."""
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{source}: damaged weights: expected a dict of tensors, got "
+                              f"{type(state_dict).__name__}")
+    bad = [k for k, t in state_dict.items() if not isinstance(t, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: damaged weights: entry {bad[0]!r} is {type(state_dict[bad[0]]).__name__}, "
+                              f"expected a tensor" + (f" ({len(bad)} such entries)" if len(bad) > 1 else ""))
     own = net.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -69,9 +81,9 @@ def load_state(net, state_dict: dict, source: str = "checkpoint") -> None:
     if missing or unexpected or shapes:
         parts = []
         if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+            parts.append(f"missing {', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+            parts.append(f"unexpected {', '.join(map(str, unexpected[:5]))}{' ...' if len(unexpected) > 5 else ''}")
         if shapes:
             parts.append("shape mismatch " + "; ".join(shapes[:5]))
         raise CheckpointError(f"{source}: the weights come from another architecture: {'; '.join(parts)}")

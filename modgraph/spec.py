@@ -33,21 +33,74 @@ EDGE_KEYS = ("attention", "threshold", "score", "learnable", "weight", "temperat
 SCALARS = (str, int, float, bool, type(None))
 
 
-def _check_data(value, where: str):
-    """Spec values are plain data: scalars, lists and string-keyed dicts."""
+MAX_DEPTH = 64  # a spec nests a few levels; deeper data is refused rather than recursed into
+MAX_ITEMS = 1_000_000  # items of one value with YAML aliases expanded (an alias bomb expands to billions)
+
+
+def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None) -> int:
+    """Spec values are plain data: scalars, lists and string-keyed dicts, without loops, at most ``MAX_DEPTH`` deep
+    and ``MAX_ITEMS`` large. Returns the value's size with shared parts (YAML aliases) counted each time they
+    appear; each part is visited once, so an alias bomb is refused in linear time."""
     if isinstance(value, SCALARS):
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_data(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise GraphSpecError(f"{where}: keys must be strings, got {k!r}")
-            _check_data(item, f"{where}.{k}")
-        return
+        return 1
+    if isinstance(value, (list, tuple, dict)):
+        if any(value is outer for outer in _path):
+            raise GraphSpecError(f"{where}: the value contains itself (a YAML alias inside its own anchor, such as "
+                                 f"'&a {{y: *a}}'); spec data cannot loop")
+        if len(_path) >= MAX_DEPTH:
+            raise GraphSpecError(f"{where}: the value is nested more than {MAX_DEPTH} levels deep")
+        sizes = {} if _sizes is None else _sizes
+        if id(value) in sizes:  # a shared part, checked already
+            return sizes[id(value)]
+        path, size = _path + (value,), 1
+        if isinstance(value, dict):
+            for k, item in value.items():
+                if not isinstance(k, str):
+                    raise GraphSpecError(f"{where}: keys must be strings, got {k!r}")
+                size += _check_data(item, f"{where}.{k}", path, sizes)
+        else:
+            for i, item in enumerate(value):
+                size += _check_data(item, f"{where}[{i}]", path, sizes)
+        sizes[id(value)] = size
+        if _sizes is None and size > MAX_ITEMS:
+            raise GraphSpecError(f"{where}: the value holds {size:,} items once YAML aliases are expanded; a spec "
+                                 f"value holds at most {MAX_ITEMS:,}")
+        return size
     raise GraphSpecError(f"{where}: expected plain data (number, string, bool, list, dict), got {type(value).__name__}")
+
+
+def _is_numpy_scalar(value) -> bool:
+    return type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item")
+
+
+def plain(value, _memo: dict | None = None, _depth: int = 0):
+    """``value`` with numpy scalars (``np.int64(4)``, ``np.float32(0.5)``, ``np.bool_``, ...) made Python ones, in
+    lists, tuples and dicts too; anything else is returned as it is (plain data is checked elsewhere). Shared parts
+    are converted once and stay shared; a loop or absurd nesting is left as it is, for the checks to name."""
+    if _is_numpy_scalar(value):
+        return value.item()
+    if not isinstance(value, (dict, list, tuple)) or _depth >= MAX_DEPTH:
+        return value
+    memo = {} if _memo is None else _memo
+    if id(value) in memo:
+        return memo[id(value)]
+    memo[id(value)] = value  # while converting: a loop back here keeps the original
+    if isinstance(value, dict):
+        result = {k: plain(v, memo, _depth + 1) for k, v in value.items()}
+    elif isinstance(value, list):
+        result = [plain(v, memo, _depth + 1) for v in value]
+    else:
+        result = tuple(plain(v, memo, _depth + 1) for v in value)
+    memo[id(value)] = result
+    return result
+
+
+def plain_attributes(g: nx.DiGraph) -> None:
+    """Make the numpy scalars among ``g``'s graph, node and edge attributes Python ones, in place."""
+    for attrs in [g.graph, *(a for _, a in g.nodes(data=True)), *(a for _, _, a in g.edges(data=True))]:
+        for k, v in attrs.items():
+            if _is_numpy_scalar(v) or isinstance(v, (list, tuple, dict)):
+                attrs[k] = plain(v)
 
 
 def graph_from_dict(spec, source: str = "spec") -> nx.DiGraph:
@@ -91,6 +144,9 @@ def graph_from_dict(spec, source: str = "spec") -> nx.DiGraph:
             raise GraphSpecError(f"{where}: an edge is {{source: a, target: b, ...}} or [a, b], got {edge!r}")
         u, v = edge["source"], edge["target"]
         for end in (u, v):
+            if not isinstance(end, str):
+                raise GraphSpecError(f"{where}: source and target must be node names (strings), got {u!r} -> {v!r}")
+        for end in (u, v):
             if end not in nodes:
                 raise GraphSpecError(f"{where}: edge {u!r} -> {v!r} names unknown node {end!r}")
         if g.has_edge(u, v):
@@ -118,7 +174,7 @@ def graph_to_dict(g: nx.DiGraph) -> dict:
                                  f"with @modgraph.register_op to serialise it")
         spec["nodes"][name] = dict(attrs)
     spec["edges"] = [{"source": u, "target": v, **attrs} for u, v, attrs in g.edges(data=True)]
-    return spec
+    return plain(spec)
 
 
 def _fmt(path: Path) -> str:
@@ -130,8 +186,107 @@ def _fmt(path: Path) -> str:
     raise GraphSpecError(f"{path}: unknown spec file type {suffix or '(none)'!r}; use .yaml, .yml or .json")
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int | None = None, column: int | None = None, first: int | None = None,
+                 where: str = ""):
+        super().__init__(key)
+        self.key, self.line, self.column, self.first, self.where = key, line, column, first, where
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no python tags) that refuses a key given twice in one mapping instead of keeping the last.
+
+    Keys brought in by a merge (``<<: *base``) may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                mark = key_node.start_mark
+                if first is not None:
+                    raise _DuplicateKey(key, mark.line + 1, mark.column + 1, first)
+                seen[key] = mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _refuse_duplicates(pairs):
+    """``object_pairs_hook`` of :func:`json.loads`: a key given twice in one object is an error, not 'last wins'."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key, where=f"an object with keys {', '.join(repr(k) for k, _ in pairs)}")
+        seen.add(key)
+    return dict(pairs)
+
+
+_JSON_WS = " \t\n\r"
+
+
+def _locate_json_duplicate(text: str):
+    """The first key given twice in one object of (valid) JSON ``text``: ``(key, index, index of the first, path)``.
+
+    Walks the text with the decoder's own string and value scanners, so positions are exact."""
+    decoder = json.JSONDecoder()
+
+    def skip(i):
+        while i < len(text) and text[i] in _JSON_WS:
+            i += 1
+        return i
+
+    def walk(i, path):
+        i = skip(i)
+        if text[i] == "{":
+            seen: dict = {}
+            i = skip(i + 1)
+            if text[i] == "}":
+                return i + 1
+            while True:
+                start = i
+                key, i = json.decoder.scanstring(text, i + 1)
+                if key in seen:
+                    return key, start, seen[key], path
+                seen[key] = start
+                found = walk(skip(i) + 1, f"{path}.{key}" if path else key)  # past the ':'
+                if isinstance(found, tuple):
+                    return found
+                i = skip(found)
+                if text[i] == "}":
+                    return i + 1
+                i = skip(i + 1)  # past the ','
+        if text[i] == "[":
+            i = skip(i + 1)
+            if text[i] == "]":
+                return i + 1
+            n = 0
+            while True:
+                found = walk(i, f"{path}[{n}]")
+                if isinstance(found, tuple):
+                    return found
+                i = skip(found)
+                if text[i] == "]":
+                    return i + 1
+                i, n = skip(i + 1), n + 1
+        return decoder.scan_once(text, i)[1]
+
+    found = walk(0, "")
+    return found if isinstance(found, tuple) else None
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    return text.count("\n", 0, index) + 1, index - text.rfind("\n", 0, index)
+
+
 def load_spec(path: str | os.PathLike) -> dict:
-    """Read a spec dict from a YAML (``safe_load``) or JSON file; errors name the file, line and column."""
+    """Read a spec dict from a YAML (``safe_load``) or JSON file; errors name the file, line and column.
+
+    A key given twice in one mapping (two ``h:`` nodes, two ``edges:`` blocks) is an error, not 'the last wins'."""
     path = Path(path)
     kind = _fmt(path)
     try:
@@ -142,11 +297,30 @@ def load_spec(path: str | os.PathLike) -> dict:
         raise GraphSpecError(f"{path}: cannot read spec file: {err}") from None
     if kind == "json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_refuse_duplicates)
         except json.JSONDecodeError as err:
             raise GraphSpecError(f"{path}:{err.lineno}:{err.colno}: malformed JSON: {err.msg}") from None
+        except RecursionError:
+            raise GraphSpecError(f"{path}: the JSON is nested too deeply to be a spec") from None
+        except _DuplicateKey as dup:
+            try:
+                found = _locate_json_duplicate(text)
+            except (RecursionError, ValueError, IndexError):  # cannot happen for text json.loads read; be safe
+                found = None
+            if found is None:
+                raise GraphSpecError(f"{path}: duplicate key {dup.key!r} in {dup.where}") from None
+            key, index, first, where = found
+            line, col = _line_col(text, index)
+            inside = f" in {where!r}" if where else " at the top level"
+            raise GraphSpecError(f"{path}:{line}:{col}: duplicate key {key!r}{inside} (first at line "
+                                 f"{_line_col(text, first)[0]}); a key may appear once in an object") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SpecLoader)
+    except _DuplicateKey as dup:
+        raise GraphSpecError(f"{path}:{dup.line}:{dup.column}: duplicate key {dup.key!r} (first at line {dup.first}); "
+                             f"a key may appear once in a mapping") from None
+    except RecursionError:
+        raise GraphSpecError(f"{path}: the YAML is nested too deeply to be a spec") from None
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
         raise GraphSpecError(f"{path}:{mark.line + 1}:{mark.column + 1}: refused: {err.problem} (specs are plain "
@@ -159,12 +333,20 @@ def load_spec(path: str | os.PathLike) -> dict:
 
 
 def save_spec(spec: dict, path: str | os.PathLike) -> Path:
-    """Write ``spec`` as YAML or JSON (by extension) atomically: a temporary file, then a rename."""
+    """Write ``spec`` as YAML or JSON (by extension) atomically: a temporary file, then a rename.
+
+    Numpy scalars (``np.int64(4)``) are written as the Python numbers they hold; any other value that is not plain
+    data raises :class:`GraphSpecError` naming it, and nothing is written."""
     path = Path(path)
     kind = _fmt(path)
-    if kind == "json":
-        text = json.dumps(spec, indent=2) + "\n"
-    else:
-        text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+    spec = plain(spec)
+    try:
+        if kind == "json":
+            text = json.dumps(spec, indent=2) + "\n"
+        else:
+            text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+    except (TypeError, ValueError, RecursionError, yaml.YAMLError) as err:
+        _check_data(spec, str(path))  # names the value that is not data
+        raise GraphSpecError(f"{path}: cannot write the spec: {err}") from None
     atomic_write_text(path, text)
     return path

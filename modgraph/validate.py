@@ -6,6 +6,7 @@ import networkx as nx
 import torch.nn as nn
 
 from .errors import GraphSpecError
+from .spec import EDGE_KEYS
 
 _RESERVED = set(dir(nn.ModuleDict()))
 
@@ -17,20 +18,38 @@ def _names(nodes) -> str:
 def check_structure(g) -> tuple[list, list, list]:
     """Validate the DAG's structure; return ``(inputs, outputs, topological order)``.
 
-    Raises :class:`GraphSpecError` for: not a ``networkx.DiGraph``, an empty graph, bad node names, a cycle
-    (printing its edges), a node without ``op``/``module``, no input node, an input with in-edges, unknown outputs,
-    a node no input reaches, and a node that reaches no output.
+    Raises :class:`GraphSpecError` for: not a ``networkx.DiGraph``, an empty graph, bad node names (not a
+    non-empty string, a reserved name, or one holding ``'.'`` or ``'->'``), an unknown edge setting, a node width
+    (``in_features``, a module's ``out_features``) that is not a positive integer, a cycle (printing its edges), a
+    node without ``op``/``module``, no input node, an input with in-edges, unknown outputs, a node no input reaches,
+    and a node that reaches no output.
     """
     if not isinstance(g, nx.DiGraph) or g.is_multigraph():
         raise GraphSpecError(f"expected a networkx.DiGraph, got {type(g).__name__}")
     if g.number_of_nodes() == 0:
         raise GraphSpecError("the graph has no nodes; declare at least an input and an output")
     for n in g.nodes:
-        if not isinstance(n, str) or not n or "." in n:
-            raise GraphSpecError(f"node {n!r}: names must be non-empty strings without '.' "
+        if not isinstance(n, str) or not n:
+            raise GraphSpecError(f"node {n!r}: names must be non-empty strings without '.' or '->' "
                                  f"(relabel with networkx.relabel_nodes(g, str))")
+        if "." in n:
+            raise GraphSpecError(f"node {n!r}: names cannot contain '.' (torch joins submodule names with it, as "
+                                 f"in 'nodes.h.weight'); rename it")
+        if "->" in n:
+            raise GraphSpecError(f"node {n!r}: names cannot contain '->' (it joins the two ends of an edge in "
+                                 f"parameter names such as 'a->b', so two edges could get one name); rename it")
         if n in _RESERVED:
             raise GraphSpecError(f"node {n!r}: the name is reserved (an attribute of torch.nn.ModuleDict); rename it")
+    for u, v, attrs in g.edges(data=True):
+        unknown = [k for k in attrs if k not in EDGE_KEYS]
+        if unknown:
+            raise GraphSpecError(f"edge {u!r} -> {v!r}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                                 f"valid: {', '.join(EDGE_KEYS)}")
+    for n, attrs in g.nodes(data=True):
+        for key in ("in_features", "out_features") if "module" in attrs else ("in_features",):
+            val = attrs.get(key)
+            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
+                raise GraphSpecError(f"node {n!r}: {key} must be a positive integer (a width), got {val!r}")
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:

@@ -299,3 +299,66 @@ def test_compiled_code_reads_the_networks_containers_at_call_time():
     net.nodes = torch.nn.ModuleDict({k: torch.nn.Linear(4, 4) if k != "m" else v for k, v in net.nodes.items()})
     torch.testing.assert_close(net(x), net.interpret(x), rtol=0, atol=0)
     assert net._compiled[1] is not compiled
+
+
+# names the spec accepts that are not Python identifiers (or are keywords) reach the compiled code only as strings
+ODD_NAMES = ["class", "if", "None", "True", "lambda", "match", "_", "a b", "a-b", "1a", "ü", 'a"b', "a'b", "a\\b",
+             "a\nb", "a)b", "self", "in_0", "edge_index", "getitem", "torch"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_compiled_forward_runs_any_accepted_node_name(name):
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node(name + "i", op="input", features=4)
+    g.add_node(name, op="linear", out_features=4)
+    g.add_node(name + "2", op="tanh")
+    g.add_node(name + "m", op="identity")
+    g.add_node(name + "o", op="linear", out_features=2)
+    g.add_edge(name + "i", name, learnable=True, weight=0.3, attention="sigmoid")  # adjacency + neuron gate
+    g.add_edge(name + "i", name + "2", learnable=True)
+    g.add_edge(name, name + "m", attention="softmax")  # a branch gate keyed by the node's name
+    g.add_edge(name + "2", name + "m", attention="softmax")
+    g.add_edge(name + "m", name + "o", attention="sigmoid")
+    g.graph["outputs"] = [name + "o", name]  # a dict output keyed by the names
+    net = mg.ModuleGraph(g)
+    x = torch.randn(3, 4)
+    out, ref = net(x), net.interpret(x)
+    assert list(out) == [name + "o", name]
+    for key in out:
+        torch.testing.assert_close(out[key], ref[key], rtol=0, atol=0)
+    out[name + "o"].sum().backward()
+    assert net.adjacency_weights[f"{name}i->{name}"].grad is not None
+
+
+def test_declared_out_features_of_a_module_node_is_checked_at_build():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=torch.nn.Linear(4, 6), out_features=5)
+    g.add_node("y", op="linear", out_features=2)
+    g.add_edges_from([("x", "m"), ("m", "y")])
+    with pytest.raises(mg.GraphSpecError, match=r"node 'm': declared out_features=5, but its module maps 4 input "
+                                                r"features to 6"):
+        mg.ModuleGraph(g)
+    # a right declaration builds, and the dry run leaves every submodule's train/eval mode as it was
+    body = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Dropout(0.5))
+    body[1].eval()
+    g.nodes["m"].update(module=body, out_features=6)
+    net = mg.ModuleGraph(g)
+    assert body.training and body[0].training and not body[1].training
+    assert net(torch.randn(3, 4)).shape == (3, 2)
+
+
+def test_a_module_that_cannot_run_on_zeros_is_trusted_with_its_declared_width():
+    class PositiveOnly(torch.nn.Module):
+        def forward(self, x):
+            if not bool((x > 0).all()):
+                raise ValueError("positive inputs only")
+            return x[:, :2]
+
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=PositiveOnly(), out_features=2)
+    g.add_edge("x", "m")
+    net = mg.ModuleGraph(g)
+    assert net(torch.rand(3, 4) + 0.1).shape == (3, 2)

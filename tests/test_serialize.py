@@ -38,3 +38,21 @@ def test_corrupted_and_foreign_files(tmp_path):
         mg.load_network(other)
     with pytest.raises(mg.CheckpointError, match="no such file"):
         mg.load_network(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda blob: blob.update(spec=3), r"damaged network file: 'spec' is int, expected a JSON string"),
+    (lambda blob: blob.pop("spec"), r"damaged network file: no 'spec'"),
+    (lambda blob: blob.update(spec="{not json"), r"damaged spec \(JSONDecodeError"),
+    (lambda blob: blob.pop("state_dict"), r"damaged network file: no 'state_dict' \(expected a dict of tensors\)"),
+    (lambda blob: blob.update(state_dict=[1, 2]), r"damaged network file: 'state_dict' is list, expected a dict"),
+    (lambda blob: blob["state_dict"].update({"nodes.h.weight": 3}),
+     r"damaged weights: entry 'nodes.h.weight' is int, expected a tensor"),
+])
+def test_well_formed_but_damaged_network_files_are_named(tmp_path, damage, message):
+    path = mg.save_network(mg.ModuleGraph(mlp_graph()), tmp_path / "x.pt")
+    blob = torch.load(path, weights_only=True)
+    damage(blob)
+    torch.save(blob, path)
+    with pytest.raises(mg.CheckpointError, match=r"x\.pt: " + message):
+        mg.load_network(path)

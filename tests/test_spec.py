@@ -230,3 +230,119 @@ def test_shipped_example_specs_build():
     for path in specs:
         net = mg.ModuleGraph.from_file(path)
         assert mg.ModuleGraph.from_dict(net.to_dict()).to_dict() == net.to_dict()
+
+
+# --- duplicate keys, loops and odd values in spec files -----------------------------------------------------------
+@pytest.mark.parametrize("text, message", [
+    ("nodes:\n  x: {op: input, features: 4}\n  h: {op: linear, out_features: 8}\n  h: {op: linear, out_features: 9}\n"
+     "  y: {op: linear, out_features: 2}\nedges: [[x, h], [h, y]]\n",
+     r"dup\.yaml:4:3: duplicate key 'h' \(first at line 3\)"),
+    ("nodes:\n  x: {op: input, features: 4}\n  y: {op: linear, out_features: 3, out_features: 7}\nedges: [[x, y]]\n",
+     r"dup\.yaml:3:36: duplicate key 'out_features'"),
+    ("nodes:\n  x: {op: input, features: 4}\n  y: {op: linear, out_features: 2}\nedges: [[x, y]]\nedges: []\n",
+     r"dup\.yaml:5:1: duplicate key 'edges' \(first at line 4\)"),
+])
+def test_duplicate_yaml_keys_are_refused_with_file_line_and_column(tmp_path, text, message):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(mg.GraphSpecError, match=message):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 4}\n  h: &h {op: linear, out_features: 8, activation: relu}\n"
+                    "  y: {<<: *h, out_features: 2}\nedges: [[x, h], [h, y]]\n")
+    net = mg.ModuleGraph.from_file(path)
+    assert net.graph.nodes["y"] == {"op": "linear", "out_features": 2, "activation": "relu"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"nodes": {\n  "x": {"op": "input", "features": 4},\n  "y": {"op": "linear", "out_features": 3,\n'
+     '        "out_features": 7}},\n "edges": [["x", "y"]]}\n',
+     r"dup\.json:4:9: duplicate key 'out_features' in 'nodes\.y' \(first at line 3\)"),
+    ('{"nodes": {"x": {"op": "input", "features": 4}, "y": {"op": "linear", "out_features": 3}},\n'
+     ' "edges": [["x", "y"]],\n "edges": []}\n', r"dup\.json:3:2: duplicate key 'edges' at the top level"),
+    ('{"nodes": {"x": {"op": "input", "features": 4}, "y": {"op": "relu"}},\n'
+     ' "edges": [{"source": "x", "target": "y"}, {"source": "x", "target": "y", "weight": 1, "weight": 2}]}\n',
+     r"dup\.json:2:88: duplicate key 'weight' in 'edges\[1\]'"),
+])
+def test_duplicate_json_keys_are_refused_with_file_line_and_column(tmp_path, text, message):
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(mg.GraphSpecError, match=message):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_a_self_referencing_yaml_alias_is_named(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text("nodes: &a\n  x: {op: input, features: 2}\n  y: *a\n")
+    with pytest.raises(mg.GraphSpecError, match=r"loop\.yaml: node 'y'.*contains itself"):
+        mg.ModuleGraph.from_file(path)
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]]}
+    spec["nodes"]["y"]["extra"] = [spec["nodes"]["y"]]  # the same loop built in Python
+    with pytest.raises(mg.GraphSpecError, match=r"node 'y'.extra\[0\]: the value contains itself"):
+        mg.ModuleGraph.from_dict(spec)
+
+
+@pytest.mark.parametrize("suffix, text", [(".json", "[" * 100_000 + "]" * 100_000),
+                                          (".yaml", "nodes: " + "[" * 100_000 + "]" * 100_000)])
+def test_absurdly_nested_files_are_named(tmp_path, suffix, text):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text(text)
+    with pytest.raises(mg.GraphSpecError, match=r"deep\.(json|yaml): the (JSON|YAML) is nested too deeply"):
+        mg.ModuleGraph.from_file(path)
+
+
+@pytest.mark.parametrize("edge", [{"source": ["x"], "target": "y"}, {"source": "x", "target": {"y": 1}}, [["x"], "y"]])
+def test_edge_ends_that_are_not_names(edge):
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"], edge]}
+    with pytest.raises(mg.GraphSpecError, match=r"spec: edges\[1\]: source and target must be node names \(strings\)"):
+        mg.ModuleGraph.from_dict(spec)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_numpy_scalar_attributes_are_written_as_numbers(tmp_path, suffix):
+    import networkx as nx
+    import numpy as np
+
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=np.int64(4))
+    g.add_node("h", op="linear", out_features=np.int64(4), activation=np.str_("relu"))
+    g.add_node("d", op="dropout", p=np.float64(0.25))
+    g.add_node("y", op="linear", out_features=np.int32(2), bias=np.bool_(True))
+    g.add_edge("x", "h", learnable=np.bool_(True), weight=np.float64(0.5))
+    g.add_edges_from([("h", "d")])
+    g.add_edge("d", "y", attention="sigmoid", threshold=np.float64(0.125))
+    g.graph["outputs"] = [np.str_("y")]
+    net = mg.ModuleGraph(g)
+    path = net.save_spec(tmp_path / f"arch{suffix}")
+    other = mg.ModuleGraph.from_file(path)
+    assert other.to_dict() == net.to_dict()
+    assert other.graph.nodes["h"]["out_features"] == 4 and type(other.graph.nodes["h"]["out_features"]) is int
+    assert type(g.nodes["h"]["out_features"]) is np.int64  # the caller's graph is left as it was
+    mg.save_spec({"nodes": {"x": {"op": "input", "features": np.int64(3)}}}, tmp_path / f"direct{suffix}")
+    assert mg.load_spec(tmp_path / f"direct{suffix}")["nodes"]["x"]["features"] == 3
+
+
+def test_saving_a_value_that_is_not_data_names_it(tmp_path):
+    with pytest.raises(mg.GraphSpecError, match=r"a\.yaml\.nodes\.x\.features: expected plain data"):
+        mg.save_spec({"nodes": {"x": {"op": "input", "features": torch.tensor(3)}}}, tmp_path / "a.yaml")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
+    """Nine levels of ten aliases each are 10**9 items once expanded; the check visits each shared part once."""
+    levels = ["&j1 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for i in range(2, 10):
+        levels.append(f"&j{i} [{levels[-1]}" + f", *j{i - 1}" * 9 + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 2}\n  y:\n    op: relu\n    junk: " + levels[-1] +
+                    "\nedges: [[x, y]]\n")
+    with pytest.raises(mg.GraphSpecError, match=r"bomb\.yaml: node 'y'.*holds 1,111,111,\d+ items once YAML aliases "
+                                                r"are expanded"):
+        mg.ModuleGraph.from_file(path)
+    shared = [1, 2]  # sharing itself is fine: a part used twice is data, not a loop
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]],
+            "name": [shared, shared]}
+    assert mg.ModuleGraph.from_dict(spec).graph.graph["name"] == [[1, 2], [1, 2]]

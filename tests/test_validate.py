@@ -1,7 +1,10 @@
 """Every structural and argument fault raises GraphSpecError naming it."""
 
+import re
+
 import networkx as nx
 import pytest
+import torch
 
 import modgraph as mg
 
@@ -167,4 +170,54 @@ def test_missing_op():
     g = mlp_graph()
     del g.nodes["h"]["op"]
     with pytest.raises(mg.GraphSpecError, match="node 'h' has no 'op'"):
+        build(g)
+
+
+def test_unknown_edge_setting_on_a_networkx_graph():
+    """A misspelt edge attribute on a graph passed straight to ModuleGraph (not through a spec dict or file)."""
+    g = mlp_graph()
+    g.edges["h", "y"]["attenton"] = "softmax"
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': unknown setting\(s\) 'attenton'; valid: "
+                                                r"attention, threshold, score"):
+        build(g)
+
+
+@pytest.mark.parametrize("value", ["18", True, 18.0, 0, -18, [18]])
+def test_in_features_must_be_a_positive_integer(value):
+    g = mlp_graph()
+    g.nodes["y"]["in_features"] = value
+    with pytest.raises(mg.GraphSpecError, match=r"node 'y': in_features must be a positive integer \(a width\), "
+                                                r"got " + re.escape(repr(value))):
+        build(g)
+
+
+@pytest.mark.parametrize("value", ["6", True, 6.0, -6])
+def test_declared_out_features_of_a_module_node_must_be_a_positive_integer(value):
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=torch.nn.Linear(4, 6), out_features=value)
+    g.add_edge("x", "m")
+    with pytest.raises(mg.GraphSpecError, match=r"node 'm': out_features must be a positive integer"):
+        build(g)
+
+
+def test_node_names_with_the_edge_separator_are_refused():
+    """'a->b' -> 'c' and 'a' -> 'b->c' would both be the parameter 'a->b->c' (learnable adjacency, neuron
+    attention), the second silently replacing the first."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=3)
+    for name in ("a->b", "a", "c", "b->c"):
+        g.add_node(name, op="linear", out_features=3)
+    g.add_node("y", op="concat")
+    g.add_edges_from([("x", "a->b"), ("x", "a"), ("c", "y"), ("b->c", "y")])
+    g.add_edge("a->b", "c", learnable=True, attention="sigmoid")
+    g.add_edge("a", "b->c", learnable=True, attention="sigmoid")
+    with pytest.raises(mg.GraphSpecError, match=r"node 'a->b': names cannot contain '->'"):
+        build(g)
+
+
+def test_node_names_with_a_dot_are_refused_with_the_reason():
+    g = nx.relabel_nodes(mlp_graph(), {"h": "layer.1"})
+    with pytest.raises(mg.GraphSpecError, match=r"node 'layer.1': names cannot contain '\.' \(torch joins submodule "
+                                                r"names with it"):
         build(g)
