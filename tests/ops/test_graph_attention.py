@@ -118,7 +118,7 @@ def test_without_self_loops_uniform_attention_is_gcn_without_self_loops(op):
     ei, w = net.graph_weights()["conv"]
     assert torch.equal(ei, NO_LOOPS_EDGE_INDEX)
     in_degree = torch.bincount(NO_LOOPS_EDGE_INDEX[1], minlength=NO_LOOPS_N).double()
-    torch.testing.assert_close(w, (1.0 / in_degree[ei[1]])[:, None].expand(-1, 2))  # uniform over each target's in-edges
+    torch.testing.assert_close(w, (1.0 / in_degree[ei[1]])[:, None].expand(-1, 2))
     with net.attention_off():
         torch.testing.assert_close(net(x, edge_index=NO_LOOPS_EDGE_INDEX), expected)
 
