@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.uci import UCIDataset
+from ..errors import DataError
 from ..merge import prefer_fused_neuron_attention
 from ..module_graph import ModuleGraph
-from ..protocols.cv import Split, cv_splits, fit_standardizer, standardize
+from ..protocols.cv import Split, cv_splits, fit_standardizer, min_samples, standardize
 from ..train import Ensemble, MemberAdam, RunDir, Trainer, flush_denormal, resume_or_start, stack_padded
 from .methods import METHODS, Method, get_method, mlp_graph, penalty
 
@@ -100,6 +101,35 @@ def budget(name: str, protocol: Protocol) -> tuple[int, int]:
     defaults for other tables); ``protocol.steps`` overrides the steps."""
     cfg = TABLE1.get(name, {"hidden": DEFAULT_HIDDEN, "steps": DEFAULT_STEPS})
     return cfg["hidden"], protocol.steps or max(1, round(cfg["steps"] * protocol.budget_scale))
+
+
+def _describe(data: UCIDataset) -> str:
+    files = data.source_files
+    return f"data set {data.name!r}" + (f" ({files[0]})" if len(files) == 1 else "")
+
+
+def check_data(data: UCIDataset, protocol: Protocol) -> None:
+    """Raise :class:`~modgraph.errors.DataError` naming the data set (and its file) if ``protocol`` cannot run on
+    ``data``: no feature, a single class, or too few rows for the protocol's folds and validation share (the rows,
+    the class counts and the minimum). :func:`run_benchmark` checks every data set before it trains any."""
+    what = _describe(data)
+    if data.num_features < 1:
+        raise DataError(f"{what}: no feature columns; a classifier needs at least one")
+    present = [name for name, count in data.class_counts().items() if count]
+    if len(present) < 2:
+        raise DataError(f"{what}: a single class ({', '.join(present) or 'none'}); classification needs two")
+    need = min_samples(protocol.folds, protocol.val_fraction)
+    if data.num_samples < need:
+        counts = ", ".join(f"{name}: {count}" for name, count in data.class_counts().items())
+        n = data.num_samples  # the fold counts that fit n rows are a range up to n (more folds: larger training)
+        fits = [f for f in range(2, n + 1) if min_samples(f, protocol.val_fraction) <= n]
+        hint = "" if not fits else f"; {fits[0]} folds would fit these rows" if fits[0] == n else \
+            f"; {fits[0]} to {n} folds would fit these rows"
+        raise DataError(
+            f"{what} has {data.num_samples} rows ({counts}); {protocol.folds}-fold cross-validation with a "
+            f"validation share of {protocol.val_fraction} needs at least {need} rows (every training fold must "
+            f"split into a fitted and a validation part){hint}"
+        )
 
 
 def _init_seed(split: Split) -> int:
@@ -212,6 +242,7 @@ def build_program(data: UCIDataset, method: str | Method, protocol: Protocol | N
     the members' losses: mean cross-entropy on their fitted part plus their ``lam`` times the method's penalty) and
     its validation score (:func:`validation_score` per member)."""
     protocol = protocol or Protocol()
+    check_data(data, protocol)
     method = get_method(method) if isinstance(method, str) else method
     hidden, steps = budget(data.name, protocol)
     splits = cv_splits(data.y, protocol.folds, protocol.seeds, protocol.val_fraction)
@@ -348,6 +379,8 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
     protocol = protocol or Protocol()
     for m in methods:
         get_method(m)
+    for d in datasets:  # before any training: a table that cannot be split fails now, not after the others ran
+        check_data(d, protocol)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     jobs = [(d, m) for d in datasets for m in methods]

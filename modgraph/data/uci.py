@@ -178,23 +178,58 @@ def _parse_number(field: str, path: Path, lineno: int, column: str, line: str) -
         ) from None
     if not math.isfinite(value):
         raise DataError(f"{where}: expected a finite number, got {field!r} in {_show(line)}.")
+    if abs(value) >= _FLOAT32_OVERFLOW:  # finite in float64, but the features are float32: it would become inf
+        raise DataError(
+            f"{where}: {field} overflows float32 (the features' type; largest {_FLOAT32_MAX:.8g}) in "
+            f"{_show(line)}. Rescale the column."
+        )
     return value
 
 
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank lines of ``path`` as (1-based line number, text without line ending)."""
+#: float32's largest value, and the smallest magnitude that rounds to inf when cast to float32 (halfway to 2**128)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+
+
+def _read_text(path: Path) -> list[str]:
+    """The lines of ``path`` (text without line ending; index ``i`` is line ``i + 1``), a UTF-8 byte-order mark
+    (as Excel writes) dropped."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
             text = f.read()
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not a UTF-8/ASCII text file ({err.reason} at byte {err.start}).") from None
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or err}.") from None
-    lines = (line.removesuffix("\r") for line in text.split("\n"))  # LF or CRLF; keeps line numbers exact
-    rows = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+    return [line.removesuffix("\r") for line in text.split("\n")]  # LF or CRLF; keeps line numbers exact
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines of ``path`` as (1-based line number, text without line ending)."""
+    rows = [(i, line) for i, line in enumerate(_read_text(path), start=1) if line.strip()]
     if not rows:
         raise DataError(f"{path} is empty: expected data rows. Restore the original file.")
     return rows
+
+
+def _read_records(path: Path, delimiter: str) -> list[tuple[int, int, list[str], str]]:
+    """Non-blank CSV records of ``path`` as ``(first line, last line, fields, text)``; a quoted field may span
+    lines (``csv.reader``), so a record's lines are a range."""
+    lines = _read_text(path)
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not a line of its own
+    reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter)
+    records, last = [], 0
+    try:
+        for fields in reader:
+            first, last = last + 1, reader.line_num
+            if fields and not (len(fields) == 1 and not fields[0].strip()):
+                records.append((first, last, fields, "\n".join(lines[first - 1 : last])))
+    except csv.Error as err:
+        raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({err}).") from None
+    if not records:
+        raise DataError(f"{path} is empty: expected data rows. Restore the original file.")
+    return records
 
 
 def _parse_table(path: Path, spec: _Spec) -> tuple[list[list[float]], list[str]]:
@@ -339,9 +374,10 @@ def load_csv(
         in file order.
 
     Raises:
-        DataError: missing or empty file, unknown or duplicated column name, a row with the wrong number of
-            fields, a non-numeric or missing (``?``, empty) feature value, an empty label; the message names
-            the file and 1-based line number.
+        DataError: missing or empty file, unknown or duplicated column name, no feature column, a row with the
+            wrong number of fields, a non-numeric or missing (``?``, empty) feature value or one beyond
+            ``float32``'s range, an empty label, a single class; the message names the file and 1-based line
+            number. The file is read as UTF-8 (a byte-order mark, as Excel writes, is skipped).
 
     Example:
         >>> ds = load_csv("iris.csv", label_column="species")   # doctest: +SKIP
@@ -349,9 +385,9 @@ def load_csv(
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}. Check the path (relative paths start at {Path.cwd()}).")
-    lines = _read_lines(path)
-    records = list(csv.reader([line for _, line in lines], delimiter=delimiter))
-    header_lineno, header = lines[0][0], [h.strip() for h in records[0]]
+    records = _read_records(path, delimiter)
+    header_lineno, _, raw_header, _ = records[0]
+    header = [h.strip() for h in raw_header]
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise DataError(f"{path}, line {header_lineno}: duplicated column name(s) {duplicated} in header.")
@@ -360,15 +396,20 @@ def load_csv(
             raise DataError(f"{path}, line {header_lineno}: no column named {column!r}; the header has {header}.")
     label_index = header.index(label_column)
     kept = [i for i, h in enumerate(header) if i != label_index and h not in drop_columns]
-    if len(lines) < 2:
+    if not kept:
+        dropped = f" and the dropped {list(drop_columns)}" if drop_columns else ""
+        raise DataError(f"{path}, line {header_lineno}: no feature columns besides {label_column!r}{dropped}; "
+                        f"the header has {header}.")
+    if len(records) < 2:
         raise DataError(f"{path}: has a header but no data rows.")
 
     features, labels = [], []
-    for (lineno, line), fields in zip(lines[1:], records[1:], strict=True):
+    for lineno, last, fields, line in records[1:]:
         if len(fields) != len(header):
+            spans = f" (a quoted field runs from line {lineno} to line {last})" if last > lineno else ""
             raise DataError(
                 f"{path}, line {lineno}: expected {len(header)} '{delimiter}'-separated fields (as in the "
-                f"header), got {len(fields)} in {_show(line)}. Fix or remove the line."
+                f"header), got {len(fields)}{spans} in {_show(line)}. Fix or remove the line."
             )
         label = fields[label_index].strip()
         if label in ("", "?"):
@@ -377,6 +418,8 @@ def load_csv(
         labels.append(label)
 
     classes = tuple(_label_sort_key(set(labels)))
+    if len(classes) < 2:
+        raise DataError(f"{path}: column {label_column!r} has a single class ({classes[0]}); classification needs two.")
     index = {label: k for k, label in enumerate(classes)}
     return UCIDataset(
         name=name if name is not None else path.stem,

@@ -14,12 +14,14 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Split", "cv_splits", "fit_standardizer", "standardize", "stratified_holdout", "stratified_kfold"]
+__all__ = ["Split", "cv_splits", "fit_standardizer", "min_samples", "standardize", "stratified_holdout",
+           "stratified_kfold"]
 
 
 def _labels(y) -> np.ndarray:
@@ -89,6 +91,43 @@ def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     return np.sort(order[~held]), np.sort(order[held])
 
 
+def _check_folds(folds) -> None:
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+
+
+def _check_fraction(fraction) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+
+
+def _min_holdout_size(fraction: float) -> int:
+    """The fewest samples :func:`stratified_holdout` can split at ``fraction`` (one held out, one kept)."""
+    m = max(2, math.ceil(1 / fraction))
+    while m > 2 and math.floor((m - 1) * fraction) >= 1:  # the same float arithmetic as stratified_holdout
+        m -= 1
+    while math.floor(m * fraction) < 1:
+        m += 1
+    return m
+
+
+def min_samples(folds: int, val_fraction: float = 0.2) -> int:
+    """The fewest samples :func:`cv_splits` can split into ``folds`` folds with ``val_fraction`` held out.
+
+    Every training fold (all samples but the test fold's ``ceil(n / folds)`` at most) must be large enough for
+    :func:`stratified_holdout` to hold out at least one sample and keep at least one; only the count matters, not
+    the classes (a class with fewer members than folds is absent from some test folds).
+
+    Example:
+        >>> min_samples(2, 0.2), min_samples(3, 0.2)   # training folds of at least 5 samples
+        (10, 8)
+    """
+    _check_folds(folds)
+    _check_fraction(val_fraction)
+    part = _min_holdout_size(val_fraction)  # the smallest training fold that splits
+    return max(int(folds), -(-part * int(folds) // (int(folds) - 1)))  # n - ceil(n / folds) >= part
+
+
 @dataclass(frozen=True, eq=False)
 class Split:
     """One outer fold of one repetition: positions into the data set.
@@ -115,11 +154,18 @@ def cv_splits(y, folds: int = 10, seeds: Sequence[int] = (0,), val_fraction: flo
 
     Returns:
         ``len(seeds) * folds`` splits, seed-major; in each, ``train``, ``val`` and ``test`` partition ``0..n-1``.
+
+    Raises:
+        ValueError: fewer samples than :func:`min_samples` (the message says how many are needed).
     """
     y = _labels(y)
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must name at least one repetition, got none")
+    need = min_samples(folds, val_fraction)
+    if y.size < need:
+        raise ValueError(f"{folds}-fold cross-validation with val_fraction {val_fraction} needs at least {need} "
+                         f"samples (each training fold must split into a fitted and a validation part), got {y.size}")
     splits = []
     for seed in seeds:
         for fold, (train_fold, test) in enumerate(stratified_kfold(y, folds, seed)):

@@ -84,6 +84,9 @@ class AttentionImportance(Importance):
                  relative: bool = False):
         if reduce not in ("mean", "max"):
             raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise TypeError(f"AttentionImportance: epoch must be an integer (a recorded epoch number; -1: the last), "
+                            f"got {epoch!r}")
         self.recorder, self.epoch, self.weighted, self.reduce = recorder, epoch, weighted, reduce
         self.relative = relative
 
@@ -91,11 +94,22 @@ class AttentionImportance(Importance):
         return (f"AttentionImportance(epoch={self.epoch}, weighted={self.weighted}, reduce={self.reduce!r}, "
                 f"relative={self.relative})")
 
+    def _stats(self, key: str):
+        """The recorded statistics of gate ``key`` in ``self.epoch``; PruneError when there are none."""
+        epochs = [e for e, _ in self.recorder.gates[key].history]
+        if not epochs:
+            raise PruneError(f"gate {key!r} has no closed epoch in the recorder: call epoch_end() after running the "
+                             f"network (before pruning)")
+        if self.epoch != -1 and self.epoch not in epochs:
+            raise PruneError(f"gate {key!r} has no recorded epoch {self.epoch}; recorded epochs: {epochs} "
+                             f"(epoch=-1: the last)")
+        return self.recorder.stats(key, self.epoch)
+
     def _mean(self, key: str, shape) -> torch.Tensor:
         if key not in self.recorder.gates:
             raise PruneError(f"the recorder has no statistics for gate {key!r}; attach an EdgeRecorder to this "
                              f"network and run it (recorded gates: {', '.join(self.recorder.gates) or 'none'})")
-        mean = self.recorder.stats(key, self.epoch).mean
+        mean = self._stats(key).mean
         if tuple(mean.shape) != tuple(shape):
             raise PruneError(f"gate {key!r}: recorded statistics of shape {tuple(mean.shape)} do not fit this "
                              f"network's {tuple(shape)}; record the network you prune")
@@ -135,7 +149,7 @@ class AttentionImportance(Importance):
         target = edge_index.detach().cpu().long()
         total = torch.zeros(target.shape[1])
         for info in infos:
-            mean = self.recorder.stats(info.key, self.epoch).mean.mean(-1)  # (E_rec,) averaged over heads
+            mean = self._stats(info.key).mean.mean(-1)  # (E_rec,) averaged over heads
             if self.relative:
                 dst = info.edge_index[1]
                 group = torch.zeros(int(dst.max()) + 1).index_add_(0, dst, torch.ones(len(dst)))

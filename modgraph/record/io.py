@@ -103,6 +103,12 @@ def write_json(rows: list[dict], path: str | os.PathLike) -> Path:
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """Rows of a recording file (``.csv`` or ``.json``), typed and checked; errors name the file and row."""
+    return [row for row, _ in read_located_rows(path)]
+
+
+def read_located_rows(path: str | os.PathLike) -> list[tuple[dict, str]]:
+    """:func:`read_rows` with where each row is in the file: ``(row, "line 5")`` (CSV) or ``(row, "row 3")``
+    (JSON), for error messages."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -117,21 +123,37 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
             raise DataError(f"{path}:{err.lineno}:{err.colno}: malformed JSON: {err.msg}") from None
         if not isinstance(blob, dict) or blob.get("format") != FORMAT or not isinstance(blob.get("rows"), list):
             raise DataError(f"{path}: not a recording file (expected {{'format': {FORMAT!r}, 'rows': [...]}})")
-        raw, first_line = blob["rows"], None
+        located = [(row, f"row {i}") for i, row in enumerate(blob["rows"])]
     elif path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: not a recording file: missing column(s) {', '.join(missing)}")
-        raw, first_line = list(reader), 2
+        reader = csv.reader(io.StringIO(text, newline=""))
+        located = []
+        try:
+            header = next(reader, [])
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise DataError(f"{path}: not a recording file: missing column(s) {', '.join(missing)}")
+            last = reader.line_num
+            for fields in reader:
+                first, last = last + 1, reader.line_num  # a row starts on the line after the previous one ended
+                if not fields:
+                    continue  # a blank line
+                if len(fields) != len(header):
+                    raise DataError(f"{path}, line {first}: expected {len(header)} fields (as in the header), got "
+                                    f"{len(fields)}")
+                located.append((dict(zip(header, fields)), f"line {first}"))
+        except csv.Error as err:
+            raise DataError(f"{path}, line {reader.line_num}: malformed CSV ({err})") from None
     else:
         raise DataError(f"{path}: unknown recording file type {path.suffix or '(none)'!r}; use .csv or .json")
-    return [_typed(row, path, i if first_line is None else i + first_line, first_line is None)
-            for i, row in enumerate(raw)]
+    return [(_typed(row, f"{path}, {where}"), where) for row, where in located]
 
 
-def _typed(row, path: Path, n: int, is_json: bool) -> dict:
-    where = f"{path}, row {n}" if is_json else f"{path}, line {n}"
+# what source_index / target_index name at each level (branch rows leave both empty)
+_INDEX_MEANING = {"neuron": ("the input unit", "the output unit"),
+                  "graph": ("the edge's source node", "the edge's target node")}
+
+
+def _typed(row, where: str) -> dict:
     if not isinstance(row, dict) or any(c not in row for c in COLUMNS):
         raise DataError(f"{where}: expected the columns {', '.join(COLUMNS)}")
     out = {"level": row["level"], "gate": row["gate"], "source": row["source"], "target": row["target"]}
@@ -146,39 +168,74 @@ def _typed(row, path: Path, n: int, is_json: bool) -> dict:
             out[k] = float("nan") if row[k] in ("", None) else float(row[k])
     except (TypeError, ValueError) as err:
         raise DataError(f"{where}: {err}") from None
+    for k, meaning in zip(_OPTIONAL_INT, _INDEX_MEANING.get(out["level"], ())):
+        if out[k] is None:
+            raise DataError(f"{where}: {k} is empty; a {out['level']} row needs it ({meaning})")
+    for k in ("head", "count", *_OPTIONAL_INT):
+        if out[k] is not None and out[k] < 0:
+            raise DataError(f"{where}: {k} must be a non-negative integer, got {out[k]}")
+    if not 0.0 <= out["threshold"] <= 1.0:  # NaN fails too
+        raise DataError(f"{where}: threshold must be a number in [0, 1] (the recorder's), got {row['threshold']!r}")
     return out
 
 
 # ---------------------------------------------------------------------------------------------- rebuild
-def recorder_from_rows(rows: list[dict], source: str = "rows"):
-    """A detached :class:`~modgraph.record.EdgeRecorder` holding the statistics the rows describe."""
+def recorder_from_rows(rows: list[dict], source: str = "rows", where: list[str] | None = None):
+    """A detached :class:`~modgraph.record.EdgeRecorder` holding the statistics the rows describe.
+
+    ``where``: where each row is (``"line 5"``), for error messages (default ``"row i"``, its position). A gate's
+    rows of one epoch must hold every entry of its statistics once: a duplicated, missing or misplaced entry is a
+    :class:`~modgraph.errors.DataError` naming it and the line.
+    """
     from .recorder import EdgeRecorder, GateInfo
 
     if not rows:
         raise DataError(f"{source}: no rows")
-    recorder = EdgeRecorder(threshold=rows[0]["threshold"])
-    by_gate: dict[str, list[dict]] = {}
-    for row in rows:
-        by_gate.setdefault(row["gate"], []).append(row)
+    where = [f"row {i}" for i in range(len(rows))] if where is None else list(where)
+    threshold = rows[0]["threshold"]
+    by_gate: dict[str, list[tuple[dict, str]]] = {}
+    for row, at in zip(rows, where, strict=True):
+        if row["threshold"] != threshold:
+            raise DataError(f"{source}, {at}: threshold {row['threshold']} differs from the first row's {threshold}; "
+                            "a recording has one threshold")
+        by_gate.setdefault(row["gate"], []).append((row, at))
+    recorder = EdgeRecorder(threshold=threshold)
     for key, gate_rows in by_gate.items():
-        level = gate_rows[0]["level"]
-        epochs = sorted({r["epoch"] for r in gate_rows})
-        first = [r for r in gate_rows if r["epoch"] == epochs[0]]
-        edges, shape, edge_index, locate = _layout(level, first)
+        level = gate_rows[0][0]["level"]
+        for row, at in gate_rows:
+            if row["level"] != level:
+                raise DataError(f"{source}, {at}: gate {key!r} is a {level} gate (first row), but this row says "
+                                f"{row['level']}")
+        epochs = sorted({r["epoch"] for r, _ in gate_rows})
+        first = [r for r, _ in gate_rows if r["epoch"] == epochs[0]]
+        edges, shape, edge_index, locate, entry = _layout(level, first)
         info = GateInfo(key, level, edges, shape, edge_index)
         size = shape[0] * shape[1]
         for epoch in epochs:
-            er = [r for r in gate_rows if r["epoch"] == epoch]
-            if len(er) != size:
-                raise DataError(f"{source}: gate {key!r}, epoch {epoch}: expected {size} rows, got {len(er)}")
+            er = [(r, at) for r, at in gate_rows if r["epoch"] == epoch]
+            context = f"gate {key!r}, epoch {epoch}"
             values = {k: torch.full((size,), float("nan"), dtype=torch.float32) for k in STAT_FIELDS[1:]}
-            for j, r in enumerate(er):
+            seen: dict[int, str] = {}
+            for j, (r, at) in enumerate(er):
                 flat = locate(r, j)
+                if isinstance(flat, str):  # a row that does not sit where the layout puts it
+                    raise DataError(f"{source}, {at}: {context}: {flat}")
                 if flat is None or not 0 <= flat < size:
-                    raise DataError(f"{source}: gate {key!r}, epoch {epoch}: row {r} does not fit shape {shape}")
+                    raise DataError(f"{source}, {at}: {context}: row {r} does not fit shape {shape}")
+                if flat in seen:
+                    raise DataError(f"{source}, {at}: {context}: {entry(flat)} again (first at {seen[flat]}); a "
+                                    "duplicated row")
+                seen[flat] = at
                 for k in STAT_FIELDS[1:]:
                     values[k][flat] = r[k]
-            stats = EdgeStats(er[0]["count"], *(values[k].reshape(shape) for k in STAT_FIELDS[1:]))
+            missing = [flat for flat in range(size) if flat not in seen]
+            if missing:
+                before = [seen[f] for f in range(missing[0]) if f in seen]
+                place = f"after {before[-1]}" if before else f"before {er[0][1]}"
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise DataError(f"{source}: {context}: no row for {entry(missing[0])}{more}; expected {place} "
+                                f"({size} rows, got {len(er)})")
+            stats = EdgeStats(er[0][0]["count"], *(values[k].reshape(shape) for k in STAT_FIELDS[1:]))
             info.history.append((epoch, stats))
         recorder.gates[key] = info
     recorder.epochs = sorted({r["epoch"] for r in rows})
@@ -186,16 +243,22 @@ def recorder_from_rows(rows: list[dict], source: str = "rows"):
 
 
 def _layout(level: str, first: list[dict]):
-    """``(edges, shape, edge_index, locate)`` of a gate from its rows of one epoch; ``locate(row, j)`` gives the
-    flat position of a row (``j``: its position among the epoch's rows)."""
+    """``(edges, shape, edge_index, locate, entry)`` of a gate from its rows of one epoch. ``locate(row, j)`` gives
+    the flat position of a row (``j``: its position among the epoch's rows), or a string saying why the row does
+    not fit; ``entry(flat)`` describes the entry at a flat position (for error messages)."""
     heads = max(r["head"] for r in first) + 1
     if level == "neuron":
+        source, target = first[0]["source"], first[0]["target"]
         shape = (max(r["source_index"] for r in first) + 1, max(r["target_index"] for r in first) + 1)
 
         def locate(r, j):
             return r["source_index"] * shape[1] + r["target_index"]
 
-        return [(first[0]["source"], first[0]["target"])], shape, None, locate
+        def entry(flat):
+            i, o = divmod(flat, shape[1])
+            return f"connection {source}[{i}] -> {target}[{o}] (source_index {i}, target_index {o})"
+
+        return [(source, target)], shape, None, locate, entry
     if level == "branch":
         edges = list(dict.fromkeys((r["source"], r["target"]) for r in first))
         k_of = {e: k for k, e in enumerate(edges)}
@@ -203,7 +266,27 @@ def _layout(level: str, first: list[dict]):
         def locate(r, j):
             return k_of.get((r["source"], r["target"]), len(edges)) * heads + r["head"]
 
-        return edges, (len(edges), heads), None, locate
+        def entry(flat):
+            k, h = divmod(flat, heads)
+            return f"edge {edges[k][0]!r} -> {edges[k][1]!r}, head {h}"
+
+        return edges, (len(edges), heads), None, locate, entry
+    # graph: rows are edge-major, head-minor, in edge_index's column order (an edge may appear twice: a multigraph)
     pairs = [(r["source_index"], r["target_index"]) for r in first if r["head"] == 0]
     edge_index = torch.tensor(pairs, dtype=torch.long).t().reshape(2, -1)
-    return [(first[0]["source"], first[0]["target"])], (len(pairs), heads), edge_index, lambda r, j: j
+
+    def entry(flat):
+        e, h = divmod(flat, heads)
+        if e >= len(pairs):
+            return f"edge column {e}, head {h}"
+        return f"edge {pairs[e][0]} -> {pairs[e][1]} (column {e} of edge_index), head {h}"
+
+    def locate(r, j):
+        e, h = divmod(j, heads)
+        if e < len(pairs) and (pairs[e] != (r["source_index"], r["target_index"]) or h != r["head"]):
+            return (f"expected {entry(j)} here (rows run edge by edge, head by head), got edge "
+                    f"{r['source_index']} -> {r['target_index']}, head {r['head']}; a duplicated, missing or "
+                    "moved row")
+        return j
+
+    return [(first[0]["source"], first[0]["target"])], (len(pairs), heads), edge_index, locate, entry

@@ -257,9 +257,10 @@ class EdgeRecorder:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EdgeRecorder":
         """Read a CSV or JSON file written by :meth:`to_csv`/:meth:`to_json` into a detached recorder."""
-        from .io import read_rows, recorder_from_rows
+        from .io import read_located_rows, recorder_from_rows
 
-        return recorder_from_rows(read_rows(path), source=str(path))
+        located = read_located_rows(path)
+        return recorder_from_rows([row for row, _ in located], source=str(path), where=[at for _, at in located])
 
     def __repr__(self) -> str:
         return (f"EdgeRecorder(threshold={self.threshold}, gates={list(self.gates)}, epochs={len(self.epochs)}, "

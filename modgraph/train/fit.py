@@ -19,6 +19,12 @@ phase with attention on). The alternation's "score no longer changes" test is pe
 changed its validation score by less than ``tol`` is held, like a stopped one, through the remaining rounds and
 rejoins for the joint fine-tune, where a fit of its own would have gone straight on to it; the remaining rounds are
 skipped once every member is done with them.
+
+Divergence: a NaN validation score stops the run with :class:`TrainingDiverged` (a ``ValueError``) naming the step,
+the network left whole. In an ensemble only when every member's score is NaN; a member whose score alone is NaN
+diverged on its own (e.g. the largest learning rate of a grid): a warning names it once, a NaN is never better than
+its best, so it keeps the parameters of its best evaluation before it (its best score stays ``-inf`` if it never
+had a finite one) and stops once its patience runs out, while the others train on.
 """
 
 from __future__ import annotations
@@ -32,11 +38,15 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .schedules import Phase, make_schedule
+from .schedules import Phase, as_phases, make_schedule
 
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[list], torch.optim.Optimizer]
+
+
+class TrainingDiverged(ValueError):
+    """``evaluate`` returned NaN: the training diverged (of a single network, or of every member of an ensemble)."""
 
 
 def default_optimizer(params: list) -> torch.optim.Optimizer:
@@ -68,7 +78,7 @@ class Trainer:
         if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every <= 0:
             raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
         self.net, self.loss_fn, self.evaluate = net, loss_fn, evaluate
-        self.phases = make_schedule(schedule, steps, rounds) if isinstance(schedule, str) else list(schedule)
+        self.phases = make_schedule(schedule, steps, rounds) if isinstance(schedule, str) else as_phases(schedule)
         self.make_optimizer = optimizer or default_optimizer
         self.patience, self.eval_every, self.tol, self.progress = patience, eval_every, tol, progress
         # position in the schedule and selection state
@@ -78,6 +88,7 @@ class Trainer:
         self.best_phase = None
         self.best_state = None  # state_dict snapshot at the best score
         self.best_attention = True
+        self._diverged = None  # [K] bool: ensemble members whose score has been NaN (warned about once)
         self.phase_best = None
         self.since_best = None  # evaluations since the phase's best (int or [K] tensor)
         self.round_scores: dict = {}  # round -> validation score at the end of the round (a [K] tensor for ensembles)
@@ -160,20 +171,36 @@ class Trainer:
             score = self.evaluate(self.net)
         self.net.train(was_training)
         if isinstance(score, torch.Tensor) and score.dim() == 1:
-            return score.detach().to("cpu", torch.float64)
+            score = score.detach().to("cpu", torch.float64)
+            nan = torch.isnan(score)
+            if bool(nan.all()):
+                raise TrainingDiverged(f"evaluate returned NaN at step {self.step} for every member "
+                                       f"({score.numel()}); the training diverged")
+            if bool(nan.any()):  # those members diverged: a NaN is never better, so they keep their best before it
+                new = nan & ~self._diverged if self._diverged is not None else nan
+                self._diverged = nan if self._diverged is None else self._diverged | nan
+                if bool(new.any()):
+                    members = new.nonzero().flatten().tolist()
+                    shown = ", ".join(map(str, members[:10])) + (", ..." if len(members) > 10 else "")
+                    log.warning("evaluate returned NaN at step %d for member(s) %s (%d of %d): they diverged; each "
+                                "keeps its best state before it (best_score -inf if it had none)", self.step, shown,
+                                len(members), score.numel())
+            return score
         score = float(score)
         if math.isnan(score):
-            raise ValueError(f"evaluate returned NaN at step {self.step}; the training diverged")
+            raise TrainingDiverged(f"evaluate returned NaN at step {self.step}; the training diverged")
         return score
 
     def _select(self, score) -> None:
         phase = self.phases[self.phase_index]
         state = self.net.state_dict()
         if isinstance(score, torch.Tensor):  # ensemble: per member
-            if self.best_score is None:
+            if self.best_score is None:  # a member never better than -inf (NaN throughout) keeps this state
                 self.best_score = torch.full_like(score, -math.inf)
                 self.best_step = torch.zeros(score.shape, dtype=torch.long)
                 self.best_state = {k: v.detach().clone() for k, v in state.items()}
+                self.best_attention = torch.full(score.shape, phase.attention)
+                self.best_phase = [phase.name] * score.shape[0]
             better = score > self.best_score
             if better.any():
                 self.best_score = torch.where(better, score, self.best_score)
@@ -182,9 +209,6 @@ class Trainer:
                     if v.dim() and v.shape[0] == score.shape[0]:
                         mask = better.to(v.device).view(-1, *[1] * (v.dim() - 1))
                         self.best_state[k] = torch.where(mask, v.detach(), self.best_state[k])
-                if not isinstance(self.best_attention, torch.Tensor):
-                    self.best_attention = torch.full(score.shape, bool(self.best_attention))
-                    self.best_phase = [self.best_phase] * score.shape[0]
                 self.best_attention = torch.where(better, phase.attention, self.best_attention)
                 self.best_phase = [phase.name if b else old for b, old in zip(better.tolist(), self.best_phase)]
             if self.phase_best is None:

@@ -9,7 +9,11 @@
 
 from __future__ import annotations
 
+import logging
+import numbers
 from dataclasses import asdict, dataclass
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("joint", "alternating", "main")
 TRAINS = ("main", "attention", "all")
@@ -23,16 +27,47 @@ class Phase:
     budget: int  # at most this many optimisation steps
     round: int = 0  # the alternation round (0 outside the alternation)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"Phase: name must be a string, got {self.name!r}")
+        where = f"phase {self.name!r}"
+        if self.trains not in TRAINS:
+            raise ValueError(f"{where}: trains must be one of {', '.join(map(repr, TRAINS))}, got {self.trains!r}")
+        if not isinstance(self.attention, bool):
+            raise TypeError(f"{where}: attention must be True (gates on) or False (masked out), got {self.attention!r}")
+        if isinstance(self.budget, bool) or not isinstance(self.budget, numbers.Integral) or self.budget <= 0:
+            raise ValueError(f"{where}: budget must be a positive integer (optimisation steps), got {self.budget!r}")
+        if isinstance(self.round, bool) or not isinstance(self.round, numbers.Integral) or self.round < 0:
+            raise ValueError(f"{where}: round must be a non-negative integer, got {self.round!r}")
+
     def to_dict(self) -> dict:
         """The phase as a plain dict (for logs, JSON and checkpoints)."""
         return asdict(self)
 
 
+def as_phases(schedule) -> list[Phase]:
+    """``schedule`` as a list of phases: a non-empty list (or tuple) of :class:`Phase`; TypeError/ValueError naming
+    the element at fault otherwise."""
+    if isinstance(schedule, (str, bytes, Phase)) or not isinstance(schedule, (list, tuple)):
+        raise TypeError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))} or a list of Phase, got "
+                        f"{schedule!r}")
+    if not schedule:
+        raise ValueError("schedule is empty: give at least one Phase (or one of "
+                         f"{', '.join(map(repr, SCHEDULES))})")
+    for i, phase in enumerate(schedule):
+        if not isinstance(phase, Phase):
+            raise TypeError(f"schedule[{i}] is {phase!r} ({type(phase).__name__}), not a Phase; a schedule is one of "
+                            f"{', '.join(map(repr, SCHEDULES))} or a list of Phase")
+    return list(schedule)
+
+
 def make_schedule(kind: str, steps: int, rounds: int = 2, warmup: float = 0.3, finetune: float = 0.2) -> list[Phase]:
-    """The phases of schedule ``kind`` sharing a budget of ``steps`` optimisation steps.
+    """The phases of schedule ``kind`` sharing a budget of ``steps`` optimisation steps (at most ``steps`` in all).
 
     ``alternating``: ``warmup`` of the budget for the main network alone, ``finetune`` for the joint fine-tune,
-    the rest split evenly over ``rounds`` x (attention phase, main phase).
+    the rest split evenly over at most ``rounds`` x (attention phase, main phase). Every phase gets at least one
+    step: a budget too small for the shares gives each round phase one step and the warm-up and fine-tune the rest,
+    with as many rounds as fit (at least one; fewer than 4 steps is a ``ValueError``).
     """
     if kind not in SCHEDULES:
         raise ValueError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
@@ -46,8 +81,18 @@ def make_schedule(kind: str, steps: int, rounds: int = 2, warmup: float = 0.3, f
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     if not (0 < warmup < 1 and 0 < finetune < 1 and warmup + finetune < 1):
         raise ValueError(f"warmup and finetune are fractions with warmup + finetune < 1, got {warmup}, {finetune}")
+    if steps < 4:
+        raise ValueError(f"the alternating schedule needs at least 4 steps (one per phase: warm-up, attention, main, "
+                         f"fine-tune), got steps={steps}; use schedule='joint' for fewer")
     first, last = max(1, int(steps * warmup)), max(1, int(steps * finetune))
     each = max(1, (steps - first - last) // (2 * rounds))
+    if first + last + 2 * rounds * each > steps:  # a small budget: one step per round phase, the rest to the ends
+        fitting = min(rounds, (steps - 2) // 2)  # rounds is a maximum: as many as the budget holds
+        if fitting < rounds:
+            log.info("alternating schedule: %d steps hold %d of rounds=%d rounds", steps, fitting, rounds)
+        rounds, each, spare = fitting, 1, steps - 2 * fitting
+        last = max(1, min(last, spare - 1))
+        first = max(1, min(first, spare - last))
     phases = [Phase("main", "main", False, first)]
     for r in range(1, rounds + 1):
         phases += [Phase("attention", "attention", True, each, r), Phase("main", "main", True, each, r)]

@@ -129,3 +129,33 @@ def test_worker_processes_give_the_same_results(caplog):
         assert a.row["test_acc_runs"] == b.row["test_acc_runs"] and a.runs == b.runs
     with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
         run_benchmark(data, ["plain"], protocol, workers=0)
+
+
+def test_data_that_cannot_be_run_is_named_before_training(tmp_path):
+    """Too few rows for the folds, a single class, no feature: a DataError naming the data set and its file, the
+    rows (per class) and the minimum, raised before any program trains."""
+    from modgraph.errors import DataError
+
+    small = UCIDataset("small", np.zeros((6, 2), np.float32), np.array([0, 1] * 3), ("a", "b"), ("x", "y"),
+                       (tmp_path / "small.csv",))
+    protocol = Protocol(folds=2, steps=20, eval_every=10)
+    pattern = (r"data set 'small' \(.*small\.csv\) has 6 rows \(x: 3, y: 3\); 2-fold cross-validation with a "
+               r"validation share of 0\.2 needs at least 10 rows")
+    with pytest.raises(DataError, match=pattern):
+        run_method(small, "plain", protocol)
+    done = []
+    with pytest.raises(DataError, match=pattern):  # the first table would train, the second cannot: neither does
+        run_benchmark([toy(n=60), small], ["plain"], protocol, callback=done.append)
+    assert done == []
+    nine = UCIDataset("nine", np.zeros((9, 2), np.float32), np.array([0, 1] * 4 + [0]), ("a", "b"), ("x", "y"), ())
+    with pytest.raises(DataError, match=r"data set 'nine' has 9 rows \(x: 5, y: 4\); 2-fold .* needs at least 10 "
+                                        r"rows .*; 3 to 9 folds would fit these rows"):
+        run_method(nine, "plain", protocol)
+    with pytest.raises(DataError, match=r"10-fold .* needs at least 10 rows"):
+        run_method(nine, "plain", Protocol(folds=10, steps=20))
+    one = UCIDataset("one", np.zeros((20, 2), np.float32), np.zeros(20, np.int64), ("a", "b"), ("x",), ())
+    with pytest.raises(DataError, match=r"data set 'one': a single class \(x\); classification needs two"):
+        run_method(one, "plain", protocol)
+    bare = UCIDataset("bare", np.zeros((20, 0), np.float32), np.arange(20) % 2, (), ("x", "y"), ())
+    with pytest.raises(DataError, match="data set 'bare': no feature columns"):
+        run_method(bare, "plain", protocol)

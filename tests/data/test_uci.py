@@ -245,3 +245,68 @@ def test_load_csv_errors(tmp_path: Path, text: str, pattern: str) -> None:
 def test_load_csv_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"CSV file not found: .*nope\.csv"):
         load_csv(tmp_path / "nope.csv", "label")
+
+
+# ------------------------------------------------------------------------------- values and layouts of real files
+
+
+@pytest.mark.parametrize("value", ["1e39", "-1e39", "3.5e38"])
+def test_load_csv_value_beyond_float32_is_named(tmp_path: Path, value: str) -> None:
+    """Finite in float64 but inf in the float32 features: an error naming the field, not a silent inf."""
+    path = tmp_path / "big.csv"
+    path.write_text(f"a,b,label\n{value},2,x\n3,4,y\n")
+    with pytest.raises(DataError, match=rf"big\.csv, line 2, column 'a': {value} overflows float32"):
+        load_csv(path, "label")
+
+
+def test_load_csv_keeps_values_up_to_float32_max(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,label\n3.4028235e38,-3.4028235e38,x\n1e-50,4,y\n")  # the largest float32; underflow is fine
+    ds = load_csv(path, "label")
+    assert np.isfinite(ds.X).all() and ds.X[0, 0] == np.finfo(np.float32).max and ds.X[1, 0] == 0.0
+
+
+def test_uci_value_beyond_float32_is_named(copy_data) -> None:
+    root = copy_data("uci/glass")
+    _edit_line(root / "uci" / "glass" / "glass.data", 5, "5,1e39,13.27,3.62,1.24,73.08,0.55,8.07,0.00,0.00,1")
+    for verify in (True, False):
+        with pytest.raises(DataError, match=r"glass\.data, line 5, column 'RI': 1e39 overflows float32"):
+            load_uci("glass", root, verify=verify)
+
+
+def test_load_csv_reads_a_quoted_field_across_lines(tmp_path: Path) -> None:
+    """A quoted field may hold a line break (csv); line numbers after it stay those of the file."""
+    path = tmp_path / "t.csv"
+    path.write_text('a,b,label\n1,"2\n",x\n3,4,"y"\n5,6,x\n')
+    ds = load_csv(path, "label")
+    assert ds.X.tolist() == [[1, 2], [3, 4], [5, 6]] and ds.y.tolist() == [0, 1, 0]
+    path.write_text('a,b,label\n1,"2\n",x\n3,four,y\n')
+    with pytest.raises(DataError, match=r"t\.csv, line 4, column 'b': expected a number, got 'four'"):
+        load_csv(path, "label")
+    path.write_text('a,b,label\n1,2,x\n3,"4,y\n5,6,x\n')  # an unclosed quote swallows the rest of the file
+    with pytest.raises(DataError, match=r"t\.csv, line 3: expected 3 ','-separated fields .* got 2 \(a quoted field "
+                                        r"runs from line 3 to line 4\)"):
+        load_csv(path, "label")
+
+
+def test_load_csv_reads_a_utf8_bom(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a byte-order mark; it is not part of the first column's name."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefflabel,a,b\r\nx,1,2\r\ny,3,4\r\n".encode())
+    ds = load_csv(path, "label")
+    assert ds.feature_names == ("a", "b") and ds.class_names == ("x", "y") and ds.X.tolist() == [[1, 2], [3, 4]]
+
+
+def test_load_csv_needs_two_classes_and_a_feature(tmp_path: Path) -> None:
+    path = tmp_path / "oneclass.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,x\n5,6,x\n")
+    with pytest.raises(DataError, match=r"oneclass\.csv: column 'label' has a single class \(x\); classification "
+                                        "needs two"):
+        load_csv(path, "label")
+    path = tmp_path / "onlylabel.csv"
+    path.write_text("label\nx\ny\n")
+    with pytest.raises(DataError, match=r"onlylabel\.csv, line 1: no feature columns besides 'label'"):
+        load_csv(path, "label")
+    path.write_text("id,label\n1,x\n2,y\n")
+    with pytest.raises(DataError, match=r"no feature columns besides 'label' and the dropped \['id'\]"):
+        load_csv(path, "label", drop_columns=["id"])

@@ -68,3 +68,31 @@ def test_errors():
         cv_splits(np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"expected X of shape \[n, 3\], got \(1, 2\)"):
         standardize(np.zeros((1, 2)), np.zeros(3), np.ones(3))
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5, 10])
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 0.3, 1 / 3, 0.5, 0.9])
+def test_min_samples_is_the_fewest_that_split(folds, fraction):
+    """min_samples is exactly where cv_splits starts to work (balanced or not: only the count matters)."""
+    from modgraph.protocols import min_samples
+
+    need = min_samples(folds, fraction)
+    for n in range(max(folds, need - 3), need + 3):
+        y = np.arange(n) % 2
+        if n < need:
+            with pytest.raises(ValueError, match=rf"{folds}-fold cross-validation with val_fraction {fraction} needs "
+                                                 rf"at least {need} samples .* got {n}"):
+                cv_splits(y, folds, (0, 1), fraction)
+        else:
+            assert len(cv_splits(y, folds, (0, 1), fraction)) == 2 * folds
+            assert len(cv_splits(np.r_[np.zeros(n - 1), 1], folds, (0,), fraction)) == folds
+
+
+def test_min_samples_errors():
+    from modgraph.protocols import min_samples
+
+    assert (min_samples(2, 0.2), min_samples(3, 0.2), min_samples(10, 0.2)) == (10, 8, 10)
+    with pytest.raises(ValueError, match="folds must be an integer >= 2, got 1"):
+        min_samples(1)
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 0"):
+        min_samples(3, 0)

@@ -90,3 +90,35 @@ def test_random_is_seeded():
     deps = DependencyGraph(net)
     assert torch.equal(RandomImportance(3).neurons(net, deps), RandomImportance(3).neurons(net, deps))
     assert not torch.equal(RandomImportance(3).neurons(net, deps), RandomImportance(4).neurons(net, deps))
+
+
+def test_attention_needs_a_closed_and_existing_epoch():
+    """Before: a KeyError from the recorder; now a PruneError saying what to do."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    rec = EdgeRecorder().attach(net)
+    net(torch.randn(40, 5))
+    with pytest.raises(mg.PruneError, match=r"gate 'h->y' has no closed epoch in the recorder: call epoch_end\(\)"):
+        prune(net, AttentionImportance(rec), sparsity=0.5)
+    rec.epoch_end()
+    with pytest.raises(mg.PruneError, match=r"gate 'h->y' has no recorded epoch 7; recorded epochs: \[0\]"):
+        prune(net, AttentionImportance(rec, epoch=7), sparsity=0.5)
+    with pytest.raises(mg.PruneError, match=r"no recorded epoch 3"):
+        prune(net, AttentionImportance(rec, epoch=3), level="connection", sparsity=0.5)
+    with pytest.raises(TypeError, match=r"epoch must be an integer .* got 'last'"):
+        AttentionImportance(rec, epoch="last")
+    pruned, _ = prune(net, AttentionImportance(rec, epoch=0), sparsity=0.5)  # the recorded epoch works
+    assert pruned.nodes["h"].out_features == 3
+
+
+def test_graph_edge_scores_need_a_closed_and_existing_epoch():
+    gate = mg.Gate("softmax", level="graph", name="conv")
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 2]])
+    rec = EdgeRecorder().attach(gates=[gate])
+    gate(torch.randn(4, 1), index=edge_index[1], num_segments=3, edge_index=edge_index)
+    with pytest.raises(mg.PruneError, match=r"gate 'conv' has no closed epoch in the recorder"):
+        AttentionImportance(rec).graph_edges(None, edge_index)
+    rec.epoch_end()
+    with pytest.raises(mg.PruneError, match=r"gate 'conv' has no recorded epoch 2; recorded epochs: \[0\]"):
+        AttentionImportance(rec, epoch=2).graph_edges(None, edge_index)
+    assert AttentionImportance(rec).graph_edges(None, edge_index).shape == (4,)

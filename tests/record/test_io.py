@@ -101,3 +101,105 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(mg.DataError, match="unknown recording file type '.txt'"):
         (tmp_path / "x.txt").write_text("")
         EdgeRecorder.load(tmp_path / "x.txt")
+
+
+def _damage(tmp_path, name, edit):
+    """Write ``recorded()`` to ``name`` (CSV), let ``edit(lines)`` change its lines (header at index 0), return it."""
+    path = recorded().to_csv(tmp_path / name)
+    lines = path.read_text().splitlines()
+    edit(lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rows_of(lines, level):
+    return [i for i, line in enumerate(lines) if f",{level}," in line]
+
+
+def _set(lines, i, column, value):
+    fields = lines[i].split(",")
+    fields[COLUMNS.index(column)] = value
+    lines[i] = ",".join(fields)
+
+
+def test_a_duplicated_row_hiding_a_missing_one_is_named(tmp_path):
+    """Before: the row count matched, so the missing connection's statistics were silently NaN."""
+    def dup(lines):
+        first, second = _rows_of(lines, "neuron")[:2]
+        lines[second] = lines[first]  # the row of h[0] -> z[0] twice, the one of h[0] -> z[1] gone
+
+    path = _damage(tmp_path, "dup.csv", dup)
+    with pytest.raises(mg.DataError, match=r"dup\.csv, line 9: gate 'h->z', epoch 0: connection h\[0\] -> z\[0\] "
+                                           r"\(source_index 0, target_index 0\) again \(first at line 8\)"):
+        EdgeRecorder.load(path)
+
+
+def test_a_missing_row_is_named(tmp_path):
+    def missing(lines):
+        del lines[_rows_of(lines, "neuron")[2]]  # h[1] -> z[0], on line 10
+
+    path = _damage(tmp_path, "missing.csv", missing)
+    with pytest.raises(mg.DataError, match=r"missing\.csv: gate 'h->z', epoch 0: no row for connection h\[1\] -> "
+                                           r"z\[0\] \(source_index 1, target_index 0\); expected after line 9"):
+        EdgeRecorder.load(path)
+
+
+def test_duplicated_branch_and_graph_rows_are_named(tmp_path):
+    def branch(lines):
+        rows = _rows_of(lines, "branch")
+        lines[rows[3]] = lines[rows[1]]
+
+    with pytest.raises(mg.DataError, match=r"b\.csv, line 5: gate 'm', epoch 0: edge 'a' -> 'm', head 1 again "
+                                           r"\(first at line 3\)"):
+        EdgeRecorder.load(_damage(tmp_path, "b.csv", branch))
+
+    def graph(lines):
+        rows = _rows_of(lines, "graph")
+        lines[rows[3]] = lines[rows[2]]  # edge 1 -> 0: head 0 twice, head 1 gone
+
+    with pytest.raises(mg.DataError, match=r"g\.csv, line \d+: gate 'conv', epoch 0: expected edge 1 -> 0 \(column 1 "
+                                           r"of edge_index\), head 1 here .* got edge 1 -> 0, head 0"):
+        EdgeRecorder.load(_damage(tmp_path, "g.csv", graph))
+
+
+@pytest.mark.parametrize("level, column, value, pattern", [
+    ("neuron", "source_index", "", r"source_index is empty; a neuron row needs it \(the input unit\)"),
+    ("neuron", "target_index", "", r"target_index is empty; a neuron row needs it \(the output unit\)"),
+    ("graph", "target_index", "", r"target_index is empty; a graph row needs it \(the edge's target node\)"),
+    ("neuron", "source_index", "-1", r"source_index must be a non-negative integer, got -1"),
+    ("branch", "head", "-2", r"head must be a non-negative integer, got -2"),
+    ("neuron", "threshold", "5", r"threshold must be a number in \[0, 1\] \(the recorder's\), got '5'"),
+    ("neuron", "threshold", "nan", r"threshold must be a number in \[0, 1\]"),
+    ("neuron", "threshold", "0.5", r"threshold 0\.5 differs from the first row's 0\.3"),
+])  # fmt: skip
+def test_a_bad_field_names_the_file_and_line(tmp_path, level, column, value, pattern):
+    lines_seen = {}
+
+    def edit(lines):
+        i = _rows_of(lines, level)[0]
+        lines_seen["line"] = i + 1
+        _set(lines, i, column, value)
+
+    path = _damage(tmp_path, "bad.csv", edit)
+    with pytest.raises(mg.DataError, match=rf"bad\.csv, line {lines_seen['line']}: {pattern}"):
+        EdgeRecorder.load(path)
+
+
+def test_json_rows_are_named_by_position(tmp_path):
+    path = recorded().to_json(tmp_path / "r.json")
+    blob = json.loads(path.read_text())
+    blob["rows"][7]["source_index"] = None  # the second neuron row
+    assert blob["rows"][7]["level"] == "neuron"
+    path.write_text(json.dumps(blob))
+    with pytest.raises(mg.DataError, match=r"r\.json, row 7: source_index is empty"):
+        EdgeRecorder.load(path)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    def edit(lines):
+        i = _rows_of(lines, "neuron")[0]
+        _set(lines, i, "level", "nevron")
+        lines.insert(1, "")
+
+    with pytest.raises(mg.DataError, match=r"blank\.csv, line 9: level must be"):
+        EdgeRecorder.load(_damage(tmp_path, "blank.csv", edit))

@@ -1,0 +1,78 @@
+"""Divergence: NaN validation scores. A whole ensemble diverged is an error naming the step, as for a single
+network; a member that diverged alone is named in a warning and keeps its best state from before."""
+
+import logging
+
+import pytest
+import torch
+
+import modgraph as mg
+from modgraph.train import Ensemble, TrainingDiverged, fit
+
+from ..helpers import mlp_graph
+
+NAN = float("nan")
+
+
+def ensemble(k=4):
+    torch.manual_seed(0)
+    return Ensemble([mg.ModuleGraph(mlp_graph(5, 6, 3)) for _ in range(k)]), torch.randn(k, 8, 5)
+
+
+def test_every_member_nan_is_an_error_naming_the_step():
+    ens, x = ensemble()
+    calls = []
+
+    def evaluate(e):
+        calls.append(1)
+        return torch.tensor([0.5] * 4 if len(calls) == 1 else [NAN] * 4)
+
+    with pytest.raises(TrainingDiverged, match=r"^evaluate returned NaN at step 2 for every member \(4\); the "
+                                                r"training diverged$"):
+        fit(ens, lambda e: e(x).square().mean(), evaluate, steps=5)
+    assert all(p.requires_grad for p in ens.parameters())
+    with pytest.raises(ValueError, match="at step 1 for every member"):  # a ValueError, as before
+        fit(ens, lambda e: e(x).square().mean(), lambda e: torch.full((4,), NAN), steps=3)
+
+
+def test_a_member_that_diverges_alone_keeps_its_best_state_and_is_named_once(caplog):
+    """Members 1 and 3 diverge at the third evaluation: the run goes on, each keeps the parameters of its best
+    evaluation before (member 3's only finite score), and a member NaN from the start keeps -inf and its first
+    state; the others select as usual."""
+    ens, x = ensemble()
+    seen = []  # the parameters at every evaluation
+
+    def evaluate(e):
+        seen.append({k: v.detach().clone() for k, v in e.state_dict().items()})
+        step = len(seen)
+        table = {1: [0.1, 0.2, 0.3, NAN], 2: [0.2, 0.5, 0.1, NAN]}
+        return torch.tensor(table.get(step, [0.3, NAN, 0.2, NAN]), dtype=torch.float64)
+
+    with caplog.at_level(logging.WARNING, logger="modgraph.train.fit"):
+        result = fit(ens, lambda e: e(x).square().mean(), evaluate, steps=6)
+    assert result.best_score == [0.3, 0.5, 0.3, -float("inf")]
+    assert result.best_step == [3, 2, 1, 0]
+    warnings = [r.getMessage() for r in caplog.records if "NaN" in r.getMessage()]
+    assert len(warnings) == 2  # member 3 at step 1, member 1 at step 3: each once
+    assert "step 1 for member(s) 3 (1 of 4)" in warnings[0] and "step 3 for member(s) 1 (1 of 4)" in warnings[1]
+    state = ens.state_dict()
+    for k, v in state.items():
+        if v.dim() and v.shape[0] == 4:
+            torch.testing.assert_close(v[1], seen[1][k][1])  # member 1: its evaluation at step 2
+            torch.testing.assert_close(v[2], seen[0][k][2])  # member 2: step 1
+            torch.testing.assert_close(v[3], seen[0][k][3])  # member 3: the first evaluation's state
+    assert isinstance(result.best_attention, list) and len(result.best_attention) == 4
+
+
+def test_many_new_nan_members_are_listed_briefly(caplog):
+    ens, x = ensemble(k=12)
+    with caplog.at_level(logging.WARNING, logger="modgraph.train.fit"):
+        fit(ens, lambda e: e(x).square().mean(), lambda e: torch.tensor([NAN] * 11 + [0.0]), steps=3)
+    assert "for member(s) 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (11 of 12)" in caplog.text
+
+
+def test_finite_scores_still_select_per_member():
+    ens, x = ensemble()
+    scores = torch.tensor([0.1, 0.2, -torch.inf, 0.4], dtype=torch.float64)
+    result = fit(ens, lambda e: e(x).square().mean(), lambda e: scores, steps=3)
+    assert result.best_score[:2] == [0.1, 0.2] and result.steps == 3
