@@ -90,7 +90,7 @@ def uci_recordings(out: Path, quick: bool, data_root) -> list[Path]:
         ex.train(net, data, budget.steps, patience=budget.patience, recorder=during)
         final = ex.record(net, data)
         during.detach()
-        ex.write_figures(out, name, net, during, final)
+        ex.write_figures(out, name, during, net, final)
         paths += [out / f"{name}_{kind}.png" for kind in ("histograms", "heatmap", "dag")]
     return paths
 

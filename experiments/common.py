@@ -7,6 +7,14 @@ Flags every script takes (``add_common_args``): ``--data-root``, ``--device auto
 User errors (a missing data set, a bad flag value, CUDA asked for but absent) end the script with exit code 2 and
 one line on stderr (``run_main``); progress bars are tqdm bars that stay quiet when stderr is not a terminal
 (``progress``).
+
+Flag values are checked when the flags are parsed, before any work (``ScriptParser``): every number flag declares
+its range (``add_argument(..., check=integer(1))`` or ``check=number(0, 1, high_open=True)``; a float flag is
+always refused when NaN or infinite), and every output flag its kind (``output="file"``, ``"figure"`` or
+``"dir"``; ``check_output``), so an output that cannot be written is refused before the run, not after it. The
+writes at the end of a run go through ``save_outputs``: a write that still fails (a full disk) is one line and exit
+code 2, after the other outputs have been written. A training that diverges (``modgraph.train``'s "evaluate
+returned NaN") is one line too (``run_main``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -25,7 +34,7 @@ from tqdm.auto import tqdm
 
 from modgraph.errors import ModgraphError
 from modgraph.io import atomic_write_json
-from modgraph.train import RunDir
+from modgraph.train import RunDir, TrainingDiverged
 
 
 class UsageError(Exception):
@@ -34,10 +43,149 @@ class UsageError(Exception):
 
 class ScriptParser(argparse.ArgumentParser):
     """``argparse`` whose errors (an unknown flag, a bad choice, a missing value) are :class:`UsageError`s, so
-    ``run_main`` reports them in one line with exit code 2 instead of the usage text."""
+    ``run_main`` reports them in one line with exit code 2 instead of the usage text.
+
+    ``add_argument`` takes two more keywords, checked by ``parse_args`` on every value that is not ``None``:
+
+    * ``check``: ``check(flag, value)`` raises a :class:`UsageError` for a value out of range (:func:`integer`,
+      :func:`number`). A ``type=float`` flag without one is still refused when NaN or infinite.
+    * ``output``: the flag names a path the script writes: ``"file"``, ``"figure"`` (a file whose suffix names an
+      image format) or ``"dir"`` (:func:`check_output`).
+    """
 
     def error(self, message: str):
         raise UsageError(message)
+
+    def add_argument(self, *args, check: Callable | None = None, output: str | None = None, **kwargs):
+        if output not in (None, *OUTPUT_KINDS):
+            raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, got {output!r}")
+        action = super().add_argument(*args, **kwargs)
+        action.check, action.output = check, output
+        return action
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if value is None or not action.option_strings:
+                continue
+            flag = action.option_strings[-1]
+            check = getattr(action, "check", None)
+            if check is None and action.type is float:
+                check = number()
+            if check is not None:
+                check(flag, value)
+            if getattr(action, "output", None) is not None:
+                check_output(flag, value, action.output)
+        return parsed
+
+
+def integer(minimum: int = 1, why: str | None = None) -> Callable[[str, int], None]:
+    """The ``check`` of an integer flag: at least ``minimum`` (``why``: the reason, shown in the message)."""
+
+    def check(flag: str, value: int) -> None:
+        if value < minimum:
+            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise UsageError(f"{flag} must be {what}{f' ({why})' if why else ''}, got {value}")
+
+    return check
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False,
+           high_open: bool = False) -> Callable[[str, float], None]:
+    """The ``check`` of a float flag: finite (never NaN or infinite) and within ``low``..``high`` (either may be
+    ``None``: no bound), open at an end where asked."""
+    if low is not None and high is not None:
+        what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        what = f"a finite number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        what = f"a finite number {'<' if high_open else '<='} {high:g}"
+    else:
+        what = "a finite number"
+
+    def check(flag: str, value: float) -> None:
+        ok = math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            raise UsageError(f"{flag} must be {what}, got {value}")
+
+    return check
+
+
+#: the kinds of output flag (``ScriptParser.add_argument(output=...)``)
+OUTPUT_KINDS = ("file", "figure", "dir")
+
+
+def check_output(flag: str, path: str | os.PathLike, kind: str = "file") -> None:
+    """Refuse (:class:`UsageError`) an output path that cannot be written, before any work.
+
+    ``kind``: ``"file"`` (the path must not be a folder, and its folder must exist or be creatable, and be
+    writable), ``"figure"`` (a file whose suffix is an image format matplotlib writes) or ``"dir"`` (a folder, or
+    one that can be created). Whether a folder is writable is tried, not guessed from its permissions (which say
+    nothing to root, nor of /proc): a temporary file is made and removed in it, as the atomic write will. Nothing
+    else is created (no missing folder).
+    """
+    text = os.fspath(path)
+    if not text:
+        raise UsageError(f"{flag}: expected a path, got an empty value")
+    path = Path(text)
+    if kind == "figure":
+        from modgraph.plot import figure_format
+
+        try:
+            figure_format(path)
+        except ValueError as err:
+            raise UsageError(f"{flag} {err}") from None
+    if path.is_dir():
+        if kind != "dir":
+            raise UsageError(f"{flag} {text}: is a directory; give a file name")
+        _try_writing(flag, text, path, "this directory")
+        return
+    if path.exists() or path.is_symlink():
+        if kind == "dir":
+            raise UsageError(f"{flag} {text}: is not a directory")
+        folder = path.parent
+    else:
+        folder = path.parent
+        while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+            folder = folder.parent  # the first existing ancestor: the missing folders are created under it
+    shown = os.fspath(folder) if os.fspath(folder) not in ("", ".") else "the current directory"
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {text}: {shown} is not a directory")
+    _try_writing(flag, text, folder, shown)
+
+
+def _try_writing(flag: str, text: str, folder: Path, shown: str) -> None:
+    """Make and remove a temporary file in ``folder``, or raise a :class:`UsageError`."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+    except OSError as err:
+        raise UsageError(f"{flag} {text}: cannot write in {shown} ({err.strerror or err})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def save_outputs(*writes: tuple[str, str | os.PathLike | None, Callable[[], object]]) -> None:
+    """The writes at the end of a run: each ``(flag, path, write)`` whose path is given runs ``write()`` and prints
+    ``wrote PATH``. A write that fails (a full disk, a folder removed during the run) does not stop the others; once
+    every one has been tried the failures are one :class:`UsageError` (one line, exit code 2), not a traceback.
+    """
+    failed = []
+    for flag, path, write in writes:
+        if not path:
+            continue
+        try:
+            write()
+        except OSError as err:
+            failed.append(f"{flag} {path}: cannot write ({err.strerror or err})")
+        else:
+            print(f"wrote {path}")
+    if failed:
+        raise UsageError("; ".join(failed))
 
 
 def script_parser(doc: str, examples: str | None = None) -> ScriptParser:
@@ -66,15 +214,16 @@ def add_common_args(parser: argparse.ArgumentParser, seeds: int | None = 10, thr
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help=device_help or "auto: cuda when available, else cpu (default: auto)")
     if seeds is not None:
-        parser.add_argument("--seeds", type=int, default=seeds,
+        parser.add_argument("--seeds", type=int, default=seeds, check=integer(1),
                             help=f"runs per configuration, seeds 0..N-1 (default: {seeds})")
-    parser.add_argument("--json", default=None, metavar="PATH", help='write {"results": [row, ...]} to PATH')
+    parser.add_argument("--json", default=None, metavar="PATH", output="file",
+                        help='write {"results": [row, ...]} to PATH')
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     default_threads = threads if threads is not None else "torch's own"
-    parser.add_argument("--threads", type=int, default=threads,
+    parser.add_argument("--threads", type=int, default=threads, check=integer(1),
                         help=f"torch CPU threads (default: {default_threads}; on a machine shared with other jobs "
                              "torch's multi-threaded kernels wait for busy cores)")
-    parser.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+    parser.add_argument("--checkpoint-dir", default=None, metavar="DIR", output="dir",
                         help="save finished units (and the unit in progress) to DIR as the run goes; see "
                              "docs/checkpoints.md")
     parser.add_argument("--resume", action="store_true",
@@ -82,8 +231,8 @@ def add_common_args(parser: argparse.ArgumentParser, seeds: int | None = 10, thr
                              "progress continues from its last save; the results equal an uninterrupted run's")
     if checkpoint_every is not None:
         parser.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="STEPS",
-                            help=f"save the unit in progress every STEPS optimisation steps (default: "
-                                 f"{checkpoint_every})")
+                            check=integer(1), help=f"save the unit in progress every STEPS optimisation steps "
+                                                   f"(default: {checkpoint_every})")
     return parser
 
 
@@ -192,11 +341,15 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, Callable]]) -> 
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call ``main(argv)``; user errors become one line on stderr and exit code 2."""
+    """Call ``main(argv)``; user errors become one line on stderr and exit code 2, and so does a training that
+    diverged (``modgraph.train.TrainingDiverged``)."""
     try:
         return main(argv)
     except (ModgraphError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"error: {err}; lower the learning rate", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

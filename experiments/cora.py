@@ -38,12 +38,14 @@ from common import (  # noqa: E402
     apply_threads,
     checkpoint_config,
     format_table,
+    integer,
     mean_std,
+    number,
     open_run_dir,
-    positive,
     progress,
     resolve_device,
     run_main,
+    save_outputs,
     script_parser,
     setup_logging,
     write_json,
@@ -261,10 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attention_gcn only: re-weight GCN's coefficients (gcn, the default) or replace them")
     parser.add_argument("--schedule", default=None, choices=SCHEDULES,
                         help="training schedule (default: joint; alternating is the paper's)")
-    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: each model's own)")
-    parser.add_argument("--weight-decay", type=float, default=None, metavar="L2",
+    parser.add_argument("--epochs", type=int, default=None, check=integer(1),
+                        help="maximum epochs (default: each model's own)")
+    parser.add_argument("--weight-decay", type=float, default=None, metavar="L2", check=number(0),
                         help="Adam weight decay on every parameter (default: each model's own, per data set)")
-    parser.add_argument("--dropout", type=float, default=None, metavar="P",
+    parser.add_argument("--dropout", type=float, default=None, metavar="P", check=number(0, 1, high_open=True),
                         help="the model's dropout probability (default: each model's own, per data set)")
     return add_common_args(parser, seeds=10, threads=None, checkpoint_every=100)
 
@@ -274,13 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     config = checkpoint_config(args, "cora.py")
     datasets = parse_list(args.dataset, list(PLANETOID_NAMES), "--dataset")
-    methods = parse_list(args.model, list(RECIPES), "--model")
-    positive("--seeds", args.seeds)
-    positive("--epochs", args.epochs)
-    if args.weight_decay is not None and args.weight_decay < 0:
-        raise UsageError(f"--weight-decay must be >= 0, got {args.weight_decay}")
-    if args.dropout is not None and not 0.0 <= args.dropout < 1.0:
-        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
+    methods = parse_list(args.model, list(RECIPES), "--model")  # the numbers and outputs: checked when parsed
     apply_threads(args)
     device = resolve_device(args.device)
     store = open_run_dir(args, config)  # one unit per (data set, model, seed)
@@ -311,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows[-1]["combine"] = args.combine or "gcn"
             log.info("%s %s: test %.4f ± %.4f", dataset, method, rows[-1]["test_acc_mean"], rows[-1]["test_acc_std"])
     print(table(rows))
-    if args.json:
-        print(f"wrote {write_json(args.json, rows)}")
+    save_outputs(("--json", args.json, lambda: write_json(args.json, rows)))
     return 0
 
 

@@ -50,10 +50,13 @@ from common import (  # noqa: E402
     UsageError,
     add_common_args,
     checkpoint_config,
+    integer,
+    number,
     open_run_dir,
     progress,
     resolve_device,
     run_main,
+    save_outputs,
     script_parser,
     setup_logging,
 )
@@ -271,7 +274,7 @@ def run_uci(name: str, seed: int, args, store: RunDir) -> list[dict]:
     rec = record(net, data)
     if figures:
         during.detach()
-        write_figures(Path(args.figures), name, net, during, rec)
+        write_figures(Path(args.figures), name, during, net, rec)
     rows = []
     for criterion in args.criteria:
         base = nets[criterion]
@@ -383,9 +386,7 @@ def run_graph(name: str, seed: int, args, store: RunDir) -> list[dict]:
     net.train()
     if figures:
         during.detach()
-        from modgraph.plot import weight_histograms
-
-        weight_histograms(during, Path(args.figures) / f"{name}_histograms.png")
+        write_figures(Path(args.figures), name, during)
     before = {"test": graph_accuracy(net, d, edge_index, "test"), "val": graph_accuracy(net, d, edge_index, "val")}
     rows = []
     for criterion in args.criteria:
@@ -419,13 +420,20 @@ def graph_point(name: str, seed: int, d: dict, net, imp, criterion: str, variant
     }
 
 
-def write_figures(folder: Path, name: str, net, during: EdgeRecorder, final: EdgeRecorder) -> None:
-    """Recording figures of one trained network."""
+def write_figures(folder: Path, name: str, during: EdgeRecorder, net=None, final: EdgeRecorder | None = None) -> None:
+    """Recording figures of one trained network: the weight histograms of ``during`` and, given the network and
+    its ``final`` recording (UCI), its neuron heatmaps and DAG. A write that fails (the folder was checked writable
+    when the flags were parsed; a full disk) is one line naming ``--figures``, not a traceback."""
     from modgraph.plot import dag_figure, neuron_heatmaps, weight_histograms
 
-    weight_histograms(during, folder / f"{name}_histograms.png")
-    neuron_heatmaps(final, folder / f"{name}_heatmap.png")
-    dag_figure(net, final, folder / f"{name}_dag.png")
+    try:
+        weight_histograms(during, folder / f"{name}_histograms.png")
+        if final is not None:
+            neuron_heatmaps(final, folder / f"{name}_heatmap.png")
+            dag_figure(net, final, folder / f"{name}_dag.png")
+    except OSError as err:
+        raise UsageError(f"--figures {folder}: cannot write {err.filename or name + ' figures'} "
+                         f"({err.strerror or err})") from None
 
 
 # ------------------------------------------------------------------------------------------------- summary
@@ -521,16 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsities", default=None,
                    help="fractions to remove: hidden units (UCI) or graph edges (default "
                         f"{','.join(map(str, SPARSITIES['uci']))} and {','.join(map(str, SPARSITIES['graph']))})")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=int, default=None, check=integer(1),
                    help=f"training steps (full batch; default {BUDGETS['uci'].steps} UCI, {BUDGETS['graph'].steps} "
                         "graphs)")
-    p.add_argument("--finetune-steps", type=int, default=None,
+    p.add_argument("--finetune-steps", type=int, default=None, check=integer(1),
                    help=f"fine-tuning steps after pruning (default {BUDGETS['uci'].finetune_steps} UCI, "
                         f"{BUDGETS['graph'].finetune_steps} graphs)")
-    p.add_argument("--finetune-lr", type=float, default=None,
+    p.add_argument("--finetune-lr", type=float, default=None, check=number(0, low_open=True),
                    help=f"fine-tuning learning rate (default {BUDGETS['uci'].finetune_lr} UCI, "
                         f"{BUDGETS['graph'].finetune_lr} graphs)")
-    p.add_argument("--finetune-patience", type=int, default=None,
+    p.add_argument("--finetune-patience", type=int, default=None, check=integer(1),
                    help="fine-tuning stops after this many evaluations without improving (default "
                         f"{BUDGETS['uci'].finetune_patience} UCI, every 5 steps; {BUDGETS['graph'].finetune_patience} "
                         "graphs, every step)")
@@ -542,10 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--magnitude-variants", default=None,
                    help=f"UCI magnitude scores to run: {', '.join(VARIANTS['uci']['magnitude'])} (default "
                         f"{','.join(DEFAULT_VARIANTS['uci']['magnitude'])})")
-    p.add_argument("--sgl-lambda", type=float, default=0.01,
-                   help="SGL penalty weight of the sgl baseline (default 0.01, chosen on validation)")
-    p.add_argument("--plot", default=None, help="write the accuracy-vs-sparsity curves to this PNG")
-    p.add_argument("--figures", default=None,
+    p.add_argument("--sgl-lambda", type=float, default=0.01, check=number(0),
+                   help="SGL penalty weight of the sgl baseline, >= 0 (default 0.01, chosen on validation)")
+    p.add_argument("--plot", default=None, output="figure",
+                   help="write the accuracy-vs-sparsity curves to this image (PNG; .pdf, .svg, ... by the suffix)")
+    p.add_argument("--figures", default=None, output="dir",
                    help="folder for recording figures of seed 0's networks (weights recorded during training)")
     p.add_argument("--from-json", default=None,
                    help="print the tables (and --plot the curves) of an earlier run's --json file instead of running")
@@ -553,15 +562,51 @@ def build_parser() -> argparse.ArgumentParser:
     return add_common_args(p, seeds=5, threads=1)
 
 
+#: the fields of a row that the tables need (besides edges_after, or neurons_after and params_after)
+ROW_FIELDS = ("dataset", "seed", "criterion", "variant", "sparsity", "test_acc_before", "test_acc_after",
+              "val_acc_before", "val_acc_after")
+NUMBER_FIELDS = ("sparsity", "test_acc_before", "test_acc_after", "val_acc_before", "val_acc_after", "edges_after",
+                 "neurons_after", "params_after")
+
+
 def read_rows(path: Path) -> list[dict]:
-    """The rows (chosen and unselected variants) of a ``--json`` file of an earlier run."""
+    """The rows (chosen and unselected variants) of a ``--json`` file of an earlier run; anything else (a folder,
+    another script's JSON, a row without the fields the tables need) is a one-line :class:`UsageError` naming the
+    file and what was expected."""
+    expected = "expected the --json file of an earlier experiments/prune.py run"
     try:
-        blob = json.loads(path.read_text())
-        return blob["results"] + blob.get("unselected_variants", [])
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"--from-json: no such file {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise UsageError(f"--from-json: {path} is not a results file of this script ({err})") from None
+    except IsADirectoryError:
+        raise UsageError(f"--from-json {path}: is a directory; {expected}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--from-json {path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        blob = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--from-json {path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg}); {expected}") \
+            from None
+    if not (isinstance(blob, dict) and isinstance(blob.get("results"), list)
+            and isinstance(blob.get("unselected_variants", []), list)):
+        raise UsageError(f'--from-json {path}: not {{"results": [...], "unselected_variants": [...]}}; {expected}')
+    if not blob["results"]:
+        raise UsageError(f"--from-json {path}: the results are empty; {expected}")
+    parts = [("results", blob["results"]), ("unselected_variants", blob.get("unselected_variants", []))]
+    for part, rows in parts:
+        for i, row in enumerate(rows):
+            where = f"--from-json {path}: {part}[{i}]"
+            if not isinstance(row, dict):
+                raise UsageError(f"{where} is not an object; {expected}")
+            size = ("edges_after",) if "edges_after" in row else ("neurons_after", "params_after")
+            missing = [k for k in (*ROW_FIELDS, *size) if k not in row]
+            if missing:
+                raise UsageError(f"{where} has no {', '.join(missing)}; {expected}")
+            for key in NUMBER_FIELDS:
+                value = row.get(key, 0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise UsageError(f"{where}: {key} is {value!r}, expected a number; {expected}")
+    return [row for _, rows in parts for row in rows]
 
 
 def resolve_args(args):
@@ -613,12 +658,6 @@ def resolve_args(args):
         args.seeds = 1
         if args.sparsities == SPARSITIES:
             args.sparsities = {"uci": (0.0, 0.5, 0.8), "graph": (0.0, 0.3)}
-    for flag in ("seeds", "steps", "finetune_steps", "finetune_patience", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
-    if args.finetune_lr is not None and args.finetune_lr <= 0:
-        raise UsageError(f"--finetune-lr must be positive, got {args.finetune_lr}")
     args.device = resolve_device(args.device)
     return args
 
@@ -637,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         if args.checkpoint_dir:
             raise UsageError("--checkpoint-dir: --from-json runs nothing to checkpoint")
+        if args.json:
+            raise UsageError(f"--json: --from-json runs nothing, so writes no results (they are in {args.from_json})")
         rows = read_rows(Path(args.from_json))
     else:
         args = resolve_args(args)
@@ -654,12 +695,14 @@ def main(argv: list[str] | None = None) -> int:
     print(variant_table(chosen + others))
     if not args.from_json:
         print(f"\n{len(args.datasets)} data set(s) x {args.seeds} seed(s) in {time.perf_counter() - start:.0f} s")
-        if args.json:
-            write_results(args.json, chosen, others, args)
-    if args.plot:
+
+    def plot():
         from modgraph.plot import sparsity_curves
 
         sparsity_curves(chosen, args.plot, title="test accuracy after pruning and fine-tuning")
+
+    save_outputs(("--json", args.json, lambda: write_results(args.json, chosen, others, args)),
+                 ("--plot", args.plot, plot))
     return 0
 
 

@@ -36,9 +36,11 @@ from common import (  # noqa: E402
     add_common_args,
     checkpoint_config,
     format_table,
+    integer,
+    number,
     open_run_dir,
-    positive,
     run_main,
+    save_outputs,
     script_parser,
     setup_logging,
     write_json,
@@ -61,27 +63,40 @@ MODELS = ("attention_gcn", "gcn")
 
 def build_parser() -> argparse.ArgumentParser:
     p = script_parser(__doc__)
-    p.add_argument("--nodes", type=int, default=100_000, help="nodes of the synthetic graph (default 100000)")
-    p.add_argument("--avg-degree", type=float, default=10.0, help="mean neighbours per node (default 10)")
-    p.add_argument("--features", type=int, default=32, help="node features (default 32)")
-    p.add_argument("--classes", type=int, default=5, help="classes (default 5)")
+    p.add_argument("--nodes", type=int, default=100_000,
+                   check=integer(5, "20% of the nodes validate and 20% test, at least one each"),
+                   help="nodes of the synthetic graph, at least 5 and at least --classes (default 100000)")
+    p.add_argument("--avg-degree", type=float, default=10.0, check=number(0),
+                   help="mean neighbours per node (default 10)")
+    p.add_argument("--features", type=int, default=32, check=integer(1), help="node features (default 32)")
+    p.add_argument("--classes", type=int, default=5, check=integer(2, "with one class every prediction is right"),
+                   help="classes, at least 2 (default 5)")
     p.add_argument("--model", default="attention_gcn", choices=MODELS, help="default attention_gcn")
     p.add_argument("--attention", default="softmax", choices=["sigmoid", "softmax", "sparsemax"])
-    p.add_argument("--hidden", type=int, default=64, help="hidden width, all heads together (default 64)")
-    p.add_argument("--heads", type=int, default=8, help="attention heads of the first conv (default 8)")
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout (default 0.5)")
-    p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate (default 0.005)")
-    p.add_argument("--batch-size", type=int, default=1024, help="seed nodes per batch and process (default 1024)")
+    p.add_argument("--hidden", type=int, default=64, check=integer(1),
+                   help="hidden width, all heads together (default 64)")
+    p.add_argument("--heads", type=int, default=8, check=integer(1),
+                   help="attention heads of the first conv; they divide --hidden (default 8)")
+    p.add_argument("--dropout", type=float, default=0.5, check=number(0, 1, high_open=True),
+                   help="dropout, in [0, 1) (default 0.5)")
+    p.add_argument("--lr", type=float, default=0.005, check=number(0, low_open=True),
+                   help="Adam learning rate, > 0 (default 0.005)")
+    p.add_argument("--batch-size", type=int, default=1024, check=integer(1),
+                   help="seed nodes per batch and process (default 1024)")
     p.add_argument("--num-neighbors", default="10,10", help="neighbours per hop, comma-separated; -1: all "
                                                             "(default 10,10)")
-    p.add_argument("--epochs", type=int, default=1, help="passes over the training nodes (default 1)")
-    p.add_argument("--steps", type=int, default=None, help="stop after this many optimisation steps in all "
-                                                           "(default: every batch of every epoch)")
-    p.add_argument("--eval-nodes", type=int, default=None, help="validate and test on at most this many nodes "
-                                                                "each (default: all)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per process (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="graph, initialisation and shuffling seed (default 0)")
-    p.add_argument("--save", default=None, metavar="PATH", help="rank 0 saves the trained network (spec + weights)")
+    p.add_argument("--epochs", type=int, default=1, check=integer(1),
+                   help="passes over the training nodes (default 1)")
+    p.add_argument("--steps", type=int, default=None, check=integer(1),
+                   help="stop after this many optimisation steps in all (default: every batch of every epoch)")
+    p.add_argument("--eval-nodes", type=int, default=None, check=integer(1, "an accuracy over no nodes means nothing"),
+                   help="validate and test on at most this many nodes each (default: all)")
+    p.add_argument("--workers", type=int, default=0, check=integer(0),
+                   help="DataLoader worker processes per process (default 0)")
+    p.add_argument("--seed", type=int, default=0, check=integer(0),
+                   help="graph, initialisation and shuffling seed (default 0)")
+    p.add_argument("--save", default=None, metavar="PATH", output="file",
+                   help="rank 0 saves the trained network (spec + weights)")
     # --device, --json (rank 0 writes it), --log-level, --threads (per process), --checkpoint-dir, --resume; one
     # --seed instead of --seeds, and no --data-root: the graph is synthetic
     return add_common_args(p, seeds=None, threads=None, data_root=False,
@@ -99,8 +114,7 @@ def parse_neighbors(value: str) -> list[int]:
 
 
 def build_network(args, hops: int) -> mg.ModuleGraph:
-    if hops != 2:
-        raise UsageError(f"--num-neighbors: the models have two graph convolutions, so give two hops, got {hops}")
+    check_shape(args, hops)
     if args.model == "gcn":
         spec = models.gcn_net(args.features, args.classes, conv="gcn", hidden=args.hidden, dropout=args.dropout,
                               activation="relu")
@@ -108,6 +122,16 @@ def build_network(args, hops: int) -> mg.ModuleGraph:
         spec = models.attention_gcn(args.features, args.classes, attention=args.attention, hidden=args.hidden,
                                     heads=args.heads, dropout=args.dropout, attention_dropout=args.dropout)
     return mg.ModuleGraph(spec)
+
+
+def check_shape(args, hops: int) -> None:
+    """The flags that must agree with each other (before the graph is built)."""
+    if hops != 2:
+        raise UsageError(f"--num-neighbors: the models have two graph convolutions, so give two hops, got {hops}")
+    if args.nodes < args.classes:
+        raise UsageError(f"--nodes {args.nodes}: fewer nodes than --classes {args.classes}")
+    if args.model == "attention_gcn" and args.hidden % args.heads:
+        raise UsageError(f"--heads {args.heads} must divide --hidden {args.hidden} (the heads share the hidden width)")
 
 
 def eval_loader(data, mask: torch.Tensor, hops: list[int], args, ctx: D.DistContext, sampler):
@@ -139,12 +163,9 @@ def resumable(trainer: Trainer, task: MiniBatchTask, store: RunDir, ctx: D.DistC
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
-    config = checkpoint_config(args, "scale.py")
-    for flag in ("nodes", "features", "classes", "hidden", "heads", "batch_size", "epochs"):
-        positive(f"--{flag.replace('_', '-')}", getattr(args, flag))
-    positive("--steps", args.steps)
-    positive("--threads", args.threads)
+    config = checkpoint_config(args, "scale.py")  # the numbers and outputs: checked when parsed
     hops = parse_neighbors(args.num_neighbors)
+    check_shape(args, len(hops))
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -222,11 +243,8 @@ def run(args, hops: list[int], ctx: D.DistContext, store: RunDir) -> int:
         ("peak RSS/process (MiB)", "peak_rss_mb_max", lambda v: f"{v:.0f}"),
         ("replica spread", "parameter_spread", lambda v: f"{v:.1e}"),
     ]))
-    if args.save:
-        mg.save_network(net, args.save)
-        print(f"saved {args.save}")
-    if args.json:
-        print(f"wrote {write_json(args.json, [row])}")
+    save_outputs(("--json", args.json, lambda: write_json(args.json, [row])),
+                 ("--save", args.save, lambda: mg.save_network(net, args.save)))
     return 0
 
 

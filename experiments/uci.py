@@ -29,9 +29,12 @@ from common import (  # noqa: E402
     UsageError,
     add_common_args,
     checkpoint_config,
+    integer,
+    number,
     open_run_dir,
     resolve_device,
     run_main,
+    save_outputs,
     script_parser,
     setup_logging,
     write_json,
@@ -56,12 +59,6 @@ def parse_list(value: str, valid: list[str], flag: str) -> list[str]:
         raise UsageError(f"{flag}: unknown {', '.join(map(repr, bad)) or 'empty value'}; valid: {', '.join(valid)} "
                          f"(comma-separated, or all)")
     return items
-
-
-def at_least(flag: str, value: int | None, minimum: int = 1) -> int | None:
-    if value is not None and value < minimum:
-        raise UsageError(f"{flag} must be an integer >= {minimum}, got {value}")
-    return value
 
 
 def load_datasets(args) -> list:
@@ -94,44 +91,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule", default="alternating", choices=[s for s in SCHEDULES if s != "main"],
                         help="schedule of the attention methods (default: alternating, the paper's); the others "
                              "have no attention and train jointly")
-    parser.add_argument("--folds", type=int, default=None, help="outer stratified folds (default: 10; --fast: 3)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--folds", type=int, default=None, check=integer(2),
+                        help="outer stratified folds (default: 10; --fast: 3)")
+    parser.add_argument("--steps", type=int, default=None, check=integer(1),
                         help="step budget per run (default: Table 1's 15 000 to 40 000 times --budget-scale; "
                              "--fast: 400)")
-    parser.add_argument("--budget-scale", type=float, default=None,
+    parser.add_argument("--budget-scale", type=float, default=None, check=number(0, 10, low_open=True),
                         help="share of Table 1's iterations when --steps is not given (default: 1, the paper's; "
                              "0.05: a 20x smaller budget)")
-    parser.add_argument("--patience", type=int, default=None,
+    parser.add_argument("--patience", type=int, default=None, check=integer(1),
                         help="evaluations without improvement that end a phase (default: 10; --fast: 5)")
-    parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: 25)")
+    parser.add_argument("--eval-every", type=int, default=None, check=integer(1),
+                        help="steps between evaluations (default: 25)")
     parser.add_argument("--fast", action="store_true", help="a small budget for CI: 3 folds, 400 steps")
     parser.add_argument("--csv", default=None, metavar="PATH", help="run on this CSV table (header row) instead")
     parser.add_argument("--label-column", default=None, help="the label column of --csv")
     parser.add_argument("--liver-label", default="selector", choices=LIVER_LABELS,
                         help="liver's label: the selector field as in the older literature (default) or drinks >= 3")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=int, default=None, check=integer(1),
                         help="programs run at once, one process each (default: min(2, CPUs); --fast: 1)")
     # --data-root, --device, --seeds (repetitions of the CV), --json, --threads, --checkpoint-dir, --resume, ...
     return add_common_args(parser, seeds=1, threads=1, checkpoint_every=200)
 
 
-def budget_scale(value: float | None) -> float | None:
-    if value is not None and not 0 < value <= 10:
-        raise UsageError(f"--budget-scale must be a number in (0, 10], got {value}")
-    return value
-
-
 def protocol_from(args) -> Protocol:
+    """The protocol the flags ask for (their values were checked when parsed: ``build_parser``)."""
     base = Protocol()
     fast = FAST if args.fast else {}
     return Protocol(
-        folds=at_least("--folds", args.folds, 2) or fast.get("folds", base.folds),
-        seeds=tuple(range(at_least("--seeds", args.seeds))),
+        folds=args.folds or fast.get("folds", base.folds),
+        seeds=tuple(range(args.seeds)),
         schedule=args.schedule,
-        steps=at_least("--steps", args.steps) or fast.get("steps", base.steps),
-        budget_scale=budget_scale(args.budget_scale) or base.budget_scale,
-        patience=at_least("--patience", args.patience) or fast.get("patience", base.patience),
-        eval_every=at_least("--eval-every", args.eval_every) or fast.get("eval_every", base.eval_every),
+        steps=args.steps or fast.get("steps", base.steps),
+        budget_scale=args.budget_scale or base.budget_scale,
+        patience=args.patience or fast.get("patience", base.patience),
+        eval_every=args.eval_every or fast.get("eval_every", base.eval_every),
     )
 
 
@@ -139,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     config = checkpoint_config(args, "uci.py")
-    torch.set_num_threads(at_least("--threads", args.threads))
+    torch.set_num_threads(args.threads)
     methods = parse_list(args.method, list(METHODS), "--method")
     protocol = protocol_from(args)
     device = resolve_device(args.device)
@@ -151,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("uci").info("%s: %d rows, %d features, %d classes (smallest %d)", d.name, d.num_samples,
                                       d.num_features, d.num_classes, smallest)
 
-    workers = at_least("--workers", args.workers) or (1 if args.fast else min(2, os.cpu_count() or 1))
+    workers = args.workers or (1 if args.fast else min(2, os.cpu_count() or 1))
     store = open_run_dir(args, config)  # one unit per (data set, method) program
     start = time.perf_counter()
     results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers, store=store,
@@ -159,15 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     rows = [r.row for r in results]
     print_results(rows, wall, f"{workers} worker process(es) x {torch.get_num_threads()} thread(s), {device}")
-    if args.json:
-        command = " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])])
-        machine = {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),
-                   "torch": torch.__version__, "cpus": os.cpu_count(),
-                   "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
-        path = write_json(args.json, rows, protocol=protocol.to_dict(), wall_time_s=wall, command=command,
-                          machine=machine, runs={f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
-                          phases={f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results})
-        print(f"wrote {path}")
+    command = " ".join(["python", "experiments/uci.py", *(argv if argv is not None else sys.argv[1:])])
+    machine = {"threads": torch.get_num_threads(), "workers": workers, "device": str(device),
+               "torch": torch.__version__, "cpus": os.cpu_count(),
+               "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    save_outputs(("--json", args.json, lambda: write_json(
+        args.json, rows, protocol=protocol.to_dict(), wall_time_s=wall, command=command, machine=machine,
+        runs={f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
+        phases={f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results})))
     return 0
 
 

@@ -27,7 +27,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uci  # noqa: E402  (experiments/uci.py: flags, protocol, data loading)
-from common import UsageError, checkpoint_config, open_run_dir, run_main, setup_logging, write_json  # noqa: E402
+from common import (  # noqa: E402
+    UsageError,
+    checkpoint_config,
+    open_run_dir,
+    run_main,
+    save_outputs,
+    setup_logging,
+    write_json,
+)
 
 from modgraph.benchmarks.methods import METHODS  # noqa: E402
 from modgraph.benchmarks.uci import (  # noqa: E402
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")
     setup_logging(args.log_level)
     config = checkpoint_config(args, "uci.py")  # the results are experiments/uci.py's: the folders interchange
-    torch.set_num_threads(uci.at_least("--threads", args.threads))
+    torch.set_num_threads(args.threads)  # the numbers and outputs: checked when parsed (uci.build_parser)
     methods = uci.parse_list(args.method, list(METHODS), "--method")
     protocol = uci.protocol_from(args)
     datasets = uci.load_datasets(args)
@@ -79,14 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = [r.row for r in results]
     uci.print_results(rows, wall, f"{ctx.world_size} process(es) x {torch.get_num_threads()} thread(s), {ctx.device}")
-    if args.json:
-        command = " ".join(["experiments/uci_distributed.py", *(argv if argv is not None else sys.argv[1:])])
-        machine = {"threads": torch.get_num_threads(), "processes": ctx.world_size, "backend": ctx.backend,
-                   "device": str(ctx.device), "torch": torch.__version__}
-        extra = {"protocol": protocol.to_dict(), "wall_time_s": wall, "command": command, "machine": machine,
-                 "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
-                 "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
-        print(f"wrote {write_json(args.json, rows, **extra)}")
+    command = " ".join(["experiments/uci_distributed.py", *(argv if argv is not None else sys.argv[1:])])
+    machine = {"threads": torch.get_num_threads(), "processes": ctx.world_size, "backend": ctx.backend,
+               "device": str(ctx.device), "torch": torch.__version__}
+    extra = {"protocol": protocol.to_dict(), "wall_time_s": wall, "command": command, "machine": machine,
+             "runs": {f"{r.row['dataset']}/{r.row['method']}": r.runs for r in results},
+             "phases": {f"{r.row['dataset']}/{r.row['method']}": r.phases for r in results}}
+    save_outputs(("--json", args.json, lambda: write_json(args.json, rows, **extra)))
     return 0
 
 

@@ -1,5 +1,6 @@
 """experiments/cora.py: a short Cora run well above chance, its JSON rows, and one-line errors with exit code 2."""
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -96,10 +97,36 @@ def test_weight_decay_dropout_and_combine_flags_change_the_recipe():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--weight-decay", "-1"], "--weight-decay must be >= 0, got -1.0"),
-    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0, got -1.0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),  # `< 0` let NaN through
+    (["--dropout", "1"], "--dropout must be a number in [0, 1), got 1.0"),
 ])
 def test_bad_recipe_flags(args, message, tmp_path, capsys):
     assert cora.run_main(cora.main, ["--data-root", str(tmp_path / "nowhere"), *args]) == 2  # before any data
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_diverged_training_is_one_line_with_exit_code_2(data_root, monkeypatch, capsys):
+    """modgraph.train raises TrainingDiverged when the validation score is NaN; the script says so in one line."""
+    monkeypatch.setattr(cora, "selection_score", lambda net, d: float("nan"))
+    assert cora.run_main(cora.main, ["--data-root", str(data_root), "--model", "gcn", "--seeds", "1", "--epochs", "2",
+                                     "--device", "cpu", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: evaluate returned NaN at step 1; the training diverged; lower the learning "
+                   "rate\n")
+
+
+def test_a_json_write_that_fails_after_the_run_is_one_line(data_root, tmp_path, monkeypatch, capsys):
+    """The path was fine when the flags were parsed, but the write fails (a full disk): one line, exit code 2."""
+    def full(path, rows, **extra):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cora, "write_json", full)
+    out = tmp_path / "rows.json"
+    assert cora.run_main(cora.main, ["--data-root", str(data_root), "--model", "gcn", "--seeds", "1", "--epochs", "2",
+                                     "--device", "cpu", "--threads", "1", "--json", str(out)]) == 2
+    printed, err = capsys.readouterr()
+    assert "test acc (%)" in printed  # the table was shown before the write
+    assert err == f"error: --json {out}: cannot write (No space left on device)\n"
+    assert list(tmp_path.iterdir()) == []

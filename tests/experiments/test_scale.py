@@ -1,5 +1,6 @@
 """experiments/scale.py: a small single-process run learns, reports its JSON row; bad flags are one line, exit 2."""
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -34,3 +35,30 @@ def test_bad_flags_are_one_line_with_exit_code_2(capsys):
                                                "comma-separated, got '10,x'")
     assert scale.run_main(scale.main, ["--num-neighbors", "10,10,10", "--nodes", "100"]) == 2
     assert "two graph convolutions" in capsys.readouterr().err
+
+
+TINY = ["--nodes", "300", "--hidden", "8", "--heads", "2", "--device", "cpu", "--threads", "1"]
+
+
+def test_a_save_that_fails_after_the_run_still_writes_the_json(tmp_path, monkeypatch, capsys):
+    """--save fails at the end (a full disk; the path was fine when parsed): the row still reaches --json, and the
+    failure is one line with exit code 2, not a traceback."""
+    def full(net, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(mg, "save_network", full)
+    out, saved = tmp_path / "scale.json", tmp_path / "net.pt"
+    assert scale.run_main(scale.main, [*TINY, "--json", str(out), "--save", str(saved)]) == 2
+    printed, err = capsys.readouterr()
+    assert f"wrote {out}" in printed and json.loads(out.read_text())["results"][0]["nodes"] == 300
+    assert err == f"error: --save {saved}: cannot write (No space left on device)\n" and not saved.exists()
+
+
+def test_degenerate_settings_are_refused_not_reported(capsys):
+    """One class gave 100.0 accuracy, --eval-nodes 0 an accuracy of 0.0 over no nodes; both ran to the end."""
+    assert scale.run_main(scale.main, [*TINY, "--classes", "1"]) == 2
+    assert capsys.readouterr() == ("", "error: --classes must be an integer >= 2 (with one class every prediction "
+                                       "is right), got 1\n")
+    assert scale.run_main(scale.main, [*TINY, "--eval-nodes", "0"]) == 2
+    assert capsys.readouterr() == ("", "error: --eval-nodes must be a positive integer (an accuracy over no nodes "
+                                       "means nothing), got 0\n")
