@@ -21,6 +21,7 @@ or one epoch at a time with :func:`train_epoch`. For data-parallel training, ``f
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterable, Iterator
 
@@ -115,7 +116,10 @@ def evaluate_loader(forward: Forward, loader: Iterable, device: torch.device | s
     if reduce is not None:
         totals = reduce(totals)
     correct, loss_sum, seen = totals.tolist()
-    return {"accuracy": correct / max(seen, 1.0), "loss": loss_sum / max(seen, 1.0), "seeds": int(seen)}
+    if seen == 0:
+        raise ValueError("evaluate_loader: the loader gave no seed nodes (an empty split?); an accuracy over no "
+                         "nodes would mean nothing")
+    return {"accuracy": correct / seen, "loss": loss_sum / seen, "seeds": int(seen)}
 
 
 class MiniBatchTask:
@@ -155,9 +159,11 @@ class MiniBatchTask:
         return seed_loss(self.forward or net, next(self.stream), self.device, self.loss_of)
 
     def evaluate(self, net) -> float:
-        """``fit``'s ``evaluate``: the accuracy over the seed nodes of every validation batch."""
+        """``fit``'s ``evaluate``: the accuracy over the seed nodes of every validation batch; NaN when their loss is
+        not finite (the network diverged: ``fit`` then stops with ``TrainingDiverged``, where an accuracy alone
+        would go on selecting)."""
         self.last_eval = evaluate_loader(net, self.val, self.device, self.reduce)
-        return self.last_eval["accuracy"]
+        return self.last_eval["accuracy"] if math.isfinite(self.last_eval["loss"]) else float("nan")
 
 
 def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optimizer,

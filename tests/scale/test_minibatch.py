@@ -1,5 +1,7 @@
 import copy
+import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
@@ -10,7 +12,7 @@ from modgraph.data import sbm_graph
 from modgraph.functional.gcn_norm import gcn_norm
 from modgraph.scale.minibatch import BatchStream, MiniBatchTask, evaluate_loader, seed_loss, train_epoch
 from modgraph.scale.sampler import neighbor_loader
-from modgraph.train import fit
+from modgraph.train import TrainingDiverged, fit
 
 
 def small_net(conv="attention", **kw):
@@ -88,3 +90,26 @@ def test_fit_trains_on_sampled_batches():
     assert result.best_score > max(0.6, before)  # 3 classes: chance is 1/3
     stats = train_epoch(net.train(), train, torch.optim.Adam(net.parameters(), lr=0.01))
     assert stats["batches"] == 6 and stats["seeds"] == int(data.train_mask.sum())
+
+
+def test_evaluation_over_no_seed_nodes_is_refused():
+    data = sbm_graph(60, num_classes=3, avg_degree=4, num_features=8, seed=0)
+    empty = neighbor_loader(data, [2], batch_size=16, input_nodes=torch.zeros(60, dtype=torch.bool))
+    with pytest.raises(ValueError, match="the loader gave no seed nodes"):
+        evaluate_loader(small_net().eval(), empty)
+
+
+def test_a_diverged_network_stops_fit_instead_of_being_selected_by_its_accuracy():
+    """Accuracy stays a number when the logits are NaN (argmax picks a class); the task reports NaN, and fit
+    raises TrainingDiverged."""
+    data = sbm_graph(120, num_classes=3, avg_degree=4, num_features=8, seed=0)
+    train = neighbor_loader(data, [3], batch_size=32, input_nodes=data.train_mask, shuffle=True)
+    val = neighbor_loader(data, [3], batch_size=64, input_nodes=data.val_mask)
+    net = small_net()
+    task = MiniBatchTask(train, val)
+    assert task.evaluate(net.eval()) == task.last_eval["accuracy"]
+    with torch.no_grad():
+        next(iter(net.parameters())).fill_(float("nan"))
+    assert math.isnan(task.evaluate(net.eval())) and 0.0 <= task.last_eval["accuracy"] <= 1.0
+    with pytest.raises(TrainingDiverged, match="evaluate returned NaN at step 1"):
+        fit(net, task.loss, task.evaluate, steps=2, eval_every=1)
