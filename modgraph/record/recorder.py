@@ -157,16 +157,18 @@ class EdgeRecorder:
         else:
             w = w.reshape(-1, *w.shape[-2:])  # (N, in, out) or (N, K, heads)
         running = self._running.get(key)
+        dtype = torch.float64 if w.dtype == torch.float64 else torch.float32  # float32 holds the others exactly
         if running is None:
             self._first_sight(gate, key, w, context)
-            running = self._running[key] = RunningStats(tuple(w.shape[1:]), self.threshold, w.device)
+            running = self._running[key] = RunningStats(tuple(w.shape[1:]), self.threshold, w.device, dtype)
         elif running.shape != tuple(w.shape[1:]):
             self._first_sight(gate, key, w, context)  # raises: names the change of shape
-        elif running.device != w.device:
+        elif running.device != w.device or running.dtype != dtype:
             if running.count:
-                raise ValueError(f"gate {key!r}: weights moved from {running.device} to {w.device} within an "
-                                 f"epoch; call epoch_end() before moving the network")
-            running = self._running[key] = RunningStats(running.shape, self.threshold, w.device)
+                raise ValueError(f"gate {key!r}: weights moved from {running.device} ({running.dtype}) to "
+                                 f"{w.device} ({w.dtype}) within an epoch; call epoch_end() before moving or "
+                                 f"converting the network")
+            running = self._running[key] = RunningStats(running.shape, self.threshold, w.device, dtype)
             if gate.level == "graph":
                 self._check_graph(key, w, context)
         elif gate.level == "graph":

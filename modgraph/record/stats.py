@@ -68,6 +68,10 @@ class RunningStats:
     and maximum. Every ``FLUSH`` additions the float32 accumulators are reduced into float64 totals, so counts stay
     exact (float32 holds integers exactly up to ``2^24``) and long epochs lose no precision.
 
+    ``dtype``: of the accumulators and the statistics, ``torch.float32`` (weights in float32, float16 or bfloat16 are
+    exact in it) or ``torch.float64`` (what :class:`~modgraph.record.EdgeRecorder` takes for float64 weights: in
+    float32 their spread and the comparison with the threshold would round).
+
     Shapes:
         update: weights ``[N, *shape]``; summary: :class:`EdgeStats` with tensors ``[*shape]``.
     """
@@ -75,7 +79,10 @@ class RunningStats:
     FLUSH = 1 << 12  # additions into one accumulator row before its sums move into the float64 totals
     ROW_BUDGET = 1 << 20  # numbers per accumulator at most (4 MiB of float32): caps the rows of wide gates
 
-    def __init__(self, shape: tuple[int, ...], threshold: float, device=None):
+    def __init__(self, shape: tuple[int, ...], threshold: float, device=None, dtype: torch.dtype = torch.float32):
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"RunningStats: dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.dtype = dtype
         self.shape = tuple(shape)
         self.threshold = float(threshold)
         self.count = 0
@@ -85,7 +92,7 @@ class RunningStats:
         self.size = size
         self.max_rows = max(1, self.ROW_BUDGET // max(size, 1))
         self.shift: torch.Tensor | None = None  # (1, D): the first batch's mean
-        self._f32 = dict(dtype=torch.float32, device=device)  # whatever the default dtype: sums are float32
+        self._f32 = dict(dtype=dtype, device=device)  # float32 whatever the default dtype; float64 for float64 weights
         self.rows = 0  # accumulator rows, grown to the largest batch seen (at most max_rows)
         self.sums = torch.zeros(3, 0, size, **self._f32)  # float32 sums of d, d^2, [w < t] per row since the flush
         self.lo = torch.zeros(0, size, **self._f32)  # elementwise minimum per row
@@ -143,7 +150,7 @@ class RunningStats:
             return
         if self.order is None:
             self.order = _memory_order(w)
-        w = w.permute(0, *(d + 1 for d in self.order)).reshape(n, self.size).float()  # (N, D), no copy in order
+        w = w.permute(0, *(d + 1 for d in self.order)).reshape(n, self.size).to(self.dtype)  # (N, D), no copy in order
         if n == 1 and self.count == 0:  # perhaps the epoch's only batch: kept aside, added only if another follows
             if self._single.shape[0] != 1:
                 self._single = torch.empty(1, self.size, **self._f32)
@@ -156,7 +163,7 @@ class RunningStats:
         self._add(w)
 
     def _add(self, w: torch.Tensor) -> None:
-        """Add ``w`` ``[N, D]`` (memory order, float32) to the accumulators."""
+        """Add ``w`` ``[N, D]`` (memory order, in ``dtype``) to the accumulators."""
         n = w.shape[0]
         self._dirty = True
         if n > self.rows and self.rows < self.max_rows:

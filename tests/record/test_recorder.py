@@ -219,16 +219,18 @@ def test_a_shape_or_device_change_is_named():
     with pytest.raises(ValueError, match=r"gate 'h->y': weights of shape \(5, 2\), recorded before as \(4, 2\); "
                                          r"a recorder follows one network"):
         gate.report(torch.rand(3, 5, 2))
-    with pytest.raises(ValueError, match="gate 'h->y': weights moved from cpu to meta within an epoch; "
-                                         r"call epoch_end\(\) before moving the network"):
+    with pytest.raises(ValueError, match=r"gate 'h->y': weights moved from cpu \(torch.float32\) to meta "
+                                         r"\(torch.float32\) within an epoch; call epoch_end\(\) before moving"):
         gate.report(torch.empty(3, 4, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"to cpu \(torch.float64\) within an epoch"):
+        gate.report(torch.rand(3, 4, 2, dtype=torch.float64))
     rec.epoch_end()
     assert rec.stats("h->y").count == 3  # the refused reports added nothing
 
 
 @pytest.mark.parametrize("n_batches", [1, 3])
-def test_a_float64_network_is_recorded_in_float32(n_batches):
-    """Under ``torch.set_default_dtype(torch.float64)`` the weights are float64; the sums stay float32 buffers."""
+def test_a_float64_network_is_recorded_in_float64(n_batches):
+    """Under ``torch.set_default_dtype(torch.float64)`` the weights are float64, and so are the sums."""
     with default_dtype(torch.float64):
         torch.manual_seed(8)
         net = mg.ModuleGraph(mlp_graph(5, 4, 2))
@@ -240,5 +242,21 @@ def test_a_float64_network_is_recorded_in_float32(n_batches):
         rec.epoch_end()
     assert seen[0].dtype == torch.float64
     stats = rec.stats("h->y")
-    assert stats.mean.dtype == torch.float32
+    assert stats.mean.dtype == torch.float64
     check(stats, torch.cat(seen), 0.5)
+
+
+@pytest.mark.parametrize("n_batches", [1, 2])
+def test_float64_weights_keep_a_tiny_spread_and_their_side_of_the_threshold(n_batches):
+    """Four float64 weights 1e-10 apart around the threshold 0.1: in float32 they would all round to one number
+    (spread 0, and none under the threshold); recorded in float64 they are what torch computes."""
+    gate = mg.Gate("sigmoid", level="neuron", name=("h", "y"))
+    rec = EdgeRecorder(threshold=0.1).attach(gates=[gate])
+    w = (0.1 + 1e-10 * torch.tensor([-1.0, 1.0, 2.0, 3.0], dtype=torch.float64)).view(4, 1, 1)
+    for part in w.split(4 // n_batches):
+        gate.report(part)
+    rec.epoch_end()
+    stats = rec.stats("h->y")
+    assert stats.under.item() == 0.25 and stats.mean.dtype == torch.float64
+    torch.testing.assert_close(stats.std, w.std(0, correction=0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(stats.mean, w.mean(0), rtol=1e-15, atol=0)
