@@ -68,9 +68,9 @@ class RunningStats:
     and maximum. Every ``FLUSH`` additions the float32 accumulators are reduced into float64 totals, so counts stay
     exact (float32 holds integers exactly up to ``2^24``) and long epochs lose no precision.
 
-    ``dtype``: of the accumulators and the statistics, ``torch.float32`` (weights in float32, float16 or bfloat16 are
-    exact in it) or ``torch.float64`` (what :class:`~modgraph.record.EdgeRecorder` takes for float64 weights: in
-    float32 their spread and the comparison with the threshold would round).
+    ``dtype``: of the accumulators, ``torch.float32`` (weights in float32, float16 or bfloat16 are exact in it) or
+    ``torch.float64`` (what :class:`~modgraph.record.EdgeRecorder` takes for float64 weights: in float32 their
+    spread and their side of the threshold would round away). The statistics are float32 either way.
 
     Shapes:
         update: weights ``[N, *shape]``; summary: :class:`EdgeStats` with tensors ``[*shape]``.
@@ -92,7 +92,8 @@ class RunningStats:
         self.size = size
         self.max_rows = max(1, self.ROW_BUDGET // max(size, 1))
         self.shift: torch.Tensor | None = None  # (1, D): the first batch's mean
-        self._f32 = dict(dtype=dtype, device=device)  # float32 whatever the default dtype; float64 for float64 weights
+        self._f32 = dict(dtype=dtype, device=device)  # accumulators: float32 whatever the default dtype, or float64
+        self._out = dict(dtype=torch.float32, device=device)  # the statistics: float32 always
         self.rows = 0  # accumulator rows, grown to the largest batch seen (at most max_rows)
         self.sums = torch.zeros(3, 0, size, **self._f32)  # float32 sums of d, d^2, [w < t] per row since the flush
         self.lo = torch.zeros(0, size, **self._f32)  # elementwise minimum per row
@@ -196,10 +197,10 @@ class RunningStats:
     def summary(self) -> EdgeStats:
         """The statistics of everything added so far (``NaN`` where nothing was added)."""
         if self.count == 0:
-            nan = torch.full(self.shape, float("nan"), **self._f32)
+            nan = torch.full(self.shape, float("nan"), **self._out)
             return EdgeStats(0, nan, nan.clone(), nan.clone(), nan.clone(), nan.clone())
         if self._held:  # one sample: its weights are the mean and both extremes, with no spread
-            w, out = self._single[0], torch.empty(5, self.size, **self._f32)
+            w, out = self._single[0], torch.empty(5, self.size, **self._out)
             out[0].copy_(w)
             out[1].zero_()
             out[2].copy_(w)
@@ -213,15 +214,18 @@ class RunningStats:
             sums = self.sums[:, 0] if self.rows == 1 else self.sums.sum(1)
             (s1, s2, under), shift = sums, self.shift.squeeze(0)
         n = self.count
-        out = torch.empty(5, self.size, **self._f32)  # mean, std, min, max, under: one float32 block
+        out = torch.empty(5, self.size, **self._out)  # mean, std, min, max, under: one float32 block
         out[0].copy_(torch.add(shift, s1, alpha=1.0 / n))
         _sqrt_(out[1].copy_(torch.mul(s1, s1).mul_(-1.0 / n).add_(s2).div_(n).clamp_(min=0.0)))
         if self.rows == 1:
             out[2].copy_(self.lo[0])
             out[3].copy_(self.hi[0])
-        else:
+        elif self.dtype == out.dtype:
             torch.amin(self.lo, 0, out=out[2])
             torch.amax(self.hi, 0, out=out[3])
+        else:
+            out[2].copy_(self.lo.amin(0))
+            out[3].copy_(self.hi.amax(0))
         torch.div(under, n, out=out[4]) if under.dtype == out.dtype else out[4].copy_(under / n)
         return EdgeStats(n, *self._in_shape(out).unbind(0))  # views of this fresh block
 
