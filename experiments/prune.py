@@ -407,7 +407,7 @@ def graph_point(name: str, seed: int, d: dict, net, imp, criterion: str, variant
     edge_index = d["edge_index"]
     pruned, report = prune(
         net, imp, level="graph", sparsity=sparsity, edge_index=edge_index, self_loops="keep",
-        symmetric=True, evaluate=lambda n, e: graph_accuracy(n, d, e, "test"),
+        symmetric=True, num_nodes=d["x"].size(0), evaluate=lambda n, e: graph_accuracy(n, d, e, "test"),
         fine_tune=lambda n, e: train_graph(n, d, e, budget.finetune_steps, budget.finetune_patience,
                                            budget.finetune_lr, keep_start=True))
     return {

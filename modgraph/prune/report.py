@@ -14,8 +14,11 @@ batch_norm / layer_norm ``F``         ``F`` / ``2 F``
 activations, dropout, merges          0 (no multiply-accumulate)
 ====================================  ==========================================================================
 
-Graph ops count the whole graph of ``N`` nodes and ``E'`` edges (``E + N`` when the op adds self-loops), and the
-total is divided by ``N`` so that it stays per sample (per node). Dense formulas: a sparse input's first layer
+Graph ops count the whole graph of ``N`` nodes (the data's node count, isolated nodes included) and ``E'`` edges:
+``E`` without added self-loops; when the op adds them (``add_self_loops``, like PyG's ``gcn_norm``, only where
+missing) the ``E - L`` edges that are not self-loops plus one loop per node, ``E - L + N``, where ``L`` is the number
+of self-loop columns already in ``edge_index``. The total is divided by ``N`` so that it stays per sample (per
+node). Dense formulas: a sparse input's first layer
 really costs ``nnz * out`` instead of ``N * in * out``.
 
 ====================================  ==========================================================================
@@ -25,11 +28,13 @@ attention_conv ``in -> H x D``        ``N * in * H D`` (none for attention_propa
                                       other scores ``E' H D``) ``+ E' H`` (coefficients) ``+ E' H D`` (messages)
 ====================================  ==========================================================================
 
-Further graph ops add their formula with :func:`register_macs` (``fn(net, step, num_nodes, num_edges) -> int``).
+Further graph ops add their formula with :func:`register_macs` (``fn(net, step, num_nodes, num_edges) -> int``; a
+function that also takes a ``self_loops`` keyword gets ``L``).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -42,23 +47,26 @@ def register_macs(op: str, fn) -> None:
     MACS[op] = fn
 
 
-def _edges_with_loops(module, num_nodes: int, num_edges: int) -> int:
-    return num_edges + (num_nodes if getattr(module, "add_self_loops", False) else 0)
+def _edges_with_loops(module, num_nodes: int, num_edges: int, self_loops: int = 0) -> int:
+    """``E'``: the op's edges; an op that adds the missing self-loops ends with one loop per node (gcn_norm)."""
+    if getattr(module, "add_self_loops", False):
+        return num_edges - self_loops + num_nodes
+    return num_edges
 
 
-def _gcn_conv_macs(net, step, num_nodes: int, num_edges: int) -> int:
+def _gcn_conv_macs(net, step, num_nodes: int, num_edges: int, self_loops: int = 0) -> int:
     conv = net.nodes[step.name].conv
-    e = _edges_with_loops(net.nodes[step.name], num_nodes, num_edges)
+    e = _edges_with_loops(net.nodes[step.name], num_nodes, num_edges, self_loops)
     return num_nodes * conv.in_channels * conv.out_channels + e * conv.out_channels
 
 
-def _gcn_propagate_macs(net, step, num_nodes: int, num_edges: int) -> int:
-    return _edges_with_loops(net.nodes[step.name], num_nodes, num_edges) * step.width
+def _gcn_propagate_macs(net, step, num_nodes: int, num_edges: int, self_loops: int = 0) -> int:
+    return _edges_with_loops(net.nodes[step.name], num_nodes, num_edges, self_loops) * step.width
 
 
-def _attention_conv_macs(net, step, num_nodes: int, num_edges: int) -> int:
+def _attention_conv_macs(net, step, num_nodes: int, num_edges: int, self_loops: int = 0) -> int:
     conv = net.nodes[step.name]
-    e = _edges_with_loops(conv, num_nodes, num_edges)
+    e = _edges_with_loops(conv, num_nodes, num_edges, self_loops)
     width = conv.heads * conv.head_dim
     linear = num_nodes * conv.in_channels * width if conv.lin is not None else 0
     scores = 2 * num_nodes * width if conv.attention.scorer.kind == "gat" else e * width
@@ -86,8 +94,19 @@ def count_neurons(net) -> int:
     return DependencyGraph(net).hidden_units()
 
 
-def count_macs(net, num_nodes: int | None = None, num_edges: int | None = None) -> int:
-    """Multiply-accumulates per sample (see the module table); graph ops need ``num_nodes`` and ``num_edges``."""
+def _takes_self_loops(fn) -> bool:
+    try:
+        return "self_loops" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def count_macs(net, num_nodes: int | None = None, num_edges: int | None = None, self_loops: int = 0) -> int:
+    """Multiply-accumulates per sample (see the module table).
+
+    Graph ops need ``num_nodes`` (the data's node count) and ``num_edges`` (columns of ``edge_index``);
+    ``self_loops`` is how many of those columns are self-loops already (ops that add loops add only the missing).
+    """
     plan, total, graph_total = net.plan, 0, 0
     for step in plan.steps:
         if step.source:
@@ -100,7 +119,9 @@ def count_macs(net, num_nodes: int | None = None, num_edges: int | None = None) 
         if op in MACS:
             if num_nodes is None or num_edges is None:
                 raise ValueError(f"node {step.name!r} is a graph op: pass num_nodes and num_edges to count its MACs")
-            graph_total += MACS[op](net, step, num_nodes, num_edges)
+            fn = MACS[op]
+            extra = {"self_loops": self_loops} if _takes_self_loops(fn) else {}
+            graph_total += fn(net, step, num_nodes, num_edges, **extra)
         elif isinstance(module, torch.nn.Linear):
             total += module.in_features * module.out_features
         elif isinstance(module, torch.nn.BatchNorm1d):

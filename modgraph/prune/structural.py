@@ -1,7 +1,7 @@
 """Physically smaller networks: rewrite the spec, build a new ``ModuleGraph``, copy the sliced weights.
 
 :func:`rebuild` takes the kept positions of every tensor (from :meth:`DependencyGraph.keep`) and the removed edges
-and nodes, edits a copy of the DAG (new ``out_features`` of linear layers, fewer edges and nodes), compiles it,
+and nodes, edits a copy of the DAG (new ``out_features`` of "produce" ops, fewer edges and nodes), compiles it,
 and copies every kept weight. :func:`mask_units` is the reference it must agree with: the same network with the
 removed units' contributions zeroed in place, so ``rebuild(...)(x) == mask_units(...)(x)`` up to float rounding.
 
@@ -97,7 +97,12 @@ def _pruned_graph(net, in_keep, out_keep, removed_edges, removed_nodes) -> nx.Di
         if "module" in attrs:
             attrs["module"] = copy.deepcopy(attrs["module"])
         step = _step(net, v)
-        if attrs.get("op") == "linear" and step.width != len(out_keep[v]):
+        if v in out_keep and step.width != len(out_keep[v]) and _produces(net, v):
+            # every op whose channel rule is "produce" creates its own width: linear and registered ops alike
+            op = attrs.get("op")
+            if "out_features" not in attrs and "out_features" not in _op_arguments(op):
+                raise PruneError(f"node {v!r} (op {op!r}) would change width {step.width} -> {len(out_keep[v])}, "
+                                 f"but its op takes no out_features argument to build the smaller layer")
             attrs["out_features"] = int(len(out_keep[v]))
         if "in_features" in attrs and v in in_keep:
             attrs["in_features"] = int(len(in_keep[v]))
@@ -106,6 +111,37 @@ def _pruned_graph(net, in_keep, out_keep, removed_edges, removed_nodes) -> nx.Di
         if level == "branch" and g.has_edge(u, v) and g.in_degree(v) == 1:
             g.edges[u, v]["level"] = "branch"
     return g
+
+
+def _produces(net, v) -> bool:
+    from .dependency import CHANNEL_RULES
+
+    attrs = net.graph.nodes[v]
+    return "module" not in attrs and CHANNEL_RULES.get(attrs.get("op")) == "produce"
+
+
+def _op_arguments(op) -> list:
+    from ..registry import _OPS
+
+    return _OPS[op].arguments() if op in _OPS else []
+
+
+def copy_network(net):
+    """A deep copy of ``net`` without the weight hooks others attached to its gates (an ``EdgeRecorder``'s).
+
+    The copy keeps what a freshly built :class:`~modgraph.ModuleGraph` registers: its own ``_store_weights``
+    hook on every gate, bound to the copy. Foreign hooks are neither copied nor called by the copy.
+    """
+    memo = {}
+    for gate in net.gates():
+        for hook in gate._weight_hooks.values():
+            if getattr(hook, "__self__", None) is not net:
+                memo[id(hook)] = None
+    new = copy.deepcopy(net, memo)
+    for gate in new.gates():
+        for key in [k for k, hook in gate._weight_hooks.items() if hook is None]:
+            del gate._weight_hooks[key]
+    return new
 
 
 def _step(net, name):
@@ -177,7 +213,7 @@ def mask_units(net, deps, groups):
     allocator scores of its connections are set to ``-1e9``, so softmax and sparsemax renormalise over the
     remaining inputs exactly as the smaller network does. Parameter shapes do not change.
     """
-    masked = copy.deepcopy(net)
+    masked = copy_network(net)
     gone = {g if isinstance(g, int) else g.index for g in groups}
     for step in masked.plan.steps:
         if step.source:
