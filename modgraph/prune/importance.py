@@ -149,7 +149,7 @@ class AttentionImportance(Importance):
         target = edge_index.detach().cpu().long()
         total = torch.zeros(target.shape[1])
         for info in infos:
-            mean = self._stats(info.key).mean.mean(-1)  # (E_rec,) averaged over heads
+            mean = self._stats(info.key).mean.mean(-1).cpu()  # (E_rec,) averaged over heads; on the CPU like the rest
             if self.relative:
                 dst = info.edge_index[1]
                 group = torch.zeros(int(dst.max()) + 1).index_add_(0, dst, torch.ones(len(dst)))

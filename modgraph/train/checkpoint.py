@@ -37,10 +37,12 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(_tuples(state["python"]))
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state((n["name"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():  # as many GPUs as both machines have
+        for i, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), i)
 
 
 def _tuples(value):
@@ -61,10 +63,13 @@ def save_checkpoint(path: str | os.PathLike, trainer, extra: dict | None = None)
 def load_checkpoint(path: str | os.PathLike, trainer, map_location=None) -> dict:
     """Restore ``trainer`` (and the global RNGs) from ``path``; return the ``extra`` data saved with it.
 
+    The file is read onto the CPU (``map_location=None``; give one to read elsewhere), and every tensor goes where
+    the trainer's network has it: a checkpoint written on one GPU resumes on another, or on a machine without one.
+
     Raises :class:`CheckpointError` naming the file when it is unreadable, not a checkpoint, or was written for
     another architecture.
     """
-    blob = safe_torch_load(path, map_location)
+    blob = safe_torch_load(path, "cpu" if map_location is None else map_location)
     if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
         raise CheckpointError(f"{path}: not a modgraph training checkpoint (expected format {CKPT_FORMAT!r})")
     ours = _spec_of(trainer.net)

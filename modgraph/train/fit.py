@@ -331,7 +331,8 @@ class Trainer:
             "best_score": self.best_score, "best_step": self.best_step, "best_phase": self.best_phase,
             "best_state": self.best_state, "best_attention": self.best_attention,
             "phase_best": self.phase_best, "since_best": self.since_best,
-            "round_scores": dict(self.round_scores), "rounds_over": self.rounds_over, "history": list(self.history),
+            "round_scores": dict(self.round_scores), "rounds_over": self.rounds_over, "diverged": self._diverged,
+            "history": list(self.history),
             "phase_log": list(self.phase_log), "last_score": self.last_score,
         }
 
@@ -343,6 +344,11 @@ class Trainer:
                     "best_attention", "round_scores", "history", "phase_log"):
             setattr(self, key, state[key])
         self.rounds_over = state.get("rounds_over")  # absent from checkpoints written before it was saved
+        self._diverged = state.get("diverged")
+        if isinstance(self.best_state, dict):  # where the network has each entry (a checkpoint is read on the CPU)
+            here = self.net.state_dict()
+            self.best_state = {k: v.to(here[k].device) if isinstance(v, torch.Tensor) and k in here else v
+                               for k, v in self.best_state.items()}
         self.optimizer = None
         if self.phase_index < len(self.phases):
             self._enter_phase()  # rebuilds the optimiser over the phase's parameters, then restores its state

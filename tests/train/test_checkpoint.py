@@ -58,6 +58,36 @@ def test_checkpoint_from_another_architecture_is_refused(tmp_path):
         load_checkpoint(path, other)
 
 
+def test_a_checkpoint_is_read_onto_the_cpu_and_its_best_state_put_where_the_network_is(tmp_path, monkeypatch):
+    """Written on a GPU, a checkpoint would otherwise come back on that GPU (another one's, or none, at resume)."""
+    import modgraph.train.checkpoint as ckpt
+
+    x, y = torch.randn(8, 5), torch.zeros(8, dtype=torch.long)
+    loss = lambda n: torch.nn.functional.cross_entropy(n(x), y)  # noqa: E731
+    torch.manual_seed(0)
+    trainer = Trainer(mg.ModuleGraph(mlp_graph()), loss, lambda n: 0.5, steps=3)
+    trainer.run()
+    path = save_checkpoint(tmp_path / "a.pt", trainer)
+    seen, read = [], ckpt.safe_torch_load
+    monkeypatch.setattr(ckpt, "safe_torch_load", lambda p, where: seen.append(where) or read(p, where))
+    moved = []
+
+    class Spy(torch.Tensor):  # a best_state entry that records where it is sent
+        def to(self, *args, **kwargs):
+            moved.append(args[0] if args else kwargs.get("device"))
+            return torch.Tensor.to(self, *args, **kwargs)
+
+    other = Trainer(mg.ModuleGraph(mlp_graph()), loss, lambda n: 0.5, steps=3)
+    load_checkpoint(path, other)
+    assert seen == ["cpu"]
+    state = other.state_dict()
+    state["best_state"] = {k: v.as_subclass(Spy) for k, v in state["best_state"].items()}
+    other.load_state_dict(state)
+    assert moved and set(moved) == {torch.device("cpu")}  # each entry to its parameter's device
+    load_checkpoint(path, other, map_location="cpu")
+    assert seen == ["cpu", "cpu"]
+
+
 def test_corrupted_checkpoint_names_the_file(tmp_path):
     path = tmp_path / "last.pt"
     path.write_bytes(b"\x00" * 10)

@@ -76,3 +76,21 @@ def test_finite_scores_still_select_per_member():
     scores = torch.tensor([0.1, 0.2, -torch.inf, 0.4], dtype=torch.float64)
     result = fit(ens, lambda e: e(x).square().mean(), lambda e: scores, steps=3)
     assert result.best_score[:2] == [0.1, 0.2] and result.steps == 3
+
+
+def test_a_diverged_member_is_remembered_across_a_resume(caplog):
+    """The set of diverged members is part of the trainer's state: a resumed run does not warn about them again."""
+    from modgraph.train import Trainer
+
+    ens, x = ensemble()
+    scores = lambda e: torch.tensor([0.1, NAN, 0.3, 0.2], dtype=torch.float64)  # noqa: E731
+    trainer = Trainer(ens, lambda e: e(x).square().mean(), scores, steps=4)
+    with caplog.at_level(logging.WARNING, logger="modgraph.train.fit"):
+        trainer.run()
+        assert caplog.text.count("they diverged") == 1
+        state = trainer.state_dict()
+        again = Trainer(ens, lambda e: e(x).square().mean(), scores, steps=6)
+        again.load_state_dict({**state, "phases": [p.to_dict() for p in again.phases]})
+        again.run()
+    assert caplog.text.count("they diverged") == 1
+    assert again.state_dict()["diverged"].tolist() == [False, True, False, False]
