@@ -264,21 +264,22 @@ def checkpoint_config(args, script: str) -> dict:
     return config
 
 
-def open_run_dir(args, config: dict, ctx=None) -> RunDir:
+def open_run_dir(args, config: dict, ctx=None, check_unit: Callable | None = None) -> RunDir:
     """The run's checkpoint folder (``--checkpoint-dir``/``--resume``); without the flag a ``RunDir`` that saves
     nothing. A folder holding a run without ``--resume``, or a run of another configuration, is a one-line error.
 
     ``ctx``: a ``modgraph.scale.distributed.DistContext``; under torchrun rank 0 opens (or starts) the folder
-    first, then the other processes, and an error is every process's.
+    first, then the other processes, and an error is every process's. ``check_unit``: ``RunDir``'s check of a
+    saved unit's structure.
     """
     if ctx is None or not ctx.distributed:
-        return _open(args, config)
+        return _open(args, config, check_unit)
     from modgraph.scale.distributed import gather_objects
 
     store, error = None, None
     if ctx.is_main:
         try:
-            store = _open(args, config)
+            store = _open(args, config, check_unit)
         except (UsageError, ModgraphError) as err:
             error = err
     message = gather_objects(None if error is None else str(error))[0]
@@ -286,15 +287,16 @@ def open_run_dir(args, config: dict, ctx=None) -> RunDir:
         raise error
     if message is not None:
         raise UsageError(message)
-    return store if store is not None else RunDir(args.checkpoint_dir, config, resume=True)
+    return store if store is not None else RunDir(args.checkpoint_dir, config, resume=True, check_unit=check_unit,
+                                                  clean=False)
 
 
-def _open(args, config: dict) -> RunDir:
+def _open(args, config: dict, check_unit: Callable | None = None) -> RunDir:
     folder = args.checkpoint_dir
     if folder and not args.resume and (Path(folder) / "run.json").exists():
         raise UsageError(f"--checkpoint-dir {folder}: holds an earlier run; add --resume to continue it, or use an "
                          f"empty folder")
-    return RunDir(folder, config, resume=args.resume)
+    return RunDir(folder, config, resume=args.resume, check_unit=check_unit)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -346,14 +348,31 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     try:
         return main(argv)
     except (ModgraphError, UsageError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        _say(f"error: {err}")
+        return _failed(2)
     except TrainingDiverged as err:
-        print(f"error: {err}; lower the learning rate", file=sys.stderr)
-        return 2
+        _say(f"error: {err}; lower the learning rate")
+        return _failed(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        _say("interrupted")
+        return _failed(130)
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr in one write (under torchrun the processes share stderr: lines must not interleave)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _failed(code: int) -> int:
+    """``code``; under torchrun (several processes) the process ends here, once the error line is out: the other
+    processes may still be inside a collective, and the interpreter's ordinary exit (threads of the process group,
+    a DistributedDataParallel wrapper freed late) could keep this one alive, so torchrun would never see it fail."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def setup_logging(level: str) -> None:

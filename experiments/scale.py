@@ -49,7 +49,7 @@ from common import (  # noqa: E402
 import modgraph as mg  # noqa: E402
 from modgraph import models  # noqa: E402
 from modgraph.data import sbm_graph  # noqa: E402
-from modgraph.errors import CheckpointError  # noqa: E402
+from modgraph.errors import CheckpointError, ModgraphError  # noqa: E402
 from modgraph.scale import distributed as D  # noqa: E402
 from modgraph.scale.memory import peak_rss_mb  # noqa: E402
 from modgraph.scale.minibatch import MiniBatchTask, evaluate_loader  # noqa: E402
@@ -152,7 +152,13 @@ def resumable(trainer: Trainer, task: MiniBatchTask, store: RunDir, ctx: D.DistC
     if compiled:
         raise UsageError("--checkpoint-dir: pyg-lib's compiled neighbour sampler draws from its own RNG, which a "
                          "checkpoint cannot restore; uninstall pyg-lib to use the plain-torch sampler")
-    callback = store.checkpointer(trainer, f"train-rank{ctx.rank}", every=task.steps_per_epoch)
+    path = store.progress_path(f"train-rank{ctx.rank}")
+    saved, error = path.exists(), None
+    try:
+        callback = store.checkpointer(trainer, f"train-rank{ctx.rank}", every=task.steps_per_epoch)
+    except (ModgraphError, UsageError) as err:
+        error = str(err)
+    agree_on_progress(store, ctx, trainer.step if saved and error is None else None, error)
     if trainer.step % task.steps_per_epoch:
         raise CheckpointError(f"{store.progress_path(f'train-rank{ctx.rank}')}: saved at step {trainer.step}, not at "
                               f"an epoch end ({task.steps_per_epoch} steps per epoch)")
@@ -160,10 +166,35 @@ def resumable(trainer: Trainer, task: MiniBatchTask, store: RunDir, ctx: D.DistC
     return callback
 
 
+def agree_on_progress(store: RunDir, ctx: D.DistContext, step: int | None, error: str | None) -> None:
+    """Every process's saved training must be at the same step (``step``: ``None`` when this process has none)
+    before any trains: ranks resumed from different steps would train from different states while DDP averages
+    their gradients (and soon wait in different collectives). A rank that could not read its file stops every
+    rank with its error; files at different steps (or some missing) stop every rank with one line naming them.
+    Each process keeps one file (its last epoch end), so there is no earlier step they could all fall back to."""
+    if not ctx.distributed:
+        if error is not None:
+            raise CheckpointError(error)
+        return
+    states = D.gather_objects((step, error))
+    errors = [e for _, e in states if e is not None]
+    if errors:
+        raise CheckpointError(errors[0])
+    steps = [s for s, _ in states]
+    if len(set(steps)) > 1:
+        shown = ", ".join(f"rank {r}: {'missing' if s is None else s}" for r, s in enumerate(steps))
+        raise CheckpointError(
+            f"{store.path / 'progress'}: the processes' files train-rank<r>.pt are at different steps ({shown}); the "
+            f"run cannot continue from them; remove {store.path / 'progress'} and resume to train again from step 0")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     config = checkpoint_config(args, "scale.py")  # the numbers and outputs: checked when parsed
+    # the DataLoader worker processes draw the neighbour samples with their own seeds: here --workers changes the
+    # results, so a folder is tied to it (it is execution-only for the other scripts)
+    config["--workers"] = args.workers
     hops = parse_neighbors(args.num_neighbors)
     check_shape(args, len(hops))
     if args.threads:
@@ -172,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         ctx = D.init_distributed(args.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
+    failed = True
     try:
         store = open_run_dir(args, {**config, "processes": ctx.world_size}, ctx)
-        return run(args, hops, ctx, store)
+        code = run(args, hops, ctx, store)
+        failed = False
+        return code
     finally:
-        D.cleanup()
+        D.cleanup(failed=failed)  # no barrier after an error: the other processes may never reach it
 
 
 def run(args, hops: list[int], ctx: D.DistContext, store: RunDir) -> int:

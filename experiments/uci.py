@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     return add_common_args(parser, seeds=1, threads=1, checkpoint_every=200)
 
 
+#: the keys of a saved program's summary row that a resumed run reads (the table, the comparison, the JSON)
+ROW_KEYS = ("dataset", "method", "schedule", "test_acc_mean", "test_acc_std", "train_acc_mean", "train_acc_std",
+            "models", "test_acc_runs")
+
+
+def check_unit(result) -> str | None:
+    """What is wrong with a saved program result (``MethodResult`` as JSON) that a resumed run would read, or
+    ``None``: ``RunDir``'s ``check_unit``, so a damaged file is one line naming it, not a ``KeyError``."""
+    if not isinstance(result, dict) or set(result) != {"row", "runs", "phases"}:
+        return "expected the keys row, runs, phases"
+    if not isinstance(result["row"], dict) or not all(isinstance(result[k], list) for k in ("runs", "phases")):
+        return "row must be a mapping, runs and phases lists"
+    missing = [k for k in ROW_KEYS if k not in result["row"]]
+    return f"the row lacks {', '.join(missing)}" if missing else None
+
+
 def protocol_from(args) -> Protocol:
     """The protocol the flags ask for (their values were checked when parsed: ``build_parser``)."""
     base = Protocol()
@@ -146,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                                       d.num_features, d.num_classes, smallest)
 
     workers = args.workers or (1 if args.fast else min(2, os.cpu_count() or 1))
-    store = open_run_dir(args, config)  # one unit per (data set, method) program
+    store = open_run_dir(args, config, check_unit=check_unit)  # one unit per (data set, method) program
     start = time.perf_counter()
     results = run_benchmark(datasets, methods, protocol, device, progress=True, workers=workers, store=store,
                             checkpoint_every=args.checkpoint_every)

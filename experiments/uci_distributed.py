@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = D.init_distributed(args.device)
     except ValueError as err:
         raise UsageError(f"--device: {err}") from None
+    failed = True
     try:
-        store = open_run_dir(args, config, ctx)
+        store = open_run_dir(args, config, ctx, check_unit=uci.check_unit)
 
         def run(job):
             key = program_key(*job)
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         results = D.run_jobs(jobs, run, ctx, cost=[program_cost(d, m, protocol) for d, m in jobs])
         wall = time.perf_counter() - start
+        failed = False
     finally:
-        D.cleanup()
+        D.cleanup(failed=failed)  # no barrier after an error: the other processes may never reach it
     if not ctx.is_main:
         return 0
     rows = [r.row for r in results]

@@ -98,15 +98,27 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 600
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, dev, dist.get_backend())
 
 
-def cleanup() -> None:
+def cleanup(failed: bool = False) -> None:
     """Leave the process group (if any); call at the end of a distributed script.
 
     Let go of every ``DistributedDataParallel`` wrapper first (build them in a function that has returned): a
     wrapper that outlives the process group destroys the group's last reference later, while holding Python's
     lock, and a gloo thread that still needs that lock can then hang the process at exit. Collected garbage and a
     barrier (no collective still in flight) come first here.
+
+    ``failed``: this process is leaving because of an error (call it so from the script's error path). There is no
+    barrier then - the other processes may be waiting in a collective this one will never join, and a barrier
+    would hang the whole job with no error shown - only the group is destroyed; the process should then exit
+    promptly (``experiments/common.py``'s ``run_main`` prints the error line and exits), so that ``torchrun``
+    sees it fail and stops the other processes.
     """
     if dist.is_available() and dist.is_initialized():
+        if failed:
+            try:
+                dist.destroy_process_group()
+            except Exception:  # noqa: BLE001 - leaving anyway; the error being raised is the one to report
+                pass
+            return
         gc.collect()
         if dist.get_world_size() > 1:
             dist.barrier()

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RUN_FORMAT = "modgraph-run/1"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
 def _plain(value):
@@ -64,21 +65,35 @@ class RunDir:
             run with and without a folder sees the same values).
         config: plain data describing everything the results depend on (flags, not paths or thread counts).
         resume: continue the run the folder holds; without it the folder must not hold a run yet.
+        check_unit: ``check_unit(result)`` describes what is wrong with a saved unit result that parsed (a missing
+            key the caller reads), or returns ``None``; :meth:`done` then refuses the file naming it.
+        clean: remove the temporary files a killed atomic write left in the folder (``False`` when another process
+            of the same run opened the folder first and may be writing already).
 
     Raises:
         CheckpointError: the folder holds a run and ``resume`` is false; it holds a run of another configuration
-            (the message names the first setting that differs); ``run.json`` is unreadable.
+            (the message names the first setting that differs); ``run.json`` is unreadable; it holds ``units/`` or
+            ``progress/`` but no ``run.json`` (nothing to check them against).
     """
 
-    def __init__(self, path: str | os.PathLike | None, config: dict, resume: bool = False):
+    def __init__(self, path: str | os.PathLike | None, config: dict, resume: bool = False,
+                 check_unit: Callable[[object], str | None] | None = None, clean: bool = True):
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict of plain data, got {type(config).__name__}")
         self.path, self.config, self.resume = (None if path is None else Path(path)), _plain(config), bool(resume)
+        self.check_unit = check_unit
         if self.path is None:
             return
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"{self.path}: not a folder")
         meta = self.path / "run.json"
+        if not meta.exists():
+            for sub in ("units", "progress"):
+                if (self.path / sub).is_dir() and any((self.path / sub).iterdir()):
+                    raise CheckpointError(f"{self.path} holds {sub}/ but no run.json: it cannot be checked against "
+                                          f"these flags; use an empty folder or restore run.json")
+        if clean:
+            self._remove_stale_temporaries()
         if meta.exists():
             if not self.resume:
                 raise CheckpointError(f"{self.path}: already holds a run; resume it or use an empty folder")
@@ -94,6 +109,18 @@ class RunDir:
             if self.resume:
                 log.info("%s holds no run yet; starting one", self.path)
             atomic_write_json(meta, {"format": RUN_FORMAT, "config": self.config})
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporary files a killed atomic write left (``.<name>.<random>.tmp``, see
+        ``modgraph.io.atomic_write``) in the folder, ``units/`` and ``progress/``: the run (re)starts here, so no
+        write of its own is in flight."""
+        for folder in (self.path, self.path / "units", self.path / "progress"):
+            if not folder.is_dir():
+                continue
+            for tmp in folder.glob(".*.tmp"):
+                if _TEMPORARY.match(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    log.info("%s: removed a temporary file left by an interrupted write", tmp)
 
     # ------------------------------------------------------------------------------------------ paths
     def _name(self, key: str) -> str:
@@ -127,6 +154,9 @@ class RunDir:
         blob = _read_json(path, "unit result")
         if not isinstance(blob, dict) or blob.get("key") != key or "result" not in blob:
             raise CheckpointError(f"{path}: not the result of unit {key!r}")
+        problem = None if self.check_unit is None else self.check_unit(blob["result"])
+        if problem is not None:
+            raise CheckpointError(f"{path}: not a readable unit result ({problem})")
         return blob["result"]
 
     def finish(self, key: str, result):

@@ -115,6 +115,38 @@ def test_a_damaged_unit_file_is_named(tmp_path, data_root, capsys):
     assert err.startswith(f"error: {unit}: not a readable unit result (JSONDecodeError: ")
 
 
+def test_a_unit_file_of_valid_json_but_damaged_is_named(tmp_path, data_root, capsys):
+    folder = tmp_path / "ckpt"
+    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd", "--steps", "20",
+            "--checkpoint-dir", str(folder)]
+    assert uci.main(args) == 0
+    capsys.readouterr()
+    unit = folder / "units" / "balance--wd.json"
+    unit.write_text(json.dumps({"key": "balance/wd", "result": {"row": {}}}))
+    err = one_line_error(uci, [*args, "--resume"], capsys)
+    assert err == f"error: {unit}: not a readable unit result (expected the keys row, runs, phases)"
+    unit.write_text(json.dumps({"key": "balance/wd", "result": {"row": {"dataset": "balance"}, "runs": [],
+                                                                  "phases": []}}))
+    err = one_line_error(uci, [*args, "--resume"], capsys)
+    assert err.startswith(f"error: {unit}: not a readable unit result (the row lacks method, schedule, ")
+
+
+def test_scale_workers_is_part_of_the_configuration_and_run_json_is_required(tmp_path, capsys):
+    """--workers changes scale.py's sampling (the loader's worker processes seed themselves); a folder without
+    run.json cannot be checked against the flags at all."""
+    folder = tmp_path / "ckpt"
+    assert scale.main([*TINY_SCALE, "--checkpoint-dir", str(folder)]) == 0
+    capsys.readouterr()
+    err = one_line_error(scale, [*TINY_SCALE, "--workers", "1", "--checkpoint-dir", str(folder), "--resume"], capsys)
+    assert err == (f"error: {folder}: the checkpoints were written by another configuration: --workers is 0 there, "
+                   f"1 here")
+    (folder / "run.json").unlink()
+    for resume in ([], ["--resume"]):
+        err = one_line_error(scale, [*TINY_SCALE, "--checkpoint-dir", str(folder), *resume], capsys)
+        assert err == (f"error: {folder} holds progress/ but no run.json: it cannot be checked against these flags; "
+                       f"use an empty folder or restore run.json")
+
+
 def test_uci_distributed_resumes_a_folder_of_uci(tmp_path, data_root, capsys):
     """The two scripts' folders interchange: a program saved by uci.py is skipped, a missing one is run."""
     folder, first, second = tmp_path / "ckpt", tmp_path / "a.json", tmp_path / "b.json"

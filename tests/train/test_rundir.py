@@ -73,3 +73,45 @@ def test_resume_or_start_continues_a_saved_training(tmp_path):
     assert trainer3.step == 4
     assert trainer3.run(callback).history == whole.history
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net3.state_dict().values()))
+
+
+def test_a_folder_with_units_or_progress_but_no_run_json_is_refused(tmp_path):
+    for sub, name in (("units", "a.json"), ("progress", "a.pt")):
+        folder = tmp_path / sub
+        RunDir(folder, {"a": 1})
+        (folder / sub).mkdir()
+        (folder / sub / name).write_text("{}")
+        (folder / "run.json").unlink()  # lost: the saved results could belong to any flags
+        for resume in (False, True):
+            with pytest.raises(mg.CheckpointError, match=rf"holds {sub}/ but no run\.json: it cannot be checked "
+                                                         rf"against these flags; use an empty folder or restore"):
+                RunDir(folder, {"a": 2}, resume=resume)
+    RunDir(tmp_path / "empty", {"a": 1}, resume=True)  # an empty or missing folder still starts a run
+
+
+def test_a_unit_result_the_caller_cannot_read_is_named(tmp_path):
+    def check(result):
+        return None if isinstance(result, dict) and "method" in result else "no method"
+
+    store = RunDir(tmp_path, {"a": 1}, check_unit=check)
+    store.finish("u", {"method": "wd"})
+    assert RunDir(tmp_path, {"a": 1}, resume=True, check_unit=check).done("u") == {"method": "wd"}
+    store.unit_path("u").write_text(json.dumps({"key": "u", "result": {"row": {}}}))  # valid JSON, damaged
+    with pytest.raises(mg.CheckpointError, match=r"u\.json: not a readable unit result \(no method\)"):
+        RunDir(tmp_path, {"a": 1}, resume=True, check_unit=check).done("u")
+
+
+def test_temporaries_of_a_killed_write_are_removed_when_the_run_restarts(tmp_path):
+    store = RunDir(tmp_path, {"a": 1})
+    store.finish("u", 1)
+    (tmp_path / "progress").mkdir()
+    stale = [tmp_path / ".run.json.k2j_9xQa.tmp", tmp_path / "units" / ".u.json.abcd1234.tmp",
+             tmp_path / "progress" / ".train-rank0.pt.Zz0_aB9c.tmp"]
+    kept = [tmp_path / "units" / "notes.tmp", tmp_path / ".hidden.tmp", tmp_path / "units" / ".u.json.bak"]
+    for path in stale + kept:
+        path.write_text("x")
+    RunDir(tmp_path, {"a": 1}, resume=True, clean=False)  # a second process of the same run: nothing removed
+    assert all(p.exists() for p in stale)
+    RunDir(tmp_path, {"a": 1}, resume=True)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert store.done("u") == 1
