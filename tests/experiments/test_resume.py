@@ -104,24 +104,17 @@ def test_a_checkpoint_of_another_architecture_or_a_damaged_one_is_named(tmp_path
 
 
 def test_a_damaged_unit_file_is_named(tmp_path, data_root, capsys):
+    """Truncated (not JSON any more), or JSON without what a resume reads: one line naming the file."""
     folder = tmp_path / "ckpt"
     args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd", "--steps", "20",
             "--checkpoint-dir", str(folder)]
     assert uci.main(args) == 0
     capsys.readouterr()
     unit = folder / "units" / "balance--wd.json"
-    unit.write_text(unit.read_text()[:-20])
+    whole = unit.read_text()
+    unit.write_text(whole[:-20])
     err = one_line_error(uci, [*args, "--resume"], capsys)
     assert err.startswith(f"error: {unit}: not a readable unit result (JSONDecodeError: ")
-
-
-def test_a_unit_file_of_valid_json_but_damaged_is_named(tmp_path, data_root, capsys):
-    folder = tmp_path / "ckpt"
-    args = ["--data-root", str(data_root), "--fast", "--dataset", "balance", "--method", "wd", "--steps", "20",
-            "--checkpoint-dir", str(folder)]
-    assert uci.main(args) == 0
-    capsys.readouterr()
-    unit = folder / "units" / "balance--wd.json"
     unit.write_text(json.dumps({"key": "balance/wd", "result": {"row": {}}}))
     err = one_line_error(uci, [*args, "--resume"], capsys)
     assert err == f"error: {unit}: not a readable unit result (expected the keys row, runs, phases)"
