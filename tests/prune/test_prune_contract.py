@@ -322,3 +322,40 @@ def test_a_registered_produce_op_other_than_linear_gets_its_new_width():
         SLICERS.pop(Dense, None)
         CHANNEL_RULES.pop("test_dense", None)
         _OPS.pop("test_dense", None)
+
+
+def test_a_produce_op_without_an_out_features_argument_is_refused_by_name():
+    """A "produce" rule on an op whose builder has no out_features cannot build the smaller layer: PruneError."""
+    from modgraph.prune import register_channel_rule, register_slicer
+    from modgraph.prune.dependency import CHANNEL_RULES
+    from modgraph.prune.structural import SLICERS
+    from modgraph.registry import _OPS
+
+    class Fixed(torch.nn.Module):  # a layer of a width of its own, 6
+        def __init__(self, i):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(6, i))
+
+        def forward(self, x):
+            return x @ self.weight.T
+
+    @mg.register_op("test_fixed")
+    def fixed(in_features: int) -> mg.Built:
+        return mg.Built(Fixed(in_features), 6)
+
+    try:
+        register_channel_rule("test_fixed", "produce")
+        register_slicer(Fixed, lambda old, new, keep_in, keep_out: None)
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=5)
+        g.add_node("h", op="test_fixed")
+        g.add_node("y", op="linear", out_features=2)
+        g.add_edges_from([("x", "h"), ("h", "y")])
+        net = mg.ModuleGraph(g)
+        with pytest.raises(mg.PruneError, match=r"node 'h' \(op 'test_fixed'\) would change width 6 -> 3, but its "
+                                                r"op takes no out_features argument"):
+            prune(net, MagnitudeImportance(), sparsity=0.5)
+    finally:
+        SLICERS.pop(Fixed, None)
+        CHANNEL_RULES.pop("test_fixed", None)
+        _OPS.pop("test_fixed", None)
