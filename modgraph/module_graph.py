@@ -162,6 +162,7 @@ class ModuleGraph(nn.Module):
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        self._last.clear()  # the weights of this forward only: a gate switched off reports none
         key = self._structure_key()
         cached = self.__dict__.get("_compiled")
         if cached is None or cached[0] != key:  # first call, or a whole container was replaced
@@ -207,6 +208,7 @@ class ModuleGraph(nn.Module):
         feeds = self._feeds(inputs)
         if edge_index is None and self.needs_graph:
             raise ValueError("this network has graph ops; pass edge_index=[2, E] as well")
+        self._last.clear()
         try:
             return self._interpret(feeds, edge_index)
         except RuntimeError as err:
@@ -254,19 +256,19 @@ class ModuleGraph(nn.Module):
         if self.keep_weights:
             # graph ops pass the edge_index [2, E] their weights belong to; other gates at most a segment index
             where = context["edge_index"] if context.get("edge_index") is not None else context.get("index")
-            self._last[gate.name] = (weights.detach(), where)
+            self._last[(gate.level, gate.name)] = (weights.detach(), where)  # a node's branch and graph gates apart
 
     def edge_weights(self) -> dict:
-        """Attention weights of the last forward, ``{(src, dst): Tensor}``.
+        """Attention weights of the last forward, ``{(src, dst): Tensor}`` (a gate switched off in it has no entry).
 
         Neuron level: ``[B, in, out]``. Branch level: ``[B]`` (``[B, heads]`` with heads). Graph-level weights
         of graph ops are in :meth:`graph_weights`.
         """
         result = {}
         for gate in self.gates():
-            if gate.name not in self._last:
+            if (gate.level, gate.name) not in self._last:
                 continue
-            weights, _ = self._last[gate.name]
+            weights, _ = self._last[(gate.level, gate.name)]
             if gate.level == "neuron":
                 result[gate.name] = weights
             elif gate.level == "branch":
@@ -283,8 +285,8 @@ class ModuleGraph(nn.Module):
         """
         result = {}
         for gate in self.gates():
-            if gate.level == "graph" and gate.name in self._last:
-                weights, edge_index = self._last[gate.name]
+            if gate.level == "graph" and ("graph", gate.name) in self._last:
+                weights, edge_index = self._last[("graph", gate.name)]
                 result[gate.name] = (edge_index, weights)
         return result
 

@@ -362,3 +362,41 @@ def test_a_module_that_cannot_run_on_zeros_is_trusted_with_its_declared_width():
     g.add_edge("x", "m")
     net = mg.ModuleGraph(g)
     assert net(torch.rand(3, 4) + 0.1).shape == (3, 2)
+
+
+def test_edge_weights_are_those_of_the_last_forward_only():
+    """A forward with attention off reports no weights, so none of an earlier forward are left to read."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(4, 5, 3))
+    net(torch.randn(6, 4))
+    assert ("h", "y") in net.edge_weights()
+    with net.attention_off():
+        net(torch.randn(6, 4))
+    assert net.edge_weights() == {}
+    net.interpret(torch.randn(2, 4))
+    assert net.edge_weights()[("h", "y")].shape == (2, 5, 3)
+
+
+def test_a_node_with_a_branch_gate_and_a_graph_gate_reports_both():
+    """Both gates are named after the node; each level keeps its own weights."""
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("a", op="linear", out_features=6)
+    g.add_node("b", op="linear", out_features=6)
+    g.add_node("c", op="attention_conv", out_features=4, heads=2)
+    g.add_edges_from([("x", "a"), ("x", "b")])
+    g.add_edge("a", "c", attention="softmax")
+    g.add_edge("b", "c", attention="softmax")
+    net = mg.ModuleGraph(g).eval()
+    seen = {}
+    for gate in net.gates():
+        gate.register_weight_hook(lambda gate, w, context: seen.__setitem__(gate.level, w.detach().clone()))
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    net(torch.randn(4, 4), edge_index=edge_index)
+    branch = net.edge_weights()
+    assert set(branch) == {("a", "c"), ("b", "c")} and branch[("a", "c")].shape == (4,)
+    torch.testing.assert_close(branch[("a", "c")], seen["branch"][:, 0, 0])
+    torch.testing.assert_close(branch[("a", "c")] + branch[("b", "c")], torch.ones(4))
+    (_, weights), = net.graph_weights().values()
+    torch.testing.assert_close(weights, seen["graph"])
