@@ -167,6 +167,8 @@ class GraphAttentionConv(MessagePassing):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         n = x.size(0)
         h = x if self.lin is None else self.lin(x)
+        if h.layout != torch.strided:  # sparse features propagated as they are (no weights to multiply first)
+            h = h.to_dense()
         norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, h.dtype)
         h = h.view(n, self.heads, self.head_dim)  # (N, H, D)
         weights = self.attention(h, norm.edge_index)  # (E', H) or None

@@ -296,3 +296,15 @@ def test_recorded_weights_prune_the_graph_they_name():
     assert not keep[lowest].any()  # the two edges with the lowest recorded weight went
     assert net(x, edge_index=pruned).shape == (N, 4)
     assert net.graph_weights()["conv1"][0].size(1) == 6 + N  # the self-loops are added back
+
+
+@pytest.mark.parametrize("out_channels", [None, 4])
+def test_sparse_features_equal_dense_ones(out_channels):
+    """The propagate-only op (no weights of its own) takes sparse features too, as the conv does."""
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(6, out_channels, heads=2 if out_channels else 3, concat=True)
+    x = torch.randn(5, 6) * (torch.rand(5, 6) > 0.5)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]])
+    dense = conv(x, edge_index)
+    for sparse in (x.to_sparse_csr(), x.to_sparse()):
+        torch.testing.assert_close(conv(sparse, edge_index), dense)
