@@ -80,8 +80,7 @@ def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
         (8, 2)
     """
     y = _labels(y)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+    _check_fraction(fraction)
     held_count = int(np.floor(y.size * fraction))
     if held_count < 1 or held_count >= y.size:
         raise ValueError(f"a holdout of fraction {fraction} of {y.size} samples leaves an empty part")
