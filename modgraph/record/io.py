@@ -206,13 +206,16 @@ def recorder_from_rows(rows: list[dict], source: str = "rows", where: list[str] 
             if row["level"] != level:
                 raise DataError(f"{source}, {at}: gate {key!r} is a {level} gate (first row), but this row says "
                                 f"{row['level']}")
-        epochs = sorted({r["epoch"] for r, _ in gate_rows})
-        first = [r for r, _ in gate_rows if r["epoch"] == epochs[0]]
+        by_epoch: dict[int, list[tuple[dict, str]]] = {}
+        for row, at in gate_rows:  # one pass, in file order within each epoch
+            by_epoch.setdefault(row["epoch"], []).append((row, at))
+        epochs = sorted(by_epoch)
+        first = [r for r, _ in by_epoch[epochs[0]]]
         edges, shape, edge_index, locate, entry = _layout(level, first)
         info = GateInfo(key, level, edges, shape, edge_index)
         size = shape[0] * shape[1]
         for epoch in epochs:
-            er = [(r, at) for r, at in gate_rows if r["epoch"] == epoch]
+            er = by_epoch[epoch]
             context = f"gate {key!r}, epoch {epoch}"
             values = {k: torch.full((size,), float("nan"), dtype=torch.float32) for k in STAT_FIELDS[1:]}
             seen: dict[int, str] = {}
@@ -228,8 +231,8 @@ def recorder_from_rows(rows: list[dict], source: str = "rows", where: list[str] 
                 seen[flat] = at
                 for k in STAT_FIELDS[1:]:
                     values[k][flat] = r[k]
-            missing = [flat for flat in range(size) if flat not in seen]
-            if missing:
+            if len(seen) < size:  # every position seen is a distinct one in [0, size): some are missing
+                missing = [flat for flat in range(size) if flat not in seen]
                 before = [seen[f] for f in range(missing[0]) if f in seen]
                 place = f"after {before[-1]}" if before else f"before {er[0][1]}"
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
