@@ -227,51 +227,57 @@ def _branches(net, importance, amount):
     multi_head = [(s.preds[k], s.name) for s in net.plan.steps
                   if s.branch is not None and net.branch_attention[s.name].heads > 1 for k in s.branch]
 
+    def width_fault(removed, dead, h):
+        """Why removing ``removed`` changes the width of a branch of a multi-head branch gate, or ``None``."""
+        if not multi_head:
+            return None
+        out_keep = deps.keep((), removed, dead)[1]
+        for u, v in multi_head:
+            if h.has_edge(u, v) and len(out_keep[u]) != net.plan.widths[u]:
+                heads = net.branch_attention[v].heads
+                return (f"it would change the width of {u!r} ({net.plan.widths[u]} -> {len(out_keep[u])}), which "
+                        f"feeds the {heads}-head branch gate of {v!r}")
+        return None
+
     def outcome(removed):
-        """(dead nodes, edges gone, error) of removing ``removed``."""
+        """``(dead nodes, edges gone, error, width error)`` of removing ``removed``; ``error`` is either
+        structural (an input or a node cut off) or the width error."""
         h = g.copy()
         h.remove_edges_from(removed)
         dead = dead_nodes(h, outputs)
         cut = [n for n in inputs if n in dead]
         if cut:
-            return dead, None, f"it would disconnect input {cut[0]!r} from every output"
+            return dead, None, f"it would disconnect input {cut[0]!r} from every output", None
         h.remove_nodes_from(dead)
         for v in h.nodes:
             if v not in inputs and h.in_degree(v) == 0:
-                return dead, None, f"node {v!r} would lose every in-edge"
-        if multi_head:
-            out_keep = deps.keep((), removed, dead)[1]
-            for u, v in multi_head:
-                if h.has_edge(u, v) and len(out_keep[u]) != net.plan.widths[u]:
-                    heads = net.branch_attention[v].heads
-                    return dead, None, (f"it would change the width of {u!r} ({net.plan.widths[u]} -> "
-                                        f"{len(out_keep[u])}), which feeds the {heads}-head branch gate of {v!r}")
-        return dead, [e for e in all_edges if not h.has_edge(*e)], None
+                return dead, None, f"node {v!r} would lose every in-edge", None
+        fault = width_fault(removed, dead, h)
+        if fault is not None:
+            return dead, None, fault, fault
+        return dead, [e for e in all_edges if not h.has_edge(*e)], None, None
 
     all_edges = list(scores)
     # an edge whose removal on its own breaks a multi-head branch gate is not a candidate (not scored, not counted)
-    edges = [e for e in all_edges if not (multi_head and "branch gate" in (outcome([e])[2] or ""))]
+    edges = [e for e in all_edges if not (multi_head and outcome([e])[3] is not None)]
     if not edges:
         raise PruneError("no branch edge can be pruned: every one changes the width of a branch of a multi-head "
                          "branch gate")
     blocked = [e for e in all_edges if e not in edges]
 
     target = lambda e: e[1]  # noqa: E731  (the gate of an edge is its merge node)
+    groups = {}  # the bins: one per merge node (scope "local") or one for the network
+    for e in edges:
+        groups.setdefault(target(e) if scope == "local" else None, []).append(e)
     if threshold is not None:
-        groups = {}
-        for e in edges:
-            groups.setdefault(target(e) if scope == "local" else None, []).append(e)
         removed = []
         for members in groups.values():
             top = max(scores[e] for e in members)
             removed += [e for e in members if (scores[e] / top if top > 0 else 1.0) < threshold]
-        dead, gone, error = outcome(removed)
+        dead, gone, error, _ = outcome(removed)
         if error:
             raise PruneError(f"threshold {threshold} would remove {len(removed)} branch edges, but {error}")
     else:
-        groups = {}
-        for e in edges:
-            groups.setdefault(target(e) if scope == "local" else None, []).append(e)
         wants = {key: round(sparsity * len(members)) for key, members in groups.items()}
 
         def counts(gone):
@@ -286,7 +292,7 @@ def _branches(net, importance, amount):
                     break
                 if e in gone:
                     continue
-                _, now_gone, error = outcome(removed + [e])
+                _, now_gone, error, _ = outcome(removed + [e])
                 if error is not None:
                     continue
                 now = counts(now_gone)
@@ -301,7 +307,7 @@ def _branches(net, importance, amount):
                 raise PruneError(f"sparsity {sparsity} asks to remove {want} of {len(members)} branch edges "
                                  f"{where}, but only {got} can go without cutting a node off its inputs or an input "
                                  f"off every output, or removing more edges than asked with the nodes it cuts off")
-        dead, gone, _ = outcome(removed)
+        dead, gone, _, _ = outcome(removed)
     in_keep, out_keep = deps.keep((), removed, dead)
     pruned = rebuild(net, in_keep, out_keep, removed, dead)
     result = {"edges": [list(e) for e in gone], "nodes": sorted(dead)}
