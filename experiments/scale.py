@@ -113,8 +113,7 @@ def parse_neighbors(value: str) -> list[int]:
     return hops
 
 
-def build_network(args, hops: int) -> mg.ModuleGraph:
-    check_shape(args, hops)
+def build_network(args) -> mg.ModuleGraph:
     if args.model == "gcn":
         spec = models.gcn_net(args.features, args.classes, conv="gcn", hidden=args.hidden, dropout=args.dropout,
                               activation="relu")
@@ -229,7 +228,7 @@ def run(args, hops: list[int], ctx: D.DistContext, store: RunDir) -> int:
     test = eval_loader(data, data.test_mask, hops, args, ctx, sampler)
 
     torch.manual_seed(args.seed)  # the same initial weights everywhere (DDP also broadcasts rank 0's)
-    net = build_network(args, len(hops)).to(ctx.device)
+    net = build_network(args).to(ctx.device)
     model = D.wrap(net, ctx)
     task = MiniBatchTask(train, val, ctx.device, forward=model, reduce=D.all_reduce_sum)
     steps = args.steps or args.epochs * task.steps_per_epoch
