@@ -354,3 +354,19 @@ def test_property_segment_sparsemax_is_simplex_projection(data):
             taus = zg[support] - pg[support]
             torch.testing.assert_close(taus, taus[:1].expand_as(taus), atol=1e-9, rtol=0)
             assert (zg[~support] <= taus[0] + 1e-9).all()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_sigmoid_is_torch_sigmoid_bit_for_bit_whatever_the_layouts(layout):
+    """The sigmoid runs on a flat view of contiguous scores (so its backward pass gets a contiguous gradient): the
+    values, the output's shape and the gradients are exactly torch.sigmoid's, for a strided upstream gradient too."""
+    torch.manual_seed(0)
+    base = torch.randn(7, 5, 3, dtype=torch.float64)
+    z = base if layout == "contiguous" else base.transpose(0, 2)
+    upstream = torch.randn(z.shape[0], z.shape[2], z.shape[1], dtype=torch.float64).transpose(1, 2)  # strided
+    ours, theirs = z.clone().requires_grad_(), z.clone().requires_grad_()
+    w = normalize(ours, "sigmoid")
+    assert w.shape == z.shape and torch.equal(w, torch.sigmoid(z))
+    w.backward(upstream)
+    torch.sigmoid(theirs).backward(upstream)
+    assert torch.equal(ours.grad, theirs.grad)
