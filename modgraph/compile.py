@@ -98,13 +98,29 @@ def _edge_settings(u, v, attrs) -> EdgeSettings:
     return s
 
 
-def _probe_width(module: nn.Module, in_width: int, where: str) -> int:
+def dry_run(module: nn.Module, in_width: int):
+    """``module`` on a ``[2, in_width]`` zero tensor: no grad, eval mode, on the device and in the dtype of its first
+    floating parameter or buffer. Every submodule's mode is restored after; the module's exception propagates."""
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    floating = tensor is not None and tensor.is_floating_point()
+    x = torch.zeros(2, in_width, device=tensor.device if tensor is not None else None,
+                    dtype=tensor.dtype if floating else None)
+    modes = [(m, m.training) for m in module.modules()]
     try:
         with torch.no_grad():
-            out = module.eval()(torch.zeros(2, in_width))
+            return module.eval()(x)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _probe_width(module: nn.Module, in_width: int, where: str) -> int:
+    try:
+        out = dry_run(module, in_width)
     except Exception as err:
         raise GraphSpecError(f"{where}: the module failed on an input of width {in_width}: {err}") from None
-    module.train()
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise GraphSpecError(f"{where}: the module must map [B, {in_width}] to a [B, F] tensor")
     return out.shape[-1]

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from .attention import AttentionModule
-from .compile import compile_graph
+from .compile import compile_graph, dry_run
 from .errors import GraphSpecError
 from .gate import Gate
 from .merge import neuron_linear, scale_branches, sum_messages
@@ -28,21 +28,10 @@ def _check_declared_widths(graph: nx.DiGraph, plan, nodes: nn.ModuleDict) -> Non
             continue
         module = nodes[step.name]
         in_width = sum(plan.widths[u] for u in step.preds) if step.merge == "concat" else plan.widths[step.preds[0]]
-        tensor = next(iter(module.parameters()), None)
-        if tensor is None:
-            tensor = next(iter(module.buffers()), None)
-        floating = tensor is not None and tensor.is_floating_point()
-        x = torch.zeros(2, in_width, device=tensor.device if tensor is not None else None,
-                        dtype=tensor.dtype if floating else None)
-        modes = [(m, m.training) for m in module.modules()]
         try:
-            with torch.no_grad():
-                out = module.eval()(x)
+            out = dry_run(module, in_width)
         except Exception:  # noqa: BLE001  (cannot tell: the forward will say)
             continue
-        finally:
-            for m, mode in modes:
-                m.training = mode
         if isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[-1] != step.width:
             raise GraphSpecError(f"node {step.name!r}: declared out_features={step.width}, but its module maps "
                                  f"{in_width} input features to {out.shape[-1]}; fix out_features or leave it out "

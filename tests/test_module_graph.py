@@ -219,6 +219,41 @@ def test_module_node_probes_its_width():
         net.to_dict()
 
 
+class _Recorder(torch.nn.Module):
+    """A module that records the device, dtype and mode of every input it sees (a stand-in for one on a GPU)."""
+
+    def __init__(self, dtype=torch.float32):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3, dtype=dtype)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((x.device, x.dtype, self.training, self.lin.training))
+        return self.lin(x)
+
+
+def test_the_width_probe_runs_on_the_modules_device_and_dtype_and_keeps_its_modes():
+    """A ready module is probed with an input like its own parameters (a CUDA or float64 module used to get a
+    float32 CPU tensor: GraphSpecError), in eval mode, and every submodule gets its own mode back."""
+    for dtype, mode in ((torch.float64, False), (torch.float32, True)):
+        m = _Recorder(dtype).train(mode)
+        m.lin.train(not mode)  # the modes of a module and its child differ: both come back as they were
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=4)
+        g.add_node("m", module=m)
+        g.add_edge("x", "m")
+        net = mg.ModuleGraph(g)
+        assert net.plan.widths["m"] == 3
+        assert m.seen == [(torch.device("cpu"), dtype, False, False)]
+        assert (m.training, m.lin.training) == (mode, not mode)
+    meta = torch.nn.Linear(4, 5, device="meta")  # a device other than the CPU, as a module moved to a GPU
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=meta)
+    g.add_edge("x", "m")
+    assert mg.ModuleGraph(g).plan.widths["m"] == 5
+
+
 def test_input_errors_name_the_input():
     net = mg.ModuleGraph(mlp_graph())
     with pytest.raises(ValueError, match=r"input 'x': expected a tensor \[\.\.\., 5\], got \(3, 4\)"):
