@@ -43,10 +43,13 @@ def save_network(net, path: str | os.PathLike) -> Path:
 
 
 def load_network(path: str | os.PathLike, map_location=None):
-    """Rebuild the network saved by :func:`save_network`, with its weights."""
+    """Rebuild the network saved by :func:`save_network`, with its weights, on the CPU (move it with ``.to()``).
+
+    ``map_location`` says where the file's tensors are read; ``None`` reads them onto the CPU, so a network saved
+    from a GPU loads on a machine without one."""
     from .module_graph import ModuleGraph
 
-    blob = safe_torch_load(path, map_location)
+    blob = safe_torch_load(path, "cpu" if map_location is None else map_location)
     if not isinstance(blob, dict) or blob.get("format") != NET_FORMAT:
         raise CheckpointError(f"{path}: not a modgraph network file (expected format {NET_FORMAT!r})")
     for key, kind, want in (("spec", str, "a JSON string"), ("state_dict", dict, "a dict of tensors")):

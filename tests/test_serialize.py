@@ -56,3 +56,22 @@ def test_well_formed_but_damaged_network_files_are_named(tmp_path, damage, messa
     torch.save(blob, path)
     with pytest.raises(mg.CheckpointError, match=r"x\.pt: " + message):
         mg.load_network(path)
+
+
+def test_a_network_saved_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    """The file's tensors are read onto the CPU unless map_location says otherwise: a network saved from CUDA
+    (simulated: every storage tagged cuda:0) loads on a machine without CUDA, with its weights."""
+    if torch.cuda.is_available():
+        pytest.skip("the point is a machine without CUDA")
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph())
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        path = mg.save_network(net, tmp_path / "net.pt")
+    with pytest.raises(RuntimeError, match="CUDA"):  # what torch does with the saved location
+        torch.load(path, weights_only=True)
+    other = mg.load_network(path)
+    x = torch.randn(3, 5)
+    assert torch.equal(other(x), net(x))
+    with pytest.raises(mg.CheckpointError, match="net.pt: not a readable modgraph file"):
+        mg.load_network(path, map_location="cuda:0")  # asked for explicitly: the file's error, named
