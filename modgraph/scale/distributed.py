@@ -13,8 +13,9 @@ Two ways of splitting work:
   (:class:`torch.utils.data.DistributedSampler`: shuffled per epoch, padded to equal shares so every process runs
   the same number of steps); metrics are summed with :func:`all_reduce_sum`, so every process selects the same
   model; :func:`parameter_spread` checks that the replicas agree.
-* **independent jobs** (a sweep of ``(dataset, method, fold)`` runs): :func:`run_jobs` gives job ``i`` to process
-  ``i % world_size`` and gathers the results, in job order, on every process.
+* **independent jobs** (a sweep of ``(dataset, method, fold)`` runs): :func:`run_jobs` spreads the jobs over the
+  processes (round robin, or by their ``cost``: the dearest first, each to the least loaded process; see
+  :func:`shard_jobs`) and gathers the results, in job order, on every process.
 
 Only the process with ``ctx.is_main`` (rank 0) should write outputs.
 """
@@ -165,12 +166,12 @@ def all_reduce_sum(tensor: Tensor) -> Tensor:
     return out
 
 
-def gather_objects(obj) -> list:
-    """``[obj of rank 0, obj of rank 1, ...]`` on every process (picklable objects)."""
+def gather_objects(obj, group=None) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (picklable objects), over ``group`` (default: all)."""
     if not _active():
         return [obj]
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
+    out = [None] * dist.get_world_size(group)
+    dist.all_gather_object(out, obj, group=group)
     return out
 
 
@@ -212,17 +213,31 @@ def shard_jobs(jobs: Sequence[T], rank: int, world_size: int,
     return mine
 
 
+JOB_WAIT_S = 7 * 24 * 3600.0
+
+
 def run_jobs(jobs: Sequence[T], fn: Callable[[T], R], ctx: DistContext | None = None,
-             cost: Sequence[float] | None = None) -> list[R]:
+             cost: Sequence[float] | None = None, wait_s: float = JOB_WAIT_S) -> list[R]:
     """Run independent jobs spread over the processes; every process returns all results, in job order.
 
     ``fn(job)`` must return a picklable result; ``cost`` (one number per job) balances the processes' work (see
     :func:`shard_jobs`). With one process this is ``[fn(job) for job in jobs]``.
+
+    The processes meet only when each has finished its jobs, and one with less work waits for the others for as long
+    as they run. So the results are gathered over a ``gloo`` group of their own whose collectives wait ``wait_s``
+    seconds (default a week), not the process group's timeout (:func:`init_distributed`, 10 minutes), which a process
+    with less work used to hit while the others still trained: the whole job then failed. A process that fails
+    instead ends the job through ``torchrun``, as before.
     """
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
+    if not wait_s > 0:
+        raise ValueError(f"wait_s must be a positive number of seconds, got {wait_s!r}")
+    group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=wait_s)) if _active() else None
     mine = [(i, fn(job)) for i, job in shard_jobs(jobs, rank, world, cost)]
     results: list = [None] * len(jobs)
-    for part in gather_objects(mine):
+    for part in gather_objects(mine, group):
         for i, result in part:
             results[i] = result
+    if group is not None:
+        dist.destroy_process_group(group)
     return results

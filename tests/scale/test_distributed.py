@@ -89,22 +89,31 @@ def test_single_process_context_and_device():
             D.resolve_device("cuda")
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
-                    reason="torchrun not found")
-def test_two_processes_agree_and_match_single_process_training(tmp_path, one_thread):
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+def torchrun(worker: str, folder, timeout: float = 240) -> None:
+    """Run ``worker`` (a file next to this one) on 2 CPU processes under torchrun with ``folder`` as its argument."""
+    exe = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([torchrun, "--standalone", "--nproc_per_node", "2", str(HERE / "ddp_worker.py"),
-                             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([exe, "--standalone", "--nproc_per_node", "2", str(HERE / worker), str(folder)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        _, stderr = proc.communicate(timeout=240)
+        _, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
         _, stderr = proc.communicate()
-        pytest.fail(f"the two processes did not finish in 240 s:\n{stderr[-3000:]}")
+        pytest.fail(f"the two processes did not finish in {timeout} s:\n{stderr[-3000:]}")
     assert proc.returncode == 0, stderr[-3000:]
+
+
+needs_torchrun = pytest.mark.skipif(
+    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+    reason="torchrun not found")
+
+
+@needs_torchrun
+def test_two_processes_agree_and_match_single_process_training(tmp_path, one_thread):
+    torchrun("ddp_worker.py", tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     # the replicas agree exactly, after plain DDP steps and after fit (same model selected on both)
     for key, value in ranks[0]["params"].items():
@@ -130,3 +139,22 @@ def test_two_processes_agree_and_match_single_process_training(tmp_path, one_thr
         opt.step()
     for key, value in net.state_dict().items():
         torch.testing.assert_close(ranks[0]["params"][key], value, rtol=1e-5, atol=1e-6)
+
+
+@needs_torchrun
+def test_a_job_sweep_waits_for_its_slowest_process_past_the_group_timeout(tmp_path):
+    """Rank 1's job outlasts the process group's timeout (4 s) while rank 0, done, waits in the gather: the sweep
+    completes with every result on both processes (it used to fail with a gloo timeout)."""
+    import json
+
+    from . import jobs_worker
+
+    assert jobs_worker.SLEEP_S > 2 * jobs_worker.TIMEOUT_S
+    torchrun("jobs_worker.py", tmp_path, timeout=120)
+    for r in range(2):
+        assert json.loads((tmp_path / f"jobs{r}.json").read_text()) == [0, 10]
+
+
+def test_run_jobs_refuses_a_wait_that_is_not_positive():
+    with pytest.raises(ValueError, match="wait_s must be a positive number of seconds, got 0"):
+        D.run_jobs([1], lambda j: j, wait_s=0)
