@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=1, check=integer(1),
                    help="passes over the training nodes (default 1)")
     p.add_argument("--steps", type=int, default=None, check=integer(1),
-                   help="stop after this many optimisation steps in all (default: every batch of every epoch)")
+                   help="stop after at most this many optimisation steps in all, at most --epochs of them "
+                        "(default: every batch of every epoch)")
     p.add_argument("--eval-nodes", type=int, default=None, check=integer(1, "an accuracy over no nodes means nothing"),
                    help="validate and test on at most this many nodes each (default: all)")
     p.add_argument("--workers", type=int, default=0, check=integer(0),
@@ -231,14 +232,16 @@ def run(args, hops: list[int], ctx: D.DistContext, store: RunDir) -> int:
     net = build_network(args).to(ctx.device)
     model = D.wrap(net, ctx)
     task = MiniBatchTask(train, val, ctx.device, forward=model, reduce=D.all_reduce_sum)
-    steps = args.steps or args.epochs * task.steps_per_epoch
+    steps = args.epochs * task.steps_per_epoch  # --steps stops earlier, never later than --epochs
+    steps = min(args.steps, steps) if args.steps else steps
     eval_time = []
 
     def evaluate(n):
         t = time.perf_counter()
         score = task.evaluate(n)
         eval_time.append(time.perf_counter() - t)
-        log.info("step %d: validation accuracy %.4f", task.stream.epoch, score)
+        if ctx.is_main:  # the score is the same on every process (summed over them)
+            log.info("epoch %d: validation accuracy %.4f", task.stream.epoch, score)
         return score
 
     torch.manual_seed(args.seed + 1 + ctx.rank)  # dropout and sampling differ per process

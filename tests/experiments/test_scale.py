@@ -29,6 +29,17 @@ def test_small_run_learns_and_writes_its_row(tmp_path, capsys):
     assert mg.load_network(saved).to_dict()["nodes"]
 
 
+def test_steps_stops_early_never_late(tmp_path):
+    """--steps caps the run below --epochs; a larger --steps does not train past --epochs (it used to: 7 steps)."""
+    base = ["--nodes", "600", "--epochs", "1", "--batch-size", "128", "--num-neighbors", "3,3", "--hidden", "8",
+            "--heads", "2", "--device", "cpu", "--threads", "1"]
+    for steps, want in (("2", 2), ("7", 3)):  # 360 training nodes / 128 per batch: 3 steps per epoch
+        out = tmp_path / f"steps{steps}.json"
+        assert scale.main(base + ["--steps", steps, "--json", str(out)]) == 0
+        (row,) = json.loads(out.read_text())["results"]
+        assert row["steps_per_epoch"] == 3 and row["steps"] == want
+
+
 def test_bad_flags_are_one_line_with_exit_code_2(capsys):
     assert scale.run_main(scale.main, ["--num-neighbors", "10,x"]) == 2
     assert capsys.readouterr().err.strip() == ("error: --num-neighbors: expected positive integers or -1, "
