@@ -63,14 +63,21 @@ class DistContext:
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: ``cuda:local_rank`` when CUDA is available, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto``: ``cuda:local_rank`` when CUDA is available, else the CPU; ``cuda`` without a GPU is an error, and so
+    is a local rank without a GPU of its own (two processes on one GPU: nccl refuses it, later and less clearly)."""
     name = str(device)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available (use 'cpu' or 'auto')")
-        return torch.device(name if ":" in name else f"cuda:{local_rank % torch.cuda.device_count()}")
+        if ":" in name:
+            return torch.device(name)
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise ValueError(f"device {device!r}: local rank {local_rank} has no GPU of its own ({count} on this "
+                             f"node); start at most {count} processes per node (torchrun --nproc_per_node {count})")
+        return torch.device(f"cuda:{local_rank}")
     if name != "cpu":
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     return torch.device("cpu")

@@ -172,6 +172,8 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
     """One pass over ``loader`` (one optimiser step per batch); the mean seed loss, batches, seeds and seconds.
 
     ``forward`` is the network in training mode (or its DDP wrapper); ``max_batches`` stops early (benchmarks).
+    With a :func:`modgraph.scale.distributed.seed_sampler` in the loader, call its ``set_epoch(epoch)`` before each
+    pass, or every epoch draws the same order (:class:`BatchStream` does it for ``fit``). The loss is this process's.
     """
     device = _device(forward, device)
     start = time.perf_counter()

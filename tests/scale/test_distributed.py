@@ -89,6 +89,18 @@ def test_single_process_context_and_device():
             D.resolve_device("cuda")
 
 
+def test_every_local_rank_gets_a_gpu_of_its_own_or_a_clear_error(monkeypatch):
+    """(CUDA simulated: two GPUs.) Local rank r takes cuda:r; a third process on the node used to share cuda:0
+    silently (and nccl then failed); an explicit cuda:N is taken as given."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [D.resolve_device(d, r) for d, r in (("cuda", 0), ("auto", 1), ("cuda:1", 5))] == [
+        torch.device("cuda:0"), torch.device("cuda:1"), torch.device("cuda:1")]
+    with pytest.raises(ValueError, match=r"local rank 2 has no GPU of its own \(2 on this node\); start at most 2 "
+                                         r"processes per node \(torchrun --nproc_per_node 2\)"):
+        D.resolve_device("cuda", 2)
+
+
 def torchrun(worker: str, folder, timeout: float = 240) -> None:
     """Run ``worker`` (a file next to this one) on 2 CPU processes under torchrun with ``folder`` as its argument."""
     exe = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
