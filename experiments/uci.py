@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="evaluations without improvement that end a phase (default: 10; --fast: 5)")
     parser.add_argument("--eval-every", type=int, default=None, check=integer(1),
                         help="steps between evaluations (default: 25)")
-    parser.add_argument("--fast", action="store_true", help="a small budget for CI: 3 folds, 400 steps")
+    parser.add_argument("--fast", action="store_true",
+                        help="a small budget for CI: 3 folds, 400 steps, evaluation every 10 steps, patience 5")
     parser.add_argument("--csv", default=None, metavar="PATH", help="run on this CSV table (header row) instead")
     parser.add_argument("--label-column", default=None, help="the label column of --csv")
     parser.add_argument("--liver-label", default="selector", choices=LIVER_LABELS,

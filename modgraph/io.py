@@ -6,6 +6,7 @@ specs, networks, checkpoints, recordings and result files goes through :func:`at
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,6 +14,17 @@ from pathlib import Path
 from typing import IO, Callable
 
 __all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
+
+
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s missing parent folders; a file where a folder should be is named (``mkdir`` says only
+    "File exists")."""
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: bool = False) -> Path:
@@ -28,7 +40,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: 
     readable by its owner only).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:

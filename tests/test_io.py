@@ -1,6 +1,8 @@
 """modgraph.io: one atomic writer; a failing writer leaves the old file and no temporary file behind."""
 
+import errno
 import json
+import os
 
 import pytest
 
@@ -40,3 +42,17 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    """Writing under a file (afile/sub/x.txt) names that file with ENOTDIR; mkdir alone said "File exists"."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for target in (afile / "x.txt", afile / "sub" / "x.txt"):
+        with pytest.raises(NotADirectoryError) as err:
+            atomic_write_text(target, "x")
+        assert err.value.errno == errno.ENOTDIR and err.value.filename == str(afile)
+        assert err.value.strerror == os.strerror(errno.ENOTDIR)
+    assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    atomic_write_text(tmp_path / "new" / "deeper" / "x.txt", "x")  # missing folders are still created
+    assert (tmp_path / "new" / "deeper" / "x.txt").read_text() == "x"
