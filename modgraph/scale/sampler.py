@@ -119,7 +119,7 @@ class TorchNeighborSampler(NeighborSampler):
         position = self._position
         nodes, rows, cols, edges = [seed], [], [], []
         position[seed] = torch.arange(seed.numel(), device=seed.device)
-        count, frontier = seed.numel(), seed
+        count, frontier, start = seed.numel(), seed, 0  # the frontier holds positions start, start + 1, ...
         try:
             for k in self.num_neighbors.get_mapped_values():
                 edge, target = sample_neighbors(colptr, row, frontier, k, self.replace)
@@ -127,10 +127,12 @@ class TorchNeighborSampler(NeighborSampler):
                 new = torch.unique(source[position[source] < 0])  # (n,) first reached at this hop, ascending
                 position[new] = torch.arange(count, count + new.numel(), device=new.device)
                 rows.append(position[source])
-                cols.append(position[frontier[target]])
+                # by index, not through the map: a seed given twice (a padded DistributedSampler share) has one
+                # entry in the map but two positions, and each gets its own in-edges
+                cols.append(target + start)
                 edges.append(edge)
                 nodes.append(new)
-                count, frontier = count + new.numel(), new
+                count, frontier, start = count + new.numel(), new, count
             node = torch.cat(nodes)
         finally:
             for n in nodes:  # leave the map clean for the next batch

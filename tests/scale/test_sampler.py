@@ -85,3 +85,16 @@ def test_errors_name_the_problem():
     sampler.disjoint = True
     with pytest.raises(NotImplementedError, match="disjoint"):
         sampler._sample(torch.tensor([0]))
+
+
+def test_a_seed_given_twice_gets_its_in_edges_at_both_positions():
+    """A padded DistributedSampler share can repeat a seed: each copy is a seed row with all of its in-edges (the
+    map from node to position kept one copy, which got both copies' edges while the other got none)."""
+    data = star(4)
+    sampler = TorchNeighborSampler(data, [-1])
+    out = sampler._sample(torch.tensor([0, 1, 0]))
+    assert out.node[:3].tolist() == [0, 1, 0]
+    targets = out.col.tolist()
+    assert [targets.count(p) for p in range(3)] == [4, 2, 4]  # node 0's four in-edges at positions 0 and 2
+    for p in (0, 2):
+        assert sorted(out.node[out.row[out.col == p]].tolist()) == [1, 2, 3, 4]
