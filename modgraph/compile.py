@@ -83,8 +83,9 @@ def _edge_settings(u, v, attrs) -> EdgeSettings:
     if s.threshold is not None and (isinstance(s.threshold, bool) or not isinstance(s.threshold, (int, float))
                                     or not 0.0 <= s.threshold <= 1.0):
         raise GraphSpecError(f"{where}: threshold must be a number in [0, 1], got {s.threshold!r}")
-    if isinstance(s.temperature, bool) or not isinstance(s.temperature, (int, float)) or not s.temperature > 0:
-        raise GraphSpecError(f"{where}: temperature must be a positive number, got {s.temperature!r}")
+    if isinstance(s.temperature, bool) or not isinstance(s.temperature, (int, float)) or not s.temperature > 0 \
+            or not math.isfinite(s.temperature):
+        raise GraphSpecError(f"{where}: temperature must be a positive number (finite), got {s.temperature!r}")
     for name in ("heads", "hidden"):
         val = getattr(s, name)
         if isinstance(val, bool) or not isinstance(val, int) or val <= 0:

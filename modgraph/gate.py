@@ -11,6 +11,7 @@ Every gate reports its weights through :meth:`Gate.register_weight_hook`, the si
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Callable
 
@@ -47,8 +48,9 @@ class Gate(nn.Module):
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                       or not 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
+                or not math.isfinite(temperature):
+            raise ValueError(f"temperature must be a positive number (finite), got {temperature!r}")
         self.normalizer = normalizer
         self.threshold = None if threshold is None else float(threshold)
         self.temperature = float(temperature)

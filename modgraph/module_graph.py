@@ -84,18 +84,20 @@ class ModuleGraph(nn.Module):
     # ----------------------------------------------------------------------------------------- construction
     @classmethod
     def from_dict(cls, spec: dict, source: str = "spec") -> "ModuleGraph":
-        """Build from a spec dict (as :meth:`to_dict` returns it); errors name ``source``."""
-        return cls(graph_from_dict(spec, source))
+        """Build from a spec dict (as :meth:`to_dict` returns it); every error names ``source`` (unless it is the
+        default ``"spec"``), those of the spec's data and those of building it (an unknown op, mismatched widths)."""
+        try:
+            return cls(graph_from_dict(spec, source))
+        except GraphSpecError as err:
+            msg = str(err)
+            if source == "spec" or msg.startswith(f"{source}:"):
+                raise
+            raise GraphSpecError(f"{source}: {msg}") from None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "ModuleGraph":
         """Build from a YAML or JSON spec file; every error names the file."""
-        spec = load_spec(path)
-        try:
-            return cls.from_dict(spec, source=str(path))
-        except GraphSpecError as err:
-            msg = str(err)
-            raise GraphSpecError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+        return cls.from_dict(load_spec(path), source=str(path))
 
     def to_dict(self) -> dict:
         """The spec as plain data (JSON/YAML-ready): ``{"format", "nodes", "edges", ...}``; no weights."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -73,10 +74,11 @@ def _is_numpy_scalar(value) -> bool:
     return type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item")
 
 
-def plain(value, _memo: dict | None = None, _depth: int = 0):
+def plain(value, _memo: dict | None = None, _depth: int = 0, lists: bool = False):
     """``value`` with numpy scalars (``np.int64(4)``, ``np.float32(0.5)``, ``np.bool_``, ...) made Python ones, in
-    lists, tuples and dicts too; anything else is returned as it is (plain data is checked elsewhere). Shared parts
-    are converted once and stay shared; a loop or absurd nesting is left as it is, for the checks to name."""
+    lists, tuples and dicts (keys too); anything else is returned as it is (plain data is checked elsewhere). Shared
+    parts are converted once and stay shared; a loop or absurd nesting is left as it is, for the checks to name.
+    ``lists``: tuples become lists too, as a YAML or JSON file gives them back."""
     if _is_numpy_scalar(value):
         return value.item()
     if not isinstance(value, (dict, list, tuple)) or _depth >= MAX_DEPTH:
@@ -85,10 +87,10 @@ def plain(value, _memo: dict | None = None, _depth: int = 0):
     if id(value) in memo:
         return memo[id(value)]
     memo[id(value)] = value  # while converting: a loop back here keeps the original
-    if isinstance(value, dict):
-        result = {k: plain(v, memo, _depth + 1) for k, v in value.items()}
-    elif isinstance(value, list):
-        result = [plain(v, memo, _depth + 1) for v in value]
+    if isinstance(value, dict):  # keys too: a node named np.str_("y") is a dict key of the spec
+        result = {plain(k, memo, _depth + 1): plain(v, memo, _depth + 1, lists) for k, v in value.items()}
+    elif isinstance(value, list) or lists:
+        result = [plain(v, memo, _depth + 1, lists) for v in value]
     else:
         result = tuple(plain(v, memo, _depth + 1) for v in value)
     memo[id(value)] = result
@@ -174,7 +176,7 @@ def graph_to_dict(g: nx.DiGraph) -> dict:
                                  f"with @modgraph.register_op to serialise it")
         spec["nodes"][name] = dict(attrs)
     spec["edges"] = [{"source": u, "target": v, **attrs} for u, v, attrs in g.edges(data=True)]
-    return plain(spec)
+    return plain(spec, lists=True)  # what a file gives back: Python scalars, lists for tuples
 
 
 def _fmt(path: Path) -> str:
@@ -191,6 +193,10 @@ class _DuplicateKey(Exception):
                  where: str = ""):
         super().__init__(key)
         self.key, self.line, self.column, self.first, self.where = key, line, column, first, where
+
+
+class _SpecDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes what :class:`_SpecLoader` would not read back as a string."""
 
 
 class _SpecLoader(yaml.SafeLoader):
@@ -214,6 +220,13 @@ class _SpecLoader(yaml.SafeLoader):
                     raise _DuplicateKey(key, mark.line + 1, mark.column + 1, first)
                 seen[key] = mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads a number like 1e-2 (no dot) as the string '1e-2'; JSON and YAML 1.2 read a float. Spec
+# files read it as a float, and write a string that looks like one quoted, so a node named "1e3" stays a string.
+_FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+for _cls in (_SpecLoader, _SpecDumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITHOUT_DOT, list("-+0123456789"))
 
 
 def _refuse_duplicates(pairs):
@@ -344,7 +357,7 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
         if kind == "json":
             text = json.dumps(spec, indent=2) + "\n"
         else:
-            text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+            text = yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, default_flow_style=None)
     except (TypeError, ValueError, RecursionError, yaml.YAMLError) as err:
         _check_data(spec, str(path))  # names the value that is not data
         raise GraphSpecError(f"{path}: cannot write the spec: {err}") from None

@@ -1,5 +1,6 @@
 import json
 
+import networkx as nx
 import pytest
 import torch
 import yaml
@@ -346,3 +347,55 @@ def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
     spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]],
             "name": [shared, shared]}
     assert mg.ModuleGraph.from_dict(spec).graph.graph["name"] == [[1, 2], [1, 2]]
+
+
+def test_yaml_numbers_in_exponent_form_without_a_dot_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-2 as the string '1e-2'; a spec file reads it as JSON does, a float. A name that
+    looks like such a number is written quoted, so it stays a string."""
+    path = tmp_path / "sci.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 3}\n  y: {op: linear, out_features: 2}\n"
+                    "edges:\n  - {source: x, target: y, attention: sigmoid, threshold: 1e-2, temperature: 2E0}\n")
+    net = mg.ModuleGraph.from_file(path)
+    (edge,) = net.to_dict()["edges"]
+    assert edge["threshold"] == 0.01 and edge["temperature"] == 2.0
+    g = mlp_graph()
+    g = nx.relabel_nodes(g, {"h": "1e3"})
+    net = mg.ModuleGraph(g)
+    net.save_spec(tmp_path / "named.yaml")
+    assert "'1e3'" in (tmp_path / "named.yaml").read_text()
+    assert mg.ModuleGraph.from_file(tmp_path / "named.yaml").to_dict() == net.to_dict()
+
+
+def test_numpy_string_names_and_tuples_come_back_from_a_file_as_they_went_in(tmp_path):
+    """to_dict gives what a file gives back: a node named np.str_ is a str key (it could not be written as YAML),
+    a tuple of outputs a list (the dicts before and after a file differed)."""
+    import numpy as np
+
+    g = nx.DiGraph(outputs=("y",))
+    g.add_node("x", op="input", features=3)
+    g.add_node(np.str_("y"), op="linear", out_features=2)
+    g.add_edge("x", np.str_("y"))
+    spec = mg.ModuleGraph(g).to_dict()
+    assert spec["outputs"] == ["y"] and all(type(k) is str for k in spec["nodes"])
+    for suffix in (".yaml", ".json"):
+        mg.ModuleGraph(g).save_spec(tmp_path / f"a{suffix}")
+        assert mg.ModuleGraph.from_file(tmp_path / f"a{suffix}").to_dict() == spec
+
+
+def test_building_errors_name_the_source_too():
+    """Not only the spec's data: an unknown op (e.g. a custom op not registered in this process) names the file."""
+    spec = {"nodes": {"x": {"op": "input", "features": 3}, "y": {"op": "linaer"}}, "edges": [["x", "y"]]}
+    with pytest.raises(mg.GraphSpecError, match=r"^arch\.yaml: node 'y': unknown op 'linaer'"):
+        mg.ModuleGraph.from_dict(spec, source="arch.yaml")
+    with pytest.raises(mg.GraphSpecError, match=r"^node 'y': unknown op 'linaer'"):  # no source given: none shown
+        mg.ModuleGraph.from_dict(spec)
+
+
+@pytest.mark.parametrize("temperature", [float("inf"), float("nan")])
+def test_a_temperature_must_be_finite(temperature):
+    g = mlp_graph()
+    g.edges["h", "y"].update(attention="sparsemax", temperature=temperature)
+    with pytest.raises(mg.GraphSpecError, match=r"edge 'h' -> 'y': temperature must be a positive number \(finite\)"):
+        mg.ModuleGraph(g)
+    with pytest.raises(ValueError, match=r"temperature must be a positive number \(finite\)"):
+        mg.Gate("softmax", temperature=temperature)

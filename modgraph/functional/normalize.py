@@ -100,9 +100,11 @@ def _sparsemax_last_dim(z: Tensor) -> Tensor:
     cumsum = z_sorted.cumsum(dim=-1)  # (..., n)
     rank = torch.arange(1, n + 1, device=z.device, dtype=z.dtype)  # (n,)
     support = 1 + rank * z_sorted > cumsum  # (..., n); true for the first k entries
-    k = support.sum(dim=-1, keepdim=True)  # (..., 1), k >= 1
-    tau = (cumsum.gather(-1, k - 1) - 1) / k.to(z.dtype)  # (..., 1)
-    return (z - tau).clamp(min=0)
+    # (..., 1): k >= 1 for a finite row (its largest entry is 0); 0 for a row holding a NaN or an infinity, which
+    # comes out all NaN, as under softmax (the index k - 1 = -1 used to fail deep inside torch)
+    k = support.sum(dim=-1, keepdim=True)
+    tau = (cumsum.gather(-1, (k - 1).clamp(min=0)) - 1) / k.clamp(min=1).to(z.dtype)  # (..., 1)
+    return (z - tau).clamp(min=0).masked_fill(k == 0, float("nan"))
 
 
 class _Sparsemax(torch.autograd.Function):

@@ -370,3 +370,20 @@ def test_sigmoid_is_torch_sigmoid_bit_for_bit_whatever_the_layouts(layout):
     w.backward(upstream)
     torch.sigmoid(theirs).backward(upstream)
     assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_a_dense_row_with_a_nan_or_an_infinity_is_nan_as_under_softmax():
+    """Such a row used to fail inside torch (an index of -1); the other rows stay exact."""
+    nan, inf = float("nan"), float("inf")
+    z = torch.tensor([[nan, 1.0, 0.0], [0.5, 1.0, -3.0], [inf, 1.0, 0.0], [-inf, -inf, -inf]])
+    p = normalize(z, "sparsemax")
+    assert torch.isnan(p[[0, 2, 3]]).all() and torch.isnan(torch.softmax(z, -1)[[0, 2, 3]]).all()
+    torch.testing.assert_close(p[1], torch.tensor([0.25, 0.75, 0.0]))
+
+
+def test_dense_sparsemax_is_exact_far_from_zero():
+    """Scores far from zero in float32 (the same float32 numbers in float64 as the reference): exact only because
+    the row's maximum is subtracted before the cumulative sums, which would otherwise round at 1e4's ulp (1e-3)."""
+    torch.manual_seed(0)
+    z = torch.randn(16, 8) + 1e4
+    torch.testing.assert_close(sparsemax(z), sparsemax(z.double()).float(), atol=1e-6, rtol=0)
