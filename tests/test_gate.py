@@ -60,3 +60,16 @@ def test_net_hooks_see_every_gate():
         gate.register_weight_hook(lambda g, w, ctx: seen.add(g.name))
     net(torch.randn(2, 8))
     assert seen == {g.name for g in net.gates()} and seen
+
+
+def test_hooks_receive_the_segment_index_and_none_for_a_dense_gate():
+    seen = []
+    segment = mg.Gate("softmax", level="graph")
+    segment.register_weight_hook(lambda g, w, ctx: seen.append(ctx))
+    index = torch.tensor([0, 0, 1, 1, 1])
+    segment(torch.randn(5), index=index, edge_index=torch.zeros(2, 5, dtype=torch.long))
+    assert torch.equal(seen[0]["index"], index)
+    dense = mg.Gate("softmax")
+    dense.register_weight_hook(lambda g, w, ctx: seen.append(ctx))
+    dense(torch.randn(4, 3))
+    assert "index" in seen[1] and seen[1]["index"] is None

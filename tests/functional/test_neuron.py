@@ -16,12 +16,12 @@ from modgraph.train import Ensemble
 B, IN, OUT, K = 7, 5, 3, 4
 
 
-def mlp_graph(attention="sigmoid", **edge):
+def mlp_graph(attention="sigmoid", y_activation=None, **edge):
     """``x`` (5) -> ``h`` (18, sigmoid) -> ``y`` (3), the edge ``h -> y`` attended at neuron level."""
     g = nx.DiGraph()
     g.add_node("x", op="input", features=5)
     g.add_node("h", op="linear", out_features=18, activation="sigmoid")
-    g.add_node("y", op="linear", out_features=3)
+    g.add_node("y", op="linear", out_features=3, activation=y_activation)
     g.add_edge("x", "h")
     g.add_edge("h", "y", attention=attention, **edge)
     return g
@@ -153,6 +153,23 @@ def test_module_graph_fused_equals_reference(edge, interpret):
     for n in g1:
         torch.testing.assert_close(g1[n], g2[n], msg=n)
     torch.testing.assert_close(w1[("h", "y")], w2[("h", "y")])  # the gate still reports its weights
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("interpret", [False, True])
+def test_module_graph_fused_equals_reference_with_an_activation_on_the_target(activation, interpret):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid", y_activation=activation)).double()
+    h = torch.zeros(2, 18).double()
+    with fused_neuron_attention(True):
+        assert fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)  # the kernel's path
+    x = torch.randn(11, 5, dtype=torch.float64)
+    out1, g1, _ = grads_of_net(net, x, True, interpret)
+    out2, g2, _ = grads_of_net(net, x, False, interpret)
+    assert (out2 < 0).any() if activation == "tanh" else (out2 == 0).any() and (out2 > 0).any()
+    torch.testing.assert_close(out1, out2)
+    for n in g2:
+        torch.testing.assert_close(g1[n], g2[n], msg=n)
 
 
 @pytest.mark.parametrize("edge", [{"threshold": 0.3}, {"temperature": 2.0}, {"attention": "softmax"},

@@ -95,7 +95,6 @@ def test_inference_mode_first_then_training():
     with torch.inference_mode():
         conv(x, EDGE_INDEX)
     conv(x, EDGE_INDEX).sum().backward()  # the normalisation is recomputed outside inference mode
-    assert conv.conv.lin.weight.grad is not None
     ref = pyg_twin(conv)  # PyG's GCNConv, normalising itself, with the same weights: the same gradients
     ref(x, EDGE_INDEX).sum().backward()
     torch.testing.assert_close(conv.conv.lin.weight.grad, ref.lin.weight.grad)

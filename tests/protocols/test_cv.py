@@ -48,6 +48,36 @@ def test_cv_splits_keep_the_test_fold_apart():
         assert np.array_equal(np.sort(tests), np.arange(ECOLI.size))
 
 
+def test_inner_validation_draw_depends_on_seed_and_fold():
+    # two classes in blocks of 50: every training fold (5 folds) reads [0]*40 + [1]*40, so only the inner holdout's
+    # own randomness can make the validation positions within the training fold differ
+    y = np.repeat([0, 1], 50)
+    splits = {(s.seed, s.fold): s for s in cv_splits(y, folds=5, seeds=[0, 1], val_fraction=0.2)}
+
+    def rank_in_fold(s):  # validation positions relative to the training fold they were drawn from
+        fold = np.sort(np.concatenate([s.train, s.val]))
+        assert np.array_equal(y[fold], np.repeat([0, 1], 40))
+        return np.searchsorted(fold, s.val)
+
+    assert not np.array_equal(rank_in_fold(splits[0, 0]), rank_in_fold(splits[0, 1]))  # fold
+    assert not np.array_equal(rank_in_fold(splits[0, 0]), rank_in_fold(splits[1, 0]))  # seed
+
+
+def test_inner_validation_is_stratified():
+    y = np.repeat([0, 1, 2], [60, 27, 13])
+    for s in cv_splits(y, folds=4, seeds=[0, 3], val_fraction=0.25):
+        fold_counts = np.bincount(y[np.concatenate([s.train, s.val])], minlength=3)
+        val_counts = np.bincount(y[s.val], minlength=3)
+        assert (np.abs(val_counts - 0.25 * fold_counts) <= 1).all(), (s.seed, s.fold, val_counts, fold_counts)
+
+
+def test_standardizer_treats_a_column_constant_up_to_rounding_as_constant():
+    X = np.array([[0.1 + 0.2, 1.0], [0.3, 2.0], [0.3, 3.0]])  # 0.30000000000000004 and 0.3: std ~3e-17
+    mean, std = fit_standardizer(X)
+    assert std[0] == 1.0 and std[1] == pytest.approx(np.std([1.0, 2.0, 3.0]))
+    assert np.abs(standardize(X, mean, std)[:, 0]).max() < 1e-6  # maps to 0, no blow-up to ~±1
+
+
 def test_standardizer_uses_only_what_it_is_given():
     train = np.array([[1.0, 10.0, 3.0], [3.0, 30.0, 3.0]])
     mean, std = fit_standardizer(train)

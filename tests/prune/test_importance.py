@@ -81,8 +81,16 @@ def test_sgl_penalty_and_importance_use_the_outgoing_columns():
     w = net.nodes["y"].weight  # (3, 6): column i carries unit i
     torch.testing.assert_close(sgl_penalty(net, deps, a=0.1), smoothing_group_lasso(w.t(), dim=-1, a=0.1))
     torch.testing.assert_close(SGLImportance().neurons(net, deps), w.detach().norm(dim=0))
-    sgl_penalty(net, deps).backward()
-    assert net.nodes["y"].weight.grad is not None and net.nodes["h"].weight.grad is None
+    cols = w.detach()
+    t = cols.norm(dim=0)
+    assert (t > 0.1).all() and (t < 10.0).all()  # a = 0.1: the norm's branch; a = 10: the polynomial's
+    for a in (0.1, 10.0):
+        net.zero_grad(set_to_none=True)
+        sgl_penalty(net, deps, a=a).backward()
+        # by hand: column g (norm t) gets g / t where t >= a, (3 / (2a) - t^2 / (2a^3)) g below a
+        expected = torch.where(t >= a, cols / t, (3 / (2 * a) - t**2 / (2 * a**3)) * cols)
+        torch.testing.assert_close(net.nodes["y"].weight.grad, expected)
+        assert net.nodes["h"].weight.grad is None
 
 
 def test_random_is_seeded():
