@@ -47,6 +47,9 @@ class Scorer(AttentionModule):
     def forward(self, keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         return pair_scores(self.kind, keys, queries, self.v)
 
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, heads={self.heads}, dim={self.dim}"
+
 
 class NeuronAttention(AttentionModule):
     """The paper's attention allocation matrix for a connection ``u -> v`` into a linear layer.

@@ -113,7 +113,8 @@ def test_learnable_adjacency_is_a_registered_parameter_and_scales_the_sum():
     x = torch.randn(3, 4)
     torch.testing.assert_close(net(x), 0.5 * x + 2.0 * torch.tanh(x))
     net(x).sum().backward()
-    assert net.adjacency_weights["p->m"].grad is not None
+    # d/dw sum(w * x + 2 tanh(x)) = sum(x)
+    torch.testing.assert_close(net.adjacency_weights["p->m"].grad, x.sum())
     adj = net.adjacency()
     assert adj.edges["p", "m"]["weight"] == 0.5 and adj.edges["p", "m"]["learnable"]
     assert adj.edges["q", "m"]["weight"] == 2.0
@@ -290,7 +291,16 @@ def test_compiled_forward_equals_the_interpreter():
     net = mg.ModuleGraph(mlp_graph())
     x = torch.randn(4, 5)
     net(x).sum().backward()
-    assert all(p.grad is not None for p in net.parameters())
+    # the same gradients as the hand-written forward (test_neuron_attention_matches_hand_written_forward) on the
+    # network's own parameters
+    h_lin, y_lin, alloc = net.nodes["h"], net.nodes["y"], net.neuron_attention["h->y"].allocator
+    h = torch.sigmoid(x @ h_lin.weight.T + h_lin.bias)
+    a = torch.sigmoid((h @ alloc.weight.T + alloc.bias).reshape(4, 18, 3))
+    expected = torch.einsum("bi,bio,oi->bo", h, a, y_lin.weight) + y_lin.bias
+    params = dict(net.named_parameters())
+    grads = torch.autograd.grad(expected.sum(), list(params.values()))
+    for (n, p), g in zip(params.items(), grads):
+        torch.testing.assert_close(p.grad, g, msg=n)
     assert "_compiled" not in dict(net.named_modules())
     assert not any(k.startswith("_compiled") for k in net.state_dict())
 
@@ -363,7 +373,20 @@ def test_compiled_forward_runs_any_accepted_node_name(name):
     for key in out:
         torch.testing.assert_close(out[key], ref[key], rtol=0, atol=0)
     out[name + "o"].sum().backward()
-    assert net.adjacency_weights[f"{name}i->{name}"].grad is not None
+    # the adjacency weight's gradient against a central difference of the compiled forward, in float64
+    net.double()
+    x = x.double()
+    w = net.adjacency_weights[f"{name}i->{name}"]
+    w.grad = None
+    net(x)[name + "o"].sum().backward()
+    eps, w0 = 1e-6, w.detach().clone()
+    with torch.no_grad():
+        w.copy_(w0 + eps)
+        up = net(x)[name + "o"].sum()
+        w.copy_(w0 - eps)
+        down = net(x)[name + "o"].sum()
+        w.copy_(w0)
+    torch.testing.assert_close(w.grad, (up - down) / (2 * eps), rtol=1e-6, atol=1e-9)
 
 
 def test_declared_out_features_of_a_module_node_is_checked_at_build():
@@ -435,3 +458,21 @@ def test_a_node_with_a_branch_gate_and_a_graph_gate_reports_both():
     torch.testing.assert_close(branch[("a", "c")] + branch[("b", "c")], torch.ones(4))
     (_, weights), = net.graph_weights().values()
     torch.testing.assert_close(weights, seen["graph"])
+
+
+def test_the_summary_shows_every_edge_weight_and_gate_setting():
+    """A learnable weight's current value (and where it started), a fixed weight, the gate's settings; the scorer's
+    kind in the module print."""
+    g = nx.DiGraph()
+    g.add_node("a", op="input", features=4)
+    g.add_node("b", op="input", features=4)
+    g.add_node("m", op="linear", out_features=4)
+    g.add_edge("a", "m", learnable=True, weight=0.3, attention="softmax", threshold=0.2, temperature=0.5, score="dot")
+    g.add_edge("b", "m", weight=2.0, attention="softmax", threshold=0.2, temperature=0.5, score="dot")
+    net = mg.ModuleGraph(g)
+    with torch.no_grad():
+        net.adjacency_weights["a->m"].fill_(0.75)
+    rows = {"->".join(line.split()[0:3:2]): line for line in net.summary().splitlines() if " -> " in line}
+    assert "threshold 0.2, temperature 0.5, score dot" in rows["a->m"] and "0.75 (learnable, from 0.3)" in rows["a->m"]
+    assert rows["b->m"].split("score dot")[1].split()[0] == "2" and "learnable" not in rows["b->m"]
+    assert "Scorer(kind=dot, heads=1" in repr(net)
