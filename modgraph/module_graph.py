@@ -14,7 +14,7 @@ from .compile import compile_graph, dry_run
 from .errors import GraphSpecError
 from .gate import Gate
 from .merge import neuron_linear, scale_branches, sum_messages
-from .spec import graph_from_dict, graph_to_dict, load_spec, plain_attributes, save_spec
+from .spec import graph_from_dict, graph_to_dict, load_spec, locate, plain_attributes, save_spec
 
 
 def _check_declared_widths(graph: nx.DiGraph, plan, nodes: nn.ModuleDict) -> None:
@@ -96,8 +96,13 @@ class ModuleGraph(nn.Module):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "ModuleGraph":
-        """Build from a YAML or JSON spec file; every error names the file."""
-        return cls.from_dict(load_spec(path), source=str(path))
+        """Build from a YAML or JSON spec file; every error names the file, and the line of the node or edge at
+        fault when it names one."""
+        spec = load_spec(path)
+        try:
+            return cls.from_dict(spec, source=str(path))
+        except GraphSpecError as err:
+            raise GraphSpecError(locate(path, spec, str(err))) from None
 
     def to_dict(self) -> dict:
         """The spec as plain data (JSON/YAML-ready): ``{"format", "nodes", "edges", ...}``; no weights."""

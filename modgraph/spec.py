@@ -242,11 +242,13 @@ def _refuse_duplicates(pairs):
 _JSON_WS = " \t\n\r"
 
 
-def _locate_json_duplicate(text: str):
-    """The first key given twice in one object of (valid) JSON ``text``: ``(key, index, index of the first, path)``.
+def _json_containers(text: str) -> list:
+    """Every object and array of (valid) JSON ``text``, in document order: ``(path, [(key or index, start), ...])``
+    with the index in ``text`` where each member starts (its key's quote, or the item).
 
     Walks the text with the decoder's own string and value scanners, so positions are exact."""
     decoder = json.JSONDecoder()
+    containers: list = []
 
     def skip(i):
         while i < len(text) and text[i] in _JSON_WS:
@@ -255,41 +257,88 @@ def _locate_json_duplicate(text: str):
 
     def walk(i, path):
         i = skip(i)
-        if text[i] == "{":
-            seen: dict = {}
-            i = skip(i + 1)
-            if text[i] == "}":
-                return i + 1
-            while True:
+        if text[i] not in "{[":
+            return decoder.scan_once(text, i)[1]
+        members: list = []
+        containers.append((path, members))
+        close = "}" if text[i] == "{" else "]"
+        i = skip(i + 1)
+        if text[i] == close:
+            return i + 1
+        n = 0
+        while True:
+            if close == "}":
                 start = i
                 key, i = json.decoder.scanstring(text, i + 1)
-                if key in seen:
-                    return key, start, seen[key], path
-                seen[key] = start
-                found = walk(skip(i) + 1, f"{path}.{key}" if path else key)  # past the ':'
-                if isinstance(found, tuple):
-                    return found
-                i = skip(found)
-                if text[i] == "}":
-                    return i + 1
-                i = skip(i + 1)  # past the ','
-        if text[i] == "[":
-            i = skip(i + 1)
-            if text[i] == "]":
+                members.append((key, start))
+                i = walk(skip(i) + 1, f"{path}.{key}" if path else key)  # past the ':'
+            else:
+                members.append((n, i))
+                i, n = walk(i, f"{path}[{n}]"), n + 1
+            i = skip(i)
+            if text[i] == close:
                 return i + 1
-            n = 0
-            while True:
-                found = walk(i, f"{path}[{n}]")
-                if isinstance(found, tuple):
-                    return found
-                i = skip(found)
-                if text[i] == "]":
-                    return i + 1
-                i, n = skip(i + 1), n + 1
-        return decoder.scan_once(text, i)[1]
+            i = skip(i + 1)  # past the ','
 
-    found = walk(0, "")
-    return found if isinstance(found, tuple) else None
+    walk(0, "")
+    return containers
+
+
+def _locate_json_duplicate(text: str):
+    """The first key given twice in one object of (valid) JSON ``text``: ``(key, index, index of the first, path)``."""
+    found = []
+    for path, members in _json_containers(text):
+        seen: dict = {}
+        for key, start in members:
+            if isinstance(key, str) and key in seen:
+                found.append((key, start, seen[key], path))
+                break
+            seen[key] = start
+    return min(found, key=lambda f: f[1]) if found else None
+
+
+def _member_lines(text: str, kind: str) -> tuple[list, list]:
+    """The lines (1-based) where the spec's nodes and its edges start, in file order (error path only)."""
+    if kind == "json":
+        containers = dict(reversed(_json_containers(text)))  # the first container of each path
+        return ([_line_col(text, start)[0] for _, start in containers.get("nodes", [])],
+                [_line_col(text, start)[0] for _, start in containers.get("edges", [])])
+    root = yaml.compose(text, Loader=_SpecLoader)
+    nodes, edges = [], []
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "nodes" and isinstance(value, yaml.MappingNode) and not nodes:
+                nodes = [k.start_mark.line + 1 for k, _ in value.value]
+            if key.value == "edges" and isinstance(value, yaml.SequenceNode) and not edges:
+                edges = [item.start_mark.line + 1 for item in value.value]
+    return nodes, edges
+
+
+def locate(path, spec, message: str) -> str:
+    """``message`` (an error about ``spec``, read from ``path``) with the line of the node or edge it names: ``node
+    'h': ...``, ``edge 'u' -> 'v': ...`` or ``edges[3]: ...`` become ``path:LINE: ...``; else ``path: ...``."""
+    rest = message[len(f"{path}: "):] if message.startswith(f"{path}: ") else message
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        node_lines, edge_lines = _member_lines(text, _fmt(Path(path)))
+    except Exception:  # noqa: BLE001 - only a better message is at stake; the error itself is raised anyway
+        return f"{path}: {rest}"
+    where = {}
+    names = list(spec.get("nodes") or {}) if isinstance(spec, dict) and isinstance(spec.get("nodes"), dict) else []
+    if len(names) == len(node_lines):
+        where.update({f"node {name!r}": line for name, line in zip(names, node_lines)})
+    edges = spec.get("edges") if isinstance(spec, dict) and isinstance(spec.get("edges"), list) else []
+    if len(edges) == len(edge_lines):
+        for i, (edge, line) in enumerate(zip(edges, edge_lines)):
+            where[f"edges[{i}]"] = line
+            ends = (edge.get("source"), edge.get("target")) if isinstance(edge, dict) else (
+                tuple(edge[:2]) if isinstance(edge, (list, tuple)) and len(edge) >= 2 else None)
+            if ends is not None:
+                where.setdefault(f"edge {ends[0]!r} -> {ends[1]!r}", line)
+    for name, line in where.items():
+        if rest.startswith(name) and rest[len(name):len(name) + 1] in (":", " ", ""):
+            return f"{path}:{line}: {rest}"
+    return f"{path}: {rest}"
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:

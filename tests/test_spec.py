@@ -340,7 +340,7 @@ def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text("nodes:\n  x: {op: input, features: 2}\n  y:\n    op: relu\n    junk: " + levels[-1] +
                     "\nedges: [[x, y]]\n")
-    with pytest.raises(mg.GraphSpecError, match=r"bomb\.yaml: node 'y'.*holds 1,111,111,\d+ items once YAML aliases "
+    with pytest.raises(mg.GraphSpecError, match=r"bomb\.yaml:3: node 'y'.*holds 1,111,111,\d+ items once YAML aliases "
                                                 r"are expanded"):
         mg.ModuleGraph.from_file(path)
     shared = [1, 2]  # sharing itself is fine: a part used twice is data, not a loop
@@ -399,3 +399,51 @@ def test_a_temperature_must_be_finite(temperature):
         mg.ModuleGraph(g)
     with pytest.raises(ValueError, match=r"temperature must be a positive number \(finite\)"):
         mg.Gate("softmax", temperature=temperature)
+
+
+YAML_SPEC = """\
+nodes:
+  x: {op: input, features: 3}
+  h: {op: linaer, out_features: 4}
+  y:
+    op: linear
+    out_features: 2
+edges:
+  - {source: x, target: h}
+  - [h, y]
+"""
+
+
+def test_a_fault_in_a_spec_file_names_the_line_of_its_node_or_edge(tmp_path):
+    """Faults found after the file is read (when the spec is built) name the line of the node or edge at fault."""
+    path = tmp_path / "arch.yaml"
+    path.write_text(YAML_SPEC)
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:3: node 'h': unknown op 'linaer'"):
+        mg.ModuleGraph.from_file(path)
+    fixed = YAML_SPEC.replace("linaer", "linear")
+    path.write_text(fixed.replace("[h, y]", "{source: h, target: y, attention: sigmoid, threshold: 2}"))
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:9: edge 'h' -> 'y': threshold must be"):
+        mg.ModuleGraph.from_file(path)
+    path.write_text(fixed.replace("[h, y]", "[h]"))
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:9: edges\[1\]: "):
+        mg.ModuleGraph.from_file(path)
+    path.write_text(fixed + "outputs: [nowhere]\n")  # names no node or edge of the file: the file alone
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}: [^0-9]"):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_a_fault_in_a_json_spec_file_names_the_line_of_its_node_or_edge(tmp_path):
+    spec = yaml.safe_load(YAML_SPEC.replace("linaer", "linear"))
+    spec["edges"][1] = {"source": "h", "target": "y", "attention": "softmax", "temperature": -1}
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(spec, indent=2))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if '"temperature": -1' in t)
+    start = max(i for i, t in enumerate(path.read_text().splitlines()[:line], 1) if t.strip() == "{")
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:{start}: edge 'h' -> 'y': temperature must be"):
+        mg.ModuleGraph.from_file(path)
+    spec["edges"][1] = ["h", "y"]
+    spec["nodes"]["y"]["out_features"] = "two"
+    path.write_text(json.dumps(spec, indent=2))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.strip().startswith('"y": {'))
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:{line}: node 'y': "):
+        mg.ModuleGraph.from_file(path)
