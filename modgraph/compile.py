@@ -216,6 +216,11 @@ def compile_graph(g: nx.DiGraph):
                     if a != b:
                         raise GraphSpecError(f"{where}: its attended in-edges form one group and must agree on "
                                              f"{key!r}: {attended[0]!r} -> {v!r} has {a!r}, {u!r} -> {v!r} has {b!r}")
+            if len(attended) == 1 and first.attention != "sigmoid":
+                raise GraphSpecError(f"edge {attended[0]!r} -> {v!r}: {first.attention} over a single attended "
+                                     f"in-edge is always 1 (the gate would learn nothing); attend two or more "
+                                     f"in-edges of {v!r}, use sigmoid (a gate per branch), or, into a linear node, "
+                                     f"the neuron level")
             score = first.score or "additive"
             if score not in SCORES:
                 raise GraphSpecError(f"edge {attended[0]!r} -> {v!r}: unknown score {score!r}; valid: "

@@ -82,6 +82,9 @@ def check_structure(g) -> tuple[list, list, list]:
         unknown = [o for o in outputs if o not in g]
         if unknown:
             raise GraphSpecError(f"'outputs' names unknown node(s) {_names(unknown)}")
+        twice = [o for i, o in enumerate(outputs) if o in outputs[:i]]
+        if twice:
+            raise GraphSpecError(f"'outputs' names node(s) {_names(twice)} more than once")
         outputs = list(outputs)
     reached = set(inputs)
     for n in inputs:

@@ -97,6 +97,15 @@ def test_spec_errors_name_the_file(tmp_path):
       "edges": [{"source": "x", "target": "y", "atention": "softmax"}]}, r"unknown setting\(s\) 'atention'"),
     ({"nodes": {"x": {"op": "input", "features": 2}}, "extra": 1}, r"unknown key\(s\) 'extra'"),
     ({"format": "modgraph/9", "nodes": {"x": {"op": "input"}}}, "format 'modgraph/9' is not supported"),
+    ({"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]],
+      "outputs": ["y", "y"]},
+     r"'outputs' names node\(s\) 'y' more than once"),
+    ({"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}},
+      "edges": [{"source": "x", "target": "y", "attention": "softmax"}]},
+     r"edge 'x' -> 'y': softmax over a single attended in-edge is always 1"),
+    ({"nodes": {"x": {"op": "input", "features": 2}, "z": {"op": "relu"}, "y": {"op": "linear", "out_features": 2}},
+      "edges": [["x", "z"], {"source": "x", "target": "y", "attention": "sparsemax"}, ["z", "y"]]},
+     r"edge 'x' -> 'y': sparsemax over a single attended in-edge is always 1"),
 ])
 def test_bad_spec_dicts(spec, message):
     with pytest.raises(mg.GraphSpecError, match=message):
@@ -138,11 +147,11 @@ def _mutated_valid_spec(draw, mutate=True):
         nodes[name] = {"op": op, **({"out_features": draw(st.integers(1, 6))} if op == "linear" else {})}
         sources = draw(st.lists(st.sampled_from(list(widths)), min_size=1, max_size=2, unique=True))
         kind = draw(st.sampled_from(["sigmoid", "softmax", "sparsemax"]))  # attended in-edges must agree on it
+        attended = [src for src in sources if draw(st.booleans())]
+        if len(attended) == 1 and not (op == "linear" and len(sources) == 1):
+            kind = "sigmoid"  # one attended branch: softmax or sparsemax over it would always be 1 (refused)
         for src in sources:
-            edge = {"source": src, "target": name}
-            if draw(st.booleans()):
-                edge["attention"] = kind
-            edges.append(edge)
+            edges.append({"source": src, "target": name, **({"attention": kind} if src in attended else {})})
         in_widths = [widths[u] for u in sources]
         concat = op == "concat" or len(set(in_widths)) > 1
         if concat and op != "concat":
