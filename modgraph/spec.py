@@ -166,6 +166,10 @@ def graph_from_dict(spec, source: str = "spec") -> nx.DiGraph:
 def graph_to_dict(g: nx.DiGraph) -> dict:
     """The spec dict of a DAG: the inverse of :func:`graph_from_dict`."""
     spec: dict = {"format": FORMAT}
+    extra = [k for k in g.graph if k not in ("name", "outputs")]
+    if extra:  # a spec has no place for them: refused, not silently left out of the file
+        raise GraphSpecError(f"graph attribute(s) {', '.join(map(repr, extra))} cannot be saved in a spec (it keeps "
+                             f"'name' and 'outputs'); remove them from the graph, or keep them elsewhere")
     for key in ("name", "outputs"):
         if key in g.graph:
             spec[key] = g.graph[key]

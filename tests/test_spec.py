@@ -456,3 +456,13 @@ def test_a_fault_in_a_json_spec_file_names_the_line_of_its_node_or_edge(tmp_path
     line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t.strip().startswith('"y": {'))
     with pytest.raises(mg.GraphSpecError, match=rf"^{path}:{line}: node 'y': "):
         mg.ModuleGraph.from_file(path)
+
+
+def test_a_graph_attribute_a_spec_cannot_hold_is_refused_not_dropped():
+    g = mlp_graph()
+    g.graph.update(name="mlp", notes="tuned on fold 3")
+    net = mg.ModuleGraph(g)  # it builds and runs; only saving it would lose the attribute
+    with pytest.raises(mg.GraphSpecError, match=r"graph attribute\(s\) 'notes' cannot be saved in a spec"):
+        net.to_dict()
+    del g.graph["notes"]
+    assert mg.ModuleGraph(g).to_dict()["name"] == "mlp"

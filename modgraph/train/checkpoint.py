@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GraphSpecError
 from ..serialize import atomic_torch_save, load_state, safe_torch_load
 
 CKPT_FORMAT = "modgraph-checkpoint/1"
@@ -50,8 +50,16 @@ def _tuples(value):
 
 
 def _spec_of(net):
+    """The network's spec as JSON, to check a checkpoint's architecture at resume; ``None`` for a network that has
+    none or cannot be written as one (a node holding a ready module, a graph attribute a spec has no place for):
+    its checkpoints are still written and read, the weights' names and shapes still checked."""
     to_dict = getattr(net, "to_dict", None)
-    return json.dumps(to_dict(), sort_keys=True) if to_dict is not None else None
+    if to_dict is None:
+        return None
+    try:
+        return json.dumps(to_dict(), sort_keys=True)
+    except GraphSpecError:
+        return None
 
 
 def save_checkpoint(path: str | os.PathLike, trainer, extra: dict | None = None) -> Path:
