@@ -137,11 +137,11 @@ def test_resumed_run_equals_uninterrupted_run():
 
 
 class Stacked(nn.Module):
-    """Three one-parameter models trained as one batched program."""
+    """``members`` one-parameter models trained as one batched program."""
 
-    def __init__(self):
+    def __init__(self, members: int = 3):
         super().__init__()
-        self.w = nn.Parameter(torch.zeros(3, 1))
+        self.w = nn.Parameter(torch.zeros(members, 1))
 
     def main_parameters(self):
         return [self.w]

@@ -7,6 +7,7 @@ import modgraph as mg
 from modgraph.train import Phase, Trainer, fit, make_schedule
 
 from ..helpers import mlp_graph
+from .test_fit import Stacked
 
 
 def task(seed=0, n=32):
@@ -152,25 +153,8 @@ def test_a_resumed_run_keeps_its_patience_count():
     assert result.steps == 3 and result.best_step == 1
 
 
-class Stacked(torch.nn.Module):
-    """Two one-parameter models trained as one batched program."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(2, 1))
-
-    def main_parameters(self):
-        return [self.w]
-
-    def attention_parameters(self):
-        return []
-
-    def set_attention(self, enabled):
-        pass
-
-
 def test_ensemble_ties_keep_each_members_earliest_best():
-    net = Stacked()
+    net = Stacked(2)
     scores = iter(torch.tensor([[0.5, 0.1], [0.5, 0.3], [0.2, 0.3]]))
     seen = []
     result = fit(net, lambda n: -n.w.sum(), lambda n: next(scores), steps=3,
@@ -182,7 +166,7 @@ def test_ensemble_ties_keep_each_members_earliest_best():
 
 def test_an_ensemble_members_patience_restarts_after_each_improvement():
     # member 0: 0.1 (best) 0.1 (1) 0.2 (best) 0.2 (1) 0.2 (2: stops after step 5); member 1 improves every step
-    net = Stacked()
+    net = Stacked(2)
     rows = [[0.1, 0.1], [0.1, 0.2], [0.2, 0.3], [0.2, 0.4], [0.2, 0.5], [0.2, 0.6], [0.2, 0.7]]
     scores = iter(torch.tensor(rows))
     seen = []
@@ -197,7 +181,7 @@ class StackedWithAttention(Stacked):
     """Two members, each with a main weight ``w`` and an attention weight ``a``."""
 
     def __init__(self):
-        super().__init__()
+        super().__init__(2)
         self.a = torch.nn.Parameter(torch.zeros(2, 1))
 
     def attention_parameters(self):
