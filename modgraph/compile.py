@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from .attention import NEURON_SCORES, BranchAttention, NeuronAttention
 from .errors import GraphSpecError
-from .functional.normalize import NORMALIZERS
+from .functional.normalize import NORMALIZERS, temperature_problem, threshold_problem
 from .functional.scores import SCORES
 from .gate import Gate
 from .ops.basic import Linear
@@ -80,12 +80,10 @@ def _edge_settings(u, v, attrs) -> EdgeSettings:
                                  f"({', '.join(NORMALIZERS)})")
     elif s.attention not in NORMALIZERS:
         raise GraphSpecError(f"{where}: unknown attention {s.attention!r}; valid: {', '.join(NORMALIZERS)}")
-    if s.threshold is not None and (isinstance(s.threshold, bool) or not isinstance(s.threshold, (int, float))
-                                    or not 0.0 <= s.threshold <= 1.0):
-        raise GraphSpecError(f"{where}: threshold must be a number in [0, 1], got {s.threshold!r}")
-    if isinstance(s.temperature, bool) or not isinstance(s.temperature, (int, float)) or not s.temperature > 0 \
-            or not math.isfinite(s.temperature):
-        raise GraphSpecError(f"{where}: temperature must be a positive number (finite), got {s.temperature!r}")
+    problem = (threshold_problem(s.threshold) if s.threshold is not None else None) \
+        or temperature_problem(s.temperature)
+    if problem is not None:
+        raise GraphSpecError(f"{where}: {problem}")
     for name in ("heads", "hidden"):
         val = getattr(s, name)
         if isinstance(val, bool) or not isinstance(val, int) or val <= 0:

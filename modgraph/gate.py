@@ -11,7 +11,6 @@ Every gate reports its weights through :meth:`Gate.register_weight_hook`, the si
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Callable
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
-from .functional.normalize import NORMALIZERS, normalize, threshold
+from .functional.normalize import NORMALIZERS, normalize, temperature_problem, threshold, threshold_problem
 
 WeightHook = Callable[["Gate", torch.Tensor, dict], None]
 
@@ -45,12 +44,9 @@ class Gate(nn.Module):
         super().__init__()
         if normalizer not in NORMALIZERS:
             raise ValueError(f"unknown normalizer {normalizer!r}; valid: {', '.join(NORMALIZERS)}")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not 0.0 <= threshold <= 1.0):
-            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
-                or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be a positive number (finite), got {temperature!r}")
+        problem = (threshold_problem(threshold) if threshold is not None else None) or temperature_problem(temperature)
+        if problem is not None:
+            raise ValueError(problem)
         self.normalizer = normalizer
         self.threshold = None if threshold is None else float(threshold)
         self.temperature = float(temperature)

@@ -44,7 +44,7 @@ def test_temperature_sharpens():
 @pytest.mark.parametrize("kwargs, message", [
     ({"normalizer": "relu"}, "unknown normalizer 'relu'"),
     ({"threshold": 2}, r"threshold must be a number in \[0, 1\]"),
-    ({"temperature": 0}, "temperature must be a positive number"),
+    ({"temperature": 0}, "temperature must be a finite number > 0, got 0"),
 ])
 def test_gate_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):

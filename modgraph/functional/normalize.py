@@ -42,6 +42,21 @@ NORMALIZERS = ("sigmoid", "softmax", "sparsemax")
 # validation helpers
 
 
+def threshold_problem(value) -> str | None:
+    """Why ``value`` is not a threshold (a number in [0, 1]), or ``None`` when it is one: the one rule every gate,
+    op, recorder and pruner applies (each names where the value came from)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        return f"threshold must be a number in [0, 1], got {value!r}"
+    return None
+
+
+def temperature_problem(value) -> str | None:
+    """Why ``value`` is not a temperature (a finite number > 0), or ``None`` when it is one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
+        return f"temperature must be a finite number > 0, got {value!r}"
+    return None
+
+
 def _check_scores(scores: Tensor, where: str) -> None:
     if not isinstance(scores, Tensor):
         raise TypeError(f"{where}: expected scores to be a torch.Tensor, got {type(scores).__name__}")
@@ -368,10 +383,8 @@ def normalize(
     """
     if kind not in NORMALIZERS:
         raise ValueError(f"normalize: unknown kind {kind!r}; expected one of {', '.join(NORMALIZERS)}")
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise ValueError(f"normalize: temperature must be a positive float, got {temperature!r}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"normalize: temperature must be a finite number > 0, got {temperature!r}")
+    if (problem := temperature_problem(temperature)) is not None:
+        raise ValueError(f"normalize: {problem}")
     _check_scores(scores, "normalize")
 
     if index is None:
@@ -416,8 +429,8 @@ def threshold(weights: Tensor, threshold: float | None) -> Tensor:
     """
     if threshold is None:
         return weights
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold: expected a threshold in [0, 1] or None, got {threshold!r}")
+    if (problem := threshold_problem(threshold)) is not None:
+        raise ValueError(f"threshold(): {problem} (None for no threshold)")
     if threshold == 0:
         return weights
     return torch.where(weights >= threshold, weights, 0.0)

@@ -39,11 +39,11 @@ from torch_geometric.nn.dense.linear import Linear as PyGLinear
 
 from ..attention import AttentionModule, Scorer
 from ..functional.gcn_norm import EdgeIndexCache, cached_gcn_norm
-from ..functional.normalize import NORMALIZERS
+from ..functional.normalize import NORMALIZERS, temperature_problem, threshold_problem
 from ..functional.scores import SCORES
 from ..gate import Gate
 from ..registry import Built, register_op
-from .checks import boolean, choice, positive_float, positive_int, probability
+from .checks import boolean, choice, positive_int, probability
 
 __all__ = ["EdgeAttention", "GraphAttentionConv"]
 
@@ -191,11 +191,10 @@ def _check(attention, score, threshold, temperature, combine, attention_dropout,
     choice("score", score, SCORES)
     choice("combine", combine, COMBINE)
     positive_int("heads", heads)
-    positive_float("temperature", temperature)
     probability("attention_dropout", attention_dropout)
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not 0.0 <= threshold <= 1.0):
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    problem = (threshold_problem(threshold) if threshold is not None else None) or temperature_problem(temperature)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 @register_op("attention_conv")

@@ -19,6 +19,7 @@ import numbers
 import torch
 
 from ..errors import PruneError
+from ..functional.normalize import threshold_problem
 
 SCOPES = ("global", "local")
 
@@ -31,9 +32,8 @@ def check_amount(sparsity, threshold) -> None:
     if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real)
                                  or not 0.0 <= sparsity < 1.0):
         raise PruneError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-                                  or not 0.0 <= threshold <= 1.0):
-        raise PruneError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if threshold is not None and (problem := threshold_problem(threshold)) is not None:
+        raise PruneError(problem)
 
 
 def check_scope(scope) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..functional.normalize import threshold_problem
 from ..gate import Gate
 from .stats import EdgeStats, RunningStats
 
@@ -88,8 +89,8 @@ class EdgeRecorder:
     """
 
     def __init__(self, threshold: float = 0.1, every: int = 1):
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"EdgeRecorder: threshold must be a number in [0, 1], got {threshold!r}")
+        if (problem := threshold_problem(threshold)) is not None:
+            raise ValueError(f"EdgeRecorder: {problem}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"EdgeRecorder: every must be a positive integer, got {every!r}")
         self.threshold = float(threshold)

@@ -301,9 +301,11 @@ def test_errors():
         segment_sparsemax(z, index.view(2, 2))
     with pytest.raises(ValueError, match="num_segments was given without an index"):
         normalize(z, "softmax", num_segments=3)
-    with pytest.raises(ValueError, match=r"threshold in \[0, 1\] or None, got 1.5"):
+    with pytest.raises(ValueError, match=r"threshold\(\): threshold must be a number in \[0, 1\], got 1.5 "
+                                         r"\(None for no threshold\)"):
         threshold(z, 1.5)
-    with pytest.raises(ValueError, match=r"threshold in \[0, 1\] or None, got -0.1"):
+    with pytest.raises(ValueError, match=r"threshold\(\): threshold must be a number in \[0, 1\], got -0.1 "
+                                         r"\(None for no threshold\)"):
         threshold(z, -0.1)
     with pytest.raises(TypeError, match="expected index of dtype torch.long"):
         segment_sparsemax(z, index.int())

@@ -268,6 +268,7 @@ def test_in_a_module_graph_weights_line_up_with_edge_index():
     ({"combine": "add"}, "combine must be one of 'gcn', 'replace', got 'add'"),
     ({"heads": 4}, "heads=4 must divide the output width 6"),
     ({"threshold": 1.5}, r"threshold must be a number in \[0, 1\], got 1.5"),
+    ({"temperature": float("inf")}, r"temperature must be a finite number > 0, got inf"),  # NaN weights otherwise
     ({"attention_dropout": 1.0}, r"attention_dropout must be a number in \[0, 1\)"),
 ])
 def test_bad_arguments_name_the_node(kwargs, message):
