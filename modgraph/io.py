@@ -18,13 +18,14 @@ __all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
 
 def _make_parent(path: Path) -> None:
     """Create ``path``'s missing parent folders; a file where a folder should be is named (``mkdir`` says only
-    "File exists")."""
-    for parent in (path.parent, *path.parent.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
-            break
-    path.parent.mkdir(parents=True, exist_ok=True)
+    "File exists", or names the folder it wanted)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocker)) from None
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: bool = False) -> Path:
