@@ -88,7 +88,9 @@ class EdgeIndexCache:
     (``edge_index[0, 3] = 5``, ``edge_index.copy_(...)``) count, writes that bypass autograd's bookkeeping (through
     ``edge_index.data``, or a NumPy array sharing its memory after ``torch.from_numpy``) are not seen; pass a new
     tensor after such a write, or call :meth:`clear`. The cache holds a weak reference to the tensor, so it never
-    keeps a graph alive, and it is dropped when a module is pickled.
+    keeps a graph alive, and it is dropped when a module is pickled. An *inference tensor* (made under
+    ``torch.inference_mode()``) has no version counter, so nothing derived from one is cached: it is recomputed on
+    every call.
     """
 
     def __init__(self):
@@ -101,6 +103,8 @@ class EdgeIndexCache:
 
     def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object], tag=None):
         """``compute()``, or the value it gave for this very ``edge_index``, ``num_nodes`` and ``tag`` (a dtype)."""
+        if edge_index.is_inference():  # no version counter to tell an in-place change: never reused
+            return compute()
         # inference-mode results cannot be used by autograd later, so they are cached apart
         key = (edge_index._version, int(num_nodes), edge_index.device, torch.is_inference_mode_enabled(), tag)
         if self._ref is not None and self._ref() is edge_index and self._key == key:

@@ -411,8 +411,9 @@ def normalize(
 def threshold(weights: Tensor, threshold: float | None) -> Tensor:
     r"""Zero the weights below ``threshold``: :math:`w'_i = w_i \cdot [w_i \ge t]`.
 
-    Implemented with :func:`torch.where`, so a zeroed entry is exactly 0 and receives exactly zero
-    gradient; kept entries pass their value and gradient unchanged. ``threshold`` of ``None`` or 0 returns
+    Implemented with :meth:`torch.Tensor.masked_fill`, so a zeroed entry is exactly 0 and receives exactly zero
+    gradient; kept entries pass their value and gradient unchanged, and a NaN weight stays NaN (it is not below
+    :math:`t`: a NaN segment of the normaliser is not hidden as zeros). ``threshold`` of ``None`` or 0 returns
     ``weights`` itself (normalised weights are non-negative, so nothing would be cut).
 
     Args:
@@ -433,4 +434,4 @@ def threshold(weights: Tensor, threshold: float | None) -> Tensor:
         raise ValueError(f"threshold(): {problem} (None for no threshold)")
     if threshold == 0:
         return weights
-    return torch.where(weights >= threshold, weights, 0.0)
+    return weights.masked_fill(weights < threshold, 0.0)  # a NaN stays NaN: it is not under the threshold

@@ -60,3 +60,19 @@ def test_cache_is_keyed_on_the_tensor():
     import pickle
 
     assert copy.deepcopy(cache)._value is None and pickle.loads(pickle.dumps(cache))._value is None
+
+
+def test_negative_node_ids_are_rejected():
+    """A negative node id is an error (without the check PyG's normalisation runs on it without raising)."""
+    with pytest.raises(ValueError, match=r"gcn_norm: edge_index holds node ids in \[-1, 1\] but there are 2 nodes"):
+        gcn_norm(torch.tensor([[-1, 0], [0, 1]]), num_nodes=2)
+
+
+def test_cache_on_an_inference_tensor_recomputes_every_call():
+    # an inference tensor has no version counter: an in-place change could not be seen, so nothing is reused
+    with torch.inference_mode():
+        edge_index = torch.tensor([[0, 1], [1, 0]])
+    cache, calls = EdgeIndexCache(), []
+    for _ in range(2):
+        assert cache.get(edge_index, 2, lambda: calls.append(1) or len(calls)) == len(calls)
+    assert len(calls) == 2

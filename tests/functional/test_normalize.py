@@ -389,3 +389,92 @@ def test_dense_sparsemax_is_exact_far_from_zero():
     torch.manual_seed(0)
     z = torch.randn(16, 8) + 1e4
     torch.testing.assert_close(sparsemax(z), sparsemax(z.double()).float(), atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# added by the mutation audit: boundaries and paths the tests above did not reach
+
+
+def test_threshold_one_is_a_valid_threshold_that_keeps_only_weights_of_one():
+    """[0, 1] is closed: a threshold of exactly 1 is accepted and keeps only the weights equal to 1."""
+    from modgraph.functional.normalize import threshold_problem
+
+    assert threshold_problem(1) is None and threshold_problem(1.0) is None and threshold_problem(0) is None
+    w = torch.tensor([0.2, 1.0, 0.999])
+    assert threshold(w, 1.0).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_booleans_are_neither_thresholds_nor_temperatures():
+    """True == 1 in python, but a bool is rejected as a threshold and as a temperature (a config typo otherwise)."""
+    z = torch.tensor([0.2, 1.0])
+    with pytest.raises(ValueError, match="threshold must be a number in \\[0, 1\\], got True"):
+        threshold(z, True)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got True"):
+        normalize(z, "softmax", temperature=True)
+
+
+def test_segment_functions_reject_integer_scores():
+    index = torch.tensor([0, 0])
+    with pytest.raises(TypeError, match="segment_sparsemax: expected floating-point scores"):
+        segment_sparsemax(torch.tensor([1, 2]), index)
+    with pytest.raises(TypeError, match="segment_softmax: expected floating-point scores"):
+        segment_softmax(torch.tensor([1, 2]), index)
+
+
+def test_zero_segments_for_an_empty_index():
+    """An empty graph has no segments: num_segments=0 is valid with an empty index (and only then)."""
+    empty = torch.zeros(0, dtype=torch.long)
+    assert segment_sparsemax(torch.zeros(0), empty, num_segments=0).shape == (0,)
+    for kind in NORMALIZERS:
+        assert normalize(torch.zeros(0, 2), kind, index=empty, num_segments=0).shape == (0, 2)
+    with pytest.raises(ValueError, match="index holds segment 0 but num_segments=0"):
+        segment_sparsemax(torch.zeros(1), torch.zeros(1, dtype=torch.long), num_segments=0)
+
+
+@pytest.mark.parametrize("kind", NORMALIZERS)
+def test_segment_temperature_divides_scores(kind):
+    """The temperature applies on the segment path too (the per-group reference on scores / T)."""
+    scores, index = random_segments(30, 5, heads=2, seed=13)
+    expected = per_group_reference(scores / 0.3, index, 5, kind)
+    torch.testing.assert_close(normalize(scores, kind, index=index, temperature=0.3), expected)
+    torch.testing.assert_close(normalize(scores, kind, index=index, temperature=2.5),
+                               per_group_reference(scores / 2.5, index, 5, kind))
+
+
+def test_segment_sparsemax_under_vmap_keeps_members_apart_when_every_segment_is_used():
+    """Under vmap member k's segments are renumbered k * N + g: with segments 0 and N - 1 both present, members must
+    not share a segment (each member's output is its own sparsemax, summing to 1 per segment)."""
+    scores, index = random_segments(24, 4, heads=2, seed=14, scale=0.5)
+    index[:4] = torch.tensor([0, 0, 3, 3])  # the first and the last segment are present
+    num_segments = 4
+    assert int(index.max()) == num_segments - 1 and int(index.min()) == 0
+    stacked = torch.stack([scores, scores.flip(0), -scores])  # (K, E, H)
+    out = torch.vmap(lambda z: segment_sparsemax(z, index, num_segments=num_segments))(stacked)
+    for k in range(3):
+        torch.testing.assert_close(out[k], per_group_reference(stacked[k], index, num_segments, "sparsemax"))
+        torch.testing.assert_close(group_sums(out[k], index, num_segments), torch.ones(num_segments, 2,
+                                                                                       dtype=out.dtype))
+
+
+def test_segment_sparsemax_float32_support_is_exact_after_a_long_cumulative_sum():
+    """The cumulative sums run over all segments: in float32 a late segment sits 2e4 from zero, where an ulp is 2e-3,
+    and its support test would round. Each two-entry segment [0, -1 + e] has, by hand, tau = (-1 + e - 1) / 2 and the
+    weights [1 - e / 2, e / 2] (the second entry is in the support for any e > 0)."""
+    gen = torch.Generator().manual_seed(0)
+    fill = -torch.rand(40000, generator=gen)  # segment 0: non-integer scores in (-1, 0]
+    e = torch.tensor([1e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3] * 4) * torch.linspace(0.5, 1.5, 24)
+    scores = torch.cat([fill, torch.stack([torch.zeros(24), -1 + e], 1).flatten()])
+    index = torch.cat([torch.zeros(40000, dtype=torch.long), 1 + torch.arange(24).repeat_interleave(2)])
+    p = segment_sparsemax(scores, index)
+    assert p.dtype == torch.float32
+    expected = torch.stack([1 - e / 2, e / 2], 1).flatten()
+    torch.testing.assert_close(p[40000:], expected, atol=1e-6, rtol=0)
+
+
+def test_threshold_keeps_a_nan_weight_nan():
+    # NaN >= t is false, so a where(w >= t, w, 0) would hide a NaN segment as zeros; a NaN is not below t either
+    w = torch.tensor([float("nan"), 0.05, 0.5])
+    out = threshold(w, 0.1)
+    assert torch.isnan(out[0]) and out[1] == 0 and out[2] == 0.5
+    scores = torch.tensor([0.0, float("nan"), 1.0])  # a NaN segment comes out NaN, thresholded or not
+    assert torch.isnan(threshold(normalize(scores, "softmax", index=torch.tensor([0, 0, 0])), 0.1)).all()

@@ -151,3 +151,46 @@ def test_gcn_propagate_without_self_loops_is_the_dense_normalised_adjacency():
     out = net(x, edge_index=NO_LOOPS_EDGE_INDEX)
     torch.testing.assert_close(out, dense_gcn_without_self_loops(NO_LOOPS_EDGE_INDEX, NO_LOOPS_N) @ x)
     assert (out[[5, 6]] == 0).all()
+
+
+def test_gcn_conv_without_bias_equals_pyg_without_bias():
+    torch.manual_seed(0)
+    net = graph_op_net("gcn_conv", out_features=3, bias=False)
+    conv = net.nodes["conv"].conv
+    assert conv.bias is None
+    ref = PyGGCNConv(4, 3, bias=False).double()
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(5, 4, dtype=torch.float64)
+    torch.testing.assert_close(net(x, edge_index=EDGE_INDEX), ref(x, EDGE_INDEX))
+
+
+def test_gcn_conv_reset_parameters_resets_the_layer():
+    """PyG's initialisation: glorot weights and a zero bias, restored by reset_parameters."""
+    torch.manual_seed(0)
+    conv = GCNConv(4, 3)
+    with torch.no_grad():
+        conv.conv.lin.weight.zero_()
+        conv.conv.bias.fill_(1.0)
+    conv.reset_parameters()
+    assert torch.equal(conv.conv.bias, torch.zeros(3))
+    assert (conv.conv.lin.weight != 0).all()
+
+
+def test_an_edge_index_made_in_inference_mode_against_pyg():
+    # a graph loaded or sampled inside torch.inference_mode(): PyG's GCNConv takes it, so must ours
+    from modgraph.ops.gcn import GCNPropagate
+    from modgraph.ops.graph_attention import GraphAttentionConv
+
+    torch.manual_seed(0)
+    conv, ref = GCNConv(4, 3), PyGGCNConv(4, 3)
+    ref.load_state_dict(conv.conv.state_dict())
+    x, edges = torch.randn(3, 4), [[0, 1, 1, 2], [1, 0, 2, 1]]
+    ops = [GCNPropagate(), GraphAttentionConv(4, 4)]
+    expected = [op(x, torch.tensor(edges)) for op in ops]
+    for op in ops:
+        op._norm_cache.clear()
+    with torch.inference_mode():
+        edge_index = torch.tensor(edges)
+        torch.testing.assert_close(conv(x, edge_index), ref(x, edge_index))
+        for op, want in zip(ops, expected):
+            torch.testing.assert_close(op(x, edge_index), want)
