@@ -178,3 +178,26 @@ def test_errors():
         weight_elimination(w, batch_dims=3)
     with pytest.raises(TypeError, match="weight 1 is a list, expected a torch.Tensor"):
         weight_decay([w, [1.0]])
+
+
+# ----------------------------------------------------------------------------------------------------
+# added by the mutation audit
+
+
+def test_a_weight_with_only_batch_dims_is_one_value_per_model():
+    """A per-model scalar (shape [K] with batch_dims=1) is a valid weight: model k's penalty includes its square."""
+    w, s = torch.tensor([[1.0, 2.0], [3.0, 0.0], [0.0, -1.0]]), torch.tensor([1.0, 2.0, 3.0])
+    torch.testing.assert_close(weight_decay([w, s], batch_dims=1), torch.tensor([1 + 4 + 1.0, 9 + 4.0, 1 + 9.0]))
+    # w0 = 1: each term is w^2 / (1 + w^2)
+    torch.testing.assert_close(weight_elimination(s, batch_dims=1), torch.tensor([0.5, 0.8, 0.9]))
+
+
+def test_smoothing_group_lasso_accepts_every_negative_dim():
+    """dim=-ndim is in range (it is dim 0): the groups are the columns."""
+    w = torch.tensor([[3.0, 0.0], [4.0, 0.0]])  # column norms 5 and 0
+    a = 1.0
+    expected = torch.tensor(5.0 + 3 * a / 8)
+    torch.testing.assert_close(smoothing_group_lasso(w, dim=-2, a=a), expected)
+    torch.testing.assert_close(smoothing_group_lasso(w, dim=(-2,), a=a), expected)
+    with pytest.raises(ValueError, match=r"dim=-3 is out of range for weight of shape \(2, 2\)"):
+        smoothing_group_lasso(w, dim=-3)

@@ -309,3 +309,30 @@ def test_sparse_features_equal_dense_ones(out_channels):
     dense = conv(x, edge_index)
     for sparse in (x.to_sparse_csr(), x.to_sparse()):
         torch.testing.assert_close(conv(sparse, edge_index), dense)
+
+
+def test_initial_parameters_and_reset():
+    """As documented: the query map starts at ones and the bias at zeros (GAT's initialisation); reset_parameters
+    restores both after training moved them and redraws the score vector."""
+    torch.manual_seed(0)
+    conv = GraphAttentionConv(4, 6, heads=2)
+    assert torch.equal(conv.attention.query, torch.ones(2, 3))
+    assert torch.equal(conv.bias, torch.zeros(6))
+    with torch.no_grad():
+        conv.attention.query.fill_(5.0)
+        conv.attention.scorer.v.zero_()
+        conv.bias.fill_(1.0)
+    conv.reset_parameters()
+    assert torch.equal(conv.attention.query, torch.ones(2, 3))
+    assert torch.equal(conv.bias, torch.zeros(6))
+    assert (conv.attention.scorer.v != 0).any()
+
+
+def test_zero_out_features_names_the_node():
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("conv", op="attention_conv", out_features=0)
+    g.add_edge("x", "conv")
+    with pytest.raises(mg.GraphSpecError,
+                       match="node 'conv': bad arguments for op 'attention_conv': out_features must be a positive"):
+        mg.ModuleGraph(g)

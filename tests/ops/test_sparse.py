@@ -72,3 +72,22 @@ def test_op_keeps_sparse_inputs_sparse():
     g.nodes["drop"]["p"] = 1.0
     with pytest.raises(mg.GraphSpecError, match=r"node 'drop': bad arguments for op 'sparse_dropout': p must be"):
         mg.ModuleGraph(g)
+
+
+def test_uncoalesced_coo_duplicates_are_summed_before_dropout():
+    """An uncoalesced COO tensor stores one entry twice or more: it is one entry of the matrix, so it is dropped or
+    kept (and scaled by 1 / (1 - p)) as a whole, never partly."""
+    gen = torch.Generator().manual_seed(0)
+    rows, cols = torch.randint(0, 20, (300,), generator=gen), torch.randint(0, 10, (300,), generator=gen)
+    index = torch.cat([torch.stack([rows, cols])] * 3, 1)  # every entry stored three times
+    values = torch.rand(900, generator=gen) + 0.5
+    xs = torch.sparse_coo_tensor(index, values, (20, 10))
+    assert not xs.is_coalesced()
+    x = xs.to_dense()
+    torch.manual_seed(0)
+    out = sparse_dropout(xs, p=0.5).to_dense()
+    nonzero = x != 0
+    kept = out[nonzero] != 0
+    torch.testing.assert_close(out[nonzero][kept], 2 * x[nonzero][kept])  # a kept entry is doubled as a whole
+    assert (out[~nonzero] == 0).all()
+    assert 0.2 < kept.float().mean() < 0.8  # about half of the ~150 distinct entries
