@@ -11,8 +11,8 @@ def check_features(x: torch.Tensor, name: str = "features") -> torch.Tensor:
     """Raise :class:`DataError` if ``x`` is empty or holds NaN/Inf, naming how many and the first one's place."""
     if x.numel() == 0 or x.shape[0] == 0:
         raise DataError(f"{name}: the data set is empty (shape {tuple(x.shape)})")
-    if x.is_sparse:
-        values = x.coalesce().values()
+    if x.layout != torch.strided:  # COO (summed duplicates: two large entries can add up to inf), CSR, CSC, BSR
+        values = x.coalesce().values() if x.layout == torch.sparse_coo else x.values()
         bad = ~torch.isfinite(values)
         if bad.any():
             raise DataError(f"{name}: {int(bad.sum())} NaN/Inf values in the sparse features")

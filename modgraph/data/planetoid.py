@@ -33,6 +33,7 @@ import torch_geometric
 from torch_geometric.data import Data
 from torch_geometric.datasets import Planetoid
 
+from modgraph.data.checks import check_features, check_labels
 from modgraph.data.checksums import file_sha256, is_known, verify_file
 from modgraph.data.paths import (
     HOW_TO_SET_ROOT,
@@ -211,7 +212,8 @@ def load_planetoid(
 
     Raises:
         DataError: unknown name; missing or partial raw folder (names the missing files and folders
-            searched); failed download; checksum mismatch; unwritable cache.
+            searched); failed download; checksum mismatch; unwritable cache; NaN/Inf features or labels out of
+            range (with ``verify=False``: a changed raw file).
 
     Example:
         >>> data = load_planetoid("cora", "/work/shared/data")
@@ -246,4 +248,6 @@ def load_planetoid(
         ) from None
     data = dataset[0]
     data.num_classes = int(dataset.num_classes)
+    check_features(data.x, f"{name} ({raw_dir})")
+    check_labels(data.y, data.num_classes, f"{name} ({raw_dir})")
     return data

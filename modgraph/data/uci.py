@@ -170,6 +170,8 @@ def _parse_number(field: str, path: Path, lineno: int, column: str, line: str) -
             "impute: remove the row or fill in the value."
         )
     try:
+        if "_" in field:  # float() reads "1_000" as 1000: a digit separator no data file means
+            raise ValueError(field)
         value = float(field)
     except ValueError:
         raise DataError(
@@ -344,11 +346,15 @@ def load_uci(
 
 
 def _label_sort_key(labels: set[str]) -> list[str]:
-    """Sort numerically when every label is a number (so "10" follows "9"), else as strings."""
+    """Sort numerically when every label is a number (so "10" follows "9"), else as strings (so a NaN, which
+    compares with nothing, can never make the order depend on the set's iteration order)."""
     try:
-        return sorted(labels, key=lambda s: (float(s), s))
+        keys = {s: (float(s), s) for s in labels}
     except ValueError:
         return sorted(labels)
+    if any(math.isnan(k[0]) for k in keys.values()):
+        return sorted(labels)
+    return sorted(labels, key=keys.__getitem__)
 
 
 def load_csv(
@@ -365,7 +371,8 @@ def load_csv(
         path: the CSV file.
         label_column: header name of the label column. Its values (any text) are mapped to ``0..C-1`` in
             sorted order: numerically if every label is a number, else as strings.
-        drop_columns: header names of columns to ignore (identifiers, row numbers).
+        drop_columns: header names of columns to ignore (identifiers, row numbers); one name may be given as a
+            string.
         delimiter: field separator (default ``","``). Quoted fields are handled by :mod:`csv`.
         name: the data set's name (default: the file's stem).
 
@@ -376,12 +383,14 @@ def load_csv(
     Raises:
         DataError: missing or empty file, unknown or duplicated column name, no feature column, a row with the
             wrong number of fields, a non-numeric or missing (``?``, empty) feature value or one beyond
-            ``float32``'s range, an empty label, a single class; the message names the file and 1-based line
-            number. The file is read as UTF-8 (a byte-order mark, as Excel writes, is skipped).
+            ``float32``'s range, an empty, ``?`` or ``nan`` label, a single class; the message names the file and
+            1-based line number. The file is read as UTF-8 (a byte-order mark, as Excel writes, is skipped).
 
     Example:
         >>> ds = load_csv("iris.csv", label_column="species")   # doctest: +SKIP
     """
+    if isinstance(drop_columns, str):  # one name, not its characters
+        drop_columns = (drop_columns,)
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}. Check the path (relative paths start at {Path.cwd()}).")
@@ -412,7 +421,7 @@ def load_csv(
                 f"header), got {len(fields)}{spans} in {_show(line)}. Fix or remove the line."
             )
         label = fields[label_index].strip()
-        if label in ("", "?"):
+        if label in ("", "?") or label.lower() == "nan":  # "nan": a missing value as pandas or str(float) write it
             raise DataError(f"{path}, line {lineno}: missing label {label!r} in column {label_column!r}.")
         features.append([_parse_number(fields[i].strip(), path, lineno, header[i], line) for i in kept])
         labels.append(label)

@@ -34,3 +34,39 @@ def test_labels_out_of_range_and_empty_data():
         check_labels(torch.tensor([], dtype=torch.long), 3)
     with pytest.raises(DataError, match=r"empty \(shape \(0, 4\)\)"):
         check_features(torch.zeros(0, 4))
+
+
+def test_label_equal_to_num_classes_and_bool_labels_are_rejected():
+    with pytest.raises(DataError, match=r"labels must be in \[0, 3\), got 3 at row 1 \(1 out of range\)"):
+        check_labels(torch.tensor([0, 3, 2]), 3)
+    assert torch.equal(check_labels(torch.tensor([0, 2, 1]), 3), torch.tensor([0, 2, 1]))  # 0..C-1 pass
+    with pytest.raises(DataError, match="must be integers 0..1, got dtype torch.bool"):
+        check_labels(torch.tensor([True, False]), 2)
+
+
+def test_the_first_fault_is_the_one_named():
+    x = torch.zeros(5, 3)
+    x[1, 2] = x[3, 0] = float("nan")
+    with pytest.raises(DataError, match=r"2 non-finite values \(NaN\); the first at row 1, column 2"):
+        check_features(x)
+    with pytest.raises(DataError, match=r"got 5 at row 1 \(2 out of range\)"):
+        check_labels(torch.tensor([0, 5, 1, 7]), 3)
+
+
+def test_uncoalesced_sparse_features_are_checked_as_summed():
+    # two entries at the same place, each finite: the tensor's value there is their sum, 6e38, beyond float32
+    sparse = torch.sparse_coo_tensor([[0, 0], [1, 1]], [3e38, 3e38], (2, 2), dtype=torch.float32)
+    assert not sparse.is_coalesced() and torch.isinf(sparse.to_dense()).any()
+    with pytest.raises(DataError, match="1 NaN/Inf values in the sparse features"):
+        check_features(sparse)
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+def test_compressed_sparse_features_are_checked(layout: str) -> None:
+    dense = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    convert = {"csr": torch.Tensor.to_sparse_csr, "csc": torch.Tensor.to_sparse_csc}[layout]
+    x = convert(dense)
+    assert check_features(x) is x
+    dense[0, 1] = float("nan")
+    with pytest.raises(DataError, match="1 NaN/Inf values in the sparse features"):
+        check_features(convert(dense))

@@ -204,3 +204,56 @@ def test_corrupted_file_without_verification_is_a_data_error(copy_data, tmp_path
 def test_unknown_name() -> None:
     with pytest.raises(DataError, match=r"unknown Planetoid data set 'coraa'; expected one of Cora, CiteS"):
         load_planetoid("coraa")
+
+
+def test_cache_is_keyed_by_the_raw_files_content(copy_data, tmp_path: Path, cora) -> None:
+    """A raw file that changes after it was processed is processed again, not served from the old cache."""
+    root = copy_data("planetoid/Cora")
+    cache = tmp_path / "cache"
+    assert torch.equal(load_planetoid("cora", root, cache_dir=cache).x, cora.x)
+    (root / "planetoid" / "Cora" / "raw" / "ind.cora.x").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match=r"PyG could not process the raw files"):
+        load_planetoid("cora", root, cache_dir=cache, verify=False)
+
+
+def test_partial_folders_name_the_first_one_searched(copy_data, tmp_path: Path) -> None:
+    root = copy_data("planetoid/Cora")
+    (root / "planetoid" / "Cora" / "raw" / "ind.cora.x").unlink()
+    (root / "Cora" / "raw").mkdir(parents=True)
+    (root / "Cora" / "raw" / "ind.cora.y").write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        load_planetoid("cora", root, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert f"the raw folder {root / 'planetoid' / 'Cora' / 'raw'} is incomplete; missing ind.cora.x " in message
+    assert "(7 of 8 files present" in message
+
+
+def test_download_into_an_empty_folder_named_planetoid(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root that is itself a (still empty) planetoid folder gets <root>/Cora/raw, not <root>/planetoid/Cora."""
+    def download(self: Planetoid) -> None:
+        for f in self.raw_file_names:
+            shutil.copyfile(data_root / "planetoid" / "Cora" / "raw" / f, os.path.join(self.raw_dir, f))
+
+    monkeypatch.setattr(Planetoid, "download", download)
+    root = tmp_path / "planetoid"
+    root.mkdir()
+    assert load_planetoid("cora", root, cache_dir=tmp_path / "cache").num_nodes == 2708
+    assert [p.name for p in root.iterdir()] == ["Cora"]
+    assert sorted(p.name for p in (root / "Cora" / "raw").iterdir()) == sorted(raw_file_names("cora"))
+
+
+def test_nan_in_a_raw_feature_file_is_named(copy_data, tmp_path: Path) -> None:
+    """A raw file changed after its checksum (verify=False) to hold a NaN: the loader names it, not training."""
+    import pickle
+
+    root = copy_data("planetoid/Cora")
+    path = root / "planetoid" / "Cora" / "raw" / "ind.cora.allx"  # PyG builds x from allx and tx
+    with open(path, "rb") as f:
+        x = pickle.load(f, encoding="latin1")  # scipy sparse, as PyG reads it
+    x.data[0] = float("nan")
+    with open(path, "wb") as f:
+        pickle.dump(x, f)
+    with pytest.raises(DataError, match=r"Cora \(.*Cora/raw\): 1 non-finite values \(NaN\); the first at row 0"):
+        load_planetoid("cora", root, cache_dir=tmp_path / "cache", verify=False)

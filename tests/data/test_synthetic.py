@@ -105,8 +105,37 @@ def test_edge_homophily_on_a_hand_made_graph() -> None:
         ({"num_nodes": 10, "p_in_ratio": 1.5}, r"p_in_ratio must be a probability in \[0, 1\], got 1.5"),
         ({"num_nodes": 10, "avg_degree": -1}, r"avg_degree must be a finite number >= 0, got -1"),
         ({"num_nodes": 10, "split": (0.8, 0.2, 0.2)}, r"split must be 3 fractions .* got \(0.8, 0.2, 0.2\)"),
+        ({"num_nodes": 10, "num_classes": 0}, r"num_classes must be a positive int, got 0"),
+        ({"num_nodes": 10, "avg_degree": float("inf")}, r"avg_degree must be a finite number >= 0, got inf"),
+        ({"num_nodes": 10, "feature_noise": -0.5}, r"feature_noise must be a finite number >= 0, got -0.5"),
+        ({"num_nodes": 10, "feature_noise": float("nan")}, r"feature_noise must be a finite number >= 0, got nan"),
+        ({"num_nodes": 10, "feature_noise": float("inf")}, r"feature_noise must be a finite number >= 0, got inf"),
     ],
 )
 def test_bad_arguments(kwargs: dict, pattern: str) -> None:
     with pytest.raises(DataError, match=pattern):
         sbm_graph(**kwargs)
+
+
+@pytest.mark.parametrize("num_nodes, num_classes", [(7, 3), (11, 4), (103, 5)])
+def test_p_in_one_joins_only_nodes_of_one_class(num_nodes: int, num_classes: int) -> None:
+    """p_in_ratio=1: every target is drawn from the source's class, also when the class sizes differ (N % C != 0)."""
+    data = sbm_graph(num_nodes, num_classes=num_classes, avg_degree=6, p_in_ratio=1.0, seed=4)
+    assert data.num_edges > 0
+    assert (data.y[data.edge_index[0]] == data.y[data.edge_index[1]]).all()
+
+
+def test_feature_noise_is_the_spread_around_the_class_mean() -> None:
+    clean = sbm_graph(500, num_classes=4, num_features=16, feature_noise=0.0, seed=5)
+    for c in range(4):  # without noise every node of a class sits on the class mean
+        rows = clean.x[clean.y == c]
+        assert torch.equal(rows, rows[:1].expand_as(rows))
+    noisy = sbm_graph(4000, num_classes=4, num_features=16, feature_noise=0.5, seed=5)
+    means = torch.stack([noisy.x[noisy.y == c].mean(0) for c in range(4)])
+    residual = noisy.x - means[noisy.y]
+    assert float(residual.std()) == pytest.approx(0.5, rel=0.03)
+
+
+def test_device_argument_moves_every_tensor() -> None:
+    data = sbm_graph(50, device="meta")  # a device other than the CPU the graph is sampled on
+    assert {t.device.type for t in (data.x, data.edge_index, data.y, data.train_mask)} == {"meta"}

@@ -136,6 +136,8 @@ def test_missing_file_names_the_paths_and_how_to_set_the_root(tmp_path: Path) ->
          r"xac\.dat, line 94: expected 19 whitespace-separated fields, got 9"),
         ("liver-disorders", "liver", "bupa.data", 2, "85,64,59,32,23,nan,2",
          r"bupa\.data, line 2, column 'drinks': expected a finite number, got 'nan'"),
+        ("glass", "glass", "glass.data", 5, "5,1.51742,13.27,3.62,1.24,73.08,0.55,8.07,0.00,0.00,1,1",
+         r"glass\.data, line 5: expected 11 ','-separated fields, got 12"),
     ],
 )  # fmt: skip
 def test_malformed_line_names_file_and_line(
@@ -229,6 +231,11 @@ def test_load_csv_agrees_with_load_uci(data_root: Path, tmp_path: Path) -> None:
         ("a,b,label\n1,2,x\n3,?,y\n", r"t\.csv, line 3, column 'b': missing value '\?'"),
         ("a,b,label\n1,2,x\n\n3,four,y\n", r"t\.csv, line 4, column 'b': expected a number, got 'four'"),
         ("a,b,label\n1,2,\n", r"t\.csv, line 2: missing label '' in column 'label'"),
+        ("a,b,label\n1,2,x\n3,4,?\n", r"t\.csv, line 3: missing label '\?' in column 'label'"),
+        ("a,b,label\n1,2,1\n3,4,NaN\n", r"t\.csv, line 3: missing label 'NaN' in column 'label'"),
+        ("a,b,label\n1,1_000,x\n3,4,y\n", r"t\.csv, line 2, column 'b': expected a number, got '1_000'"),
+        ("a,b,label\n1,2,x\n3,4,y,5\n", r"t\.csv, line 3: expected 3 ','-separated fields .* got 4"),
+        ("a,b,label\n1,,x\n3,4,y\n", r"t\.csv, line 2, column 'b': missing value ''"),
         ("a,b,class\n1,2,x\n", r"t\.csv, line 1: no column named 'label'; the header has \['a', 'b', 'c"),
         ("a,a,label\n1,2,x\n", r"t\.csv, line 1: duplicated column name\(s\) \['a'\]"),
         ("a,b,label\n", r"t\.csv: has a header but no data rows"),
@@ -310,3 +317,149 @@ def test_load_csv_needs_two_classes_and_a_feature(tmp_path: Path) -> None:
     path.write_text("id,label\n1,x\n2,y\n")
     with pytest.raises(DataError, match=r"no feature columns besides 'label' and the dropped \['id'\]"):
         load_csv(path, "label", drop_columns=["id"])
+
+
+# ----------------------------------------------------------------------- class order, column names, file layout
+
+# name -> (folder, files, separator (None: whitespace), index of the label field); from the files' .names documents
+RAW_LAYOUT = {
+    "balance": ("balance-scale", ["balance-scale.data"], ",", 0),
+    "ecoli": ("ecoli", ["ecoli.data"], None, -1),
+    "glass": ("glass", ["glass.data"], ",", -1),
+    "sonar": ("sonar", ["sonar.all-data"], ",", -1),
+    "vehicle": ("vehicle", [f"xa{c}.dat" for c in "abcdefghi"], None, -1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_LAYOUT))
+def test_class_names_are_the_sorted_labels_of_the_file(data_root: Path, name: str) -> None:
+    """class_names[k] is the k-th label in sorted order, and y maps each row back to its label as written."""
+    folder, files, sep, label_index = RAW_LAYOUT[name]
+    labels = []
+    for file in files:
+        for line in (data_root / "uci" / folder / file).read_text().splitlines():
+            if line.strip():
+                fields = line.split(sep) if sep else line.split()
+                labels.append(fields[label_index].strip())
+    ds = load_uci(name, data_root)
+    assert ds.class_names == tuple(sorted(set(labels)))  # glass's labels are single digits: same as numeric order
+    assert (np.array(ds.class_names)[ds.y] == np.array(labels)).all()
+
+
+def test_glass_feature_names_follow_glass_names(data_root: Path) -> None:
+    # glass.names, "Attribute Information": Id, RI, Na, Mg, Al, Si, K, Ca, Ba, Fe, type. glass.data line 1 reads
+    # 1,1.52101,13.64,4.49,1.10,71.78,0.06,8.75,0.00,0.00,1
+    ds = load_uci("glass", data_root)
+    first = dict(zip(ds.feature_names, ds.X[0].tolist(), strict=True))
+    expected = {"RI": 1.52101, "Na": 13.64, "Mg": 4.49, "Al": 1.10, "Si": 71.78, "K": 0.06, "Ca": 8.75, "Ba": 0.0,
+                "Fe": 0.0}
+    assert first == pytest.approx(expected)
+
+
+def test_uci_fields_may_have_spaces_around_the_separator(copy_data, data_root: Path) -> None:
+    root = copy_data("uci/glass")
+    path = root / "uci" / "glass" / "glass.data"
+    path.write_text("".join(" , ".join(line.split(",")) + "\n" for line in path.read_text().splitlines()))
+    ds, original = load_uci("glass", root, verify=False), load_uci("glass", data_root)
+    np.testing.assert_array_equal(ds.X, original.X)
+    np.testing.assert_array_equal(ds.y, original.y)
+
+
+def test_uci_prefers_the_uci_subfolder(copy_data) -> None:
+    """Both <root>/uci/glass/ and <root>/glass/ hold glass.data: the documented layout <root>/uci/... wins."""
+    root = copy_data("uci/glass")
+    (root / "glass").mkdir()
+    (root / "glass" / "glass.data").write_text("1,1.5,13,4,1,71,0,8,0,0,1\n")  # a different file
+    ds = load_uci("glass", root)  # verify=True: the original digest
+    assert ds.source_files == (root / "uci" / "glass" / "glass.data",) and ds.num_samples == 214
+
+
+def test_class_counts_include_an_absent_class() -> None:
+    ds = UCIDataset("t", np.zeros((3, 1), np.float32), np.array([0, 0, 1]), ("a",), ("x", "y", "z"), ())
+    assert ds.class_counts() == {"x": 2, "y": 1, "z": 0}
+
+
+# ---------------------------------------------------------------------------------------- load_csv details
+
+
+@pytest.mark.parametrize("value, kept", [("3.4028235677973366e+38", False), ("3.4028235677973362e+38", True)])
+def test_load_csv_float32_overflow_boundary(tmp_path: Path, value: str, kept: bool) -> None:
+    """2**128 - 2**103 (halfway between float32's largest value and 2**128) rounds to inf in float32; the float64
+    just below it rounds to float32's largest value."""
+    assert (np.float64(value) == 2.0**128 - 2.0**103) is not kept
+    path = tmp_path / "t.csv"
+    path.write_text(f"a,label\n{value},x\n1,y\n")
+    if kept:
+        assert load_csv(path, "label").X[0, 0] == np.finfo(np.float32).max
+    else:
+        with pytest.raises(DataError, match=r"t\.csv, line 2, column 'a': .* overflows float32"):
+            load_csv(path, "label")
+
+
+def test_load_csv_skips_whitespace_only_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,label\n1,2,x\n   \n\t\n3,4,y\n5,?,y\n")
+    with pytest.raises(DataError, match=r"t\.csv, line 6, column 'b': missing value"):  # line numbers of the file
+        load_csv(path, "label")
+    path.write_text("a,b,label\n1,2,x\n   \n3,4,y\n")
+    assert load_csv(path, "label").X.tolist() == [[1, 2], [3, 4]]
+
+
+def test_load_csv_strips_spaces_around_names_labels_and_values(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a, b, label\n1, 2, x\n3, 4,x\n5, 6, y\n")
+    ds = load_csv(path, "label")
+    assert ds.feature_names == ("a", "b") and ds.class_names == ("x", "y") and ds.y.tolist() == [0, 0, 1]
+    path.write_text("a, b, label\n1, 2, x\n3, ?, y\n")
+    with pytest.raises(DataError, match=r"t\.csv, line 3, column 'b': missing value '\?'"):
+        load_csv(path, "label")
+
+
+def test_load_csv_short_row_message_does_not_mention_quotes(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4\n")
+    with pytest.raises(DataError, match=r"t\.csv, line 3: expected 3 ") as info:
+        load_csv(path, "label")
+    assert "quoted field" not in str(info.value)
+
+
+def test_load_csv_breaks_ties_between_equal_numeric_labels_by_text(tmp_path: Path) -> None:
+    """Labels that are the same number written differently stay distinct classes, in a fixed order: a set's order
+    of strings changes with PYTHONHASHSEED, so the tie must be broken by the text, not left to the set."""
+    ties = ["1", "1.0", "01", "1e0", "+1", "1.00", "001", "1."]
+    path = tmp_path / "t.csv"
+    path.write_text("a,label\n" + "".join(f"{i},{t}\n" for i, t in enumerate(ties + ["0.5", "2"])))
+    ds = load_csv(path, "label")
+    assert ds.class_names == ("0.5", *sorted(ties), "2")
+
+
+def test_load_csv_name_and_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "t.csv").write_text("a,label\n1,x\n2,y\n")
+    assert load_csv("~/t.csv", "label").name == "t"
+    assert load_csv("~/t.csv", "label", name="toy").name == "toy"
+
+
+def test_load_csv_malformed_csv_is_a_data_error(tmp_path: Path) -> None:
+    import csv
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,label\n1,x\n" + "2" * (csv.field_size_limit() + 1) + ",y\n")  # a field over csv's limit
+    with pytest.raises(DataError, match=r"t\.csv, line 3: malformed CSV"):
+        load_csv(path, "label")
+
+
+def test_label_order_is_numeric_or_textual_whatever_the_set_order() -> None:
+    from modgraph.data.uci import _label_sort_key
+
+    assert _label_sort_key({"10", "9", "2.5"}) == ["2.5", "9", "10"]
+    # "nan" parses as a float that compares with nothing: the order would follow the set's iteration order
+    for order in (["nan", "1", "2", "10"], ["10", "nan", "2", "1"], ["2", "1", "10", "nan"]):
+        assert _label_sort_key(order) == ["1", "10", "2", "nan"]
+
+
+def test_load_csv_drop_columns_may_be_one_name(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,i,d,label\n7,1,2,x\n8,3,4,y\n")  # "id" as characters would drop the columns i and d
+    ds = load_csv(path, "label", drop_columns="id")
+    assert ds.feature_names == ("i", "d") and ds.X.tolist() == [[1, 2], [3, 4]]

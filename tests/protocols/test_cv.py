@@ -126,3 +126,32 @@ def test_min_samples_errors():
         min_samples(1)
     with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 0"):
         min_samples(3, 0)
+
+
+def test_returned_positions_are_sorted():
+    y = np.repeat([0, 1, 2], [17, 9, 6])
+    kept, held = stratified_holdout(y, 0.3, seed=2)
+    assert (np.diff(kept) > 0).all() and (np.diff(held) > 0).all()
+    for s in cv_splits(y, folds=4, seeds=[1], val_fraction=0.25):
+        for part in (s.train, s.val, s.test):
+            assert (np.diff(part) > 0).all()
+
+
+def test_standardizer_treats_rounding_noise_around_zero_as_constant():
+    X = np.array([[0.1 + 0.2 - 0.3, 1.0], [0.0, 2.0], [0.0, 4.0]])  # column 0: 5.6e-17, 0, 0 (mean ~2e-17)
+    mean, std = fit_standardizer(X)
+    assert std[0] == 1.0
+    assert np.abs(standardize(X, mean, std)[:, 0]).max() < 1e-6
+
+
+def test_more_errors():
+    from modgraph.protocols import min_samples
+
+    with pytest.raises(ValueError, match="seeds must name at least one repetition"):
+        cv_splits(np.arange(20) % 2, folds=2, seeds=[])
+    with pytest.raises(ValueError, match=r"expected a non-empty 2-D array \[n, d\], got shape \(0, 3\)"):
+        fit_standardizer(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 1"):
+        min_samples(3, 1)
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 1.0"):
+        stratified_holdout([0, 1, 0, 1], fraction=1.0)
