@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Callable
@@ -37,18 +38,22 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: 
         binary: open the temporary file in ``"wb"`` mode (default: text, UTF-8).
 
     On any error (or interrupt) the temporary file is removed and ``path`` is left as it was. The file gets the
-    permissions a plain ``open(path, "w")`` would give it (``0o666`` less the umask; ``mkstemp`` alone makes it
-    readable by its owner only).
+    permissions a plain ``open(path, "w")`` would give it: an existing file's own (a private file stays private),
+    else ``0o666`` less the umask (``mkstemp`` alone makes it readable by its owner only).
     """
     path = Path(path)
     _make_parent(path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -95,9 +95,7 @@ def build_op(opdef: OpDef, in_features: int | None, kwargs: dict, where: str) ->
     args = (in_features,) if opdef.takes_input else ()
     try:
         built = opdef.builder(*args, **kwargs)
-    except GraphSpecError:
-        raise
-    except Exception as err:  # builder-level checks and torch's own argument errors
+    except Exception as err:  # builder-level checks, torch's own argument errors, a sub-network's spec error
         raise GraphSpecError(f"{where}: bad arguments for op {opdef.name!r}: {err}") from None
     if not isinstance(built, Built):
         raise GraphSpecError(f"{where}: builder of op {opdef.name!r} must return modgraph.Built, got {built!r}")

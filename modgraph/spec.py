@@ -402,17 +402,21 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
     """Write ``spec`` as YAML or JSON (by extension) atomically: a temporary file, then a rename.
 
     Numpy scalars (``np.int64(4)``) are written as the Python numbers they hold; any other value that is not plain
-    data raises :class:`GraphSpecError` naming it, and nothing is written."""
+    data (an object, a key that is not a string, a value that contains itself; in JSON also NaN or infinity) raises
+    :class:`GraphSpecError` naming it, and nothing is written."""
     path = Path(path)
     kind = _fmt(path)
     spec = plain(spec)
-    try:
+    _check_data(spec, str(path))  # names a value that is not data: json would turn the key 1 into "1", yaml a loop
+    try:  # into an anchor that no reader takes back
         if kind == "json":
-            text = json.dumps(spec, indent=2) + "\n"
+            text = json.dumps(spec, indent=2, allow_nan=False) + "\n"
         else:
             text = yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, default_flow_style=None)
-    except (TypeError, ValueError, RecursionError, yaml.YAMLError) as err:
-        _check_data(spec, str(path))  # names the value that is not data
+    except ValueError as err:  # only JSON's NaN and infinity get here
+        raise GraphSpecError(f"{path}: cannot write the spec: {err} (JSON has no NaN or infinity; YAML writes "
+                             f".nan and .inf)") from None
+    except (TypeError, RecursionError, yaml.YAMLError) as err:
         raise GraphSpecError(f"{path}: cannot write the spec: {err}") from None
     atomic_write_text(path, text)
     return path

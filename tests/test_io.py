@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import stat
 
 import pytest
 
@@ -56,3 +57,64 @@ def test_a_file_where_a_folder_should_be_is_named(tmp_path):
     assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
     atomic_write_text(tmp_path / "new" / "deeper" / "x.txt", "x")  # missing folders are still created
     assert (tmp_path / "new" / "deeper" / "x.txt").read_text() == "x"
+
+
+def test_the_whole_content_is_flushed_and_synced_before_the_rename(tmp_path, monkeypatch):
+    """At the fsync the temporary file holds every byte already (a flush first), and the rename comes after."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_size))
+        fsync(fd)
+
+    def spy_replace(src, dst):
+        events.append(("replace", os.path.basename(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    atomic_write_text(tmp_path / "t.txt", "héllo")
+    assert events == [("fsync", len("héllo".encode())), ("replace", "t.txt")]
+
+
+def test_the_temporary_file_is_in_the_target_folder(tmp_path):
+    """Next to the target, so the final rename never crosses file systems."""
+    seen = []
+
+    def writer(f):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        f.write("x")
+
+    atomic_write(tmp_path / "t.txt", writer)
+    (during,) = seen
+    assert len(during) == 1 and during[0] != "t.txt"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_an_interrupt_during_the_write_leaves_the_old_file(tmp_path):
+    path = atomic_write_text(tmp_path / "t.txt", "old")
+
+    def interrupted(f):
+        f.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, interrupted)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+def test_rewriting_a_file_keeps_its_permissions(tmp_path):
+    # as open(path, "w") does: a private file stays private, whatever the umask
+    path = tmp_path / "private.yaml"
+    path.write_text("old")
+    os.chmod(path, 0o600)
+    old_umask = os.umask(0o022)
+    try:
+        atomic_write_text(path, "new")
+        atomic_write_text(tmp_path / "fresh.yaml", "new")
+    finally:
+        os.umask(old_umask)
+    assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "fresh.yaml").stat().st_mode) == 0o644

@@ -476,3 +476,58 @@ def test_the_summary_shows_every_edge_weight_and_gate_setting():
     assert "threshold 0.2, temperature 0.5, score dot" in rows["a->m"] and "0.75 (learnable, from 0.3)" in rows["a->m"]
     assert rows["b->m"].split("score dot")[1].split()[0] == "2" and "learnable" not in rows["b->m"]
     assert "Scorer(kind=dot, heads=1" in repr(net)
+
+
+def test_a_fixed_edge_weight_of_zero_silences_the_edge():
+    """weight 0 is a weight like any other: 0 * branch, not the unscaled branch."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="tanh")
+    g.add_node("m", op="identity")
+    g.add_edge("x", "p")
+    g.add_edge("x", "m", weight=0.0)
+    g.add_edge("p", "m", weight=-1.5)
+    net = mg.ModuleGraph(g)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(net(x), -1.5 * torch.tanh(x))
+    torch.testing.assert_close(net.interpret(x), -1.5 * torch.tanh(x))
+
+
+def test_the_width_probe_follows_a_module_with_only_buffers():
+    """No parameters: the probe's input takes the dtype of the first floating buffer."""
+
+    class Project(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("proj", torch.ones(4, 3, dtype=torch.float64))
+
+        def forward(self, x):
+            return x @ self.proj
+
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("m", module=Project())
+    g.add_edge("x", "m")
+    net = mg.ModuleGraph(g).double()
+    assert net.plan.widths["m"] == 3
+    torch.testing.assert_close(net(torch.ones(2, 4, dtype=torch.float64)), torch.full((2, 3), 4.0, dtype=torch.float64))
+
+
+def test_a_branch_gate_weighs_the_attended_in_edge_not_the_first_one():
+    """m's in-edges are p (plain) then q (attended, sigmoid): m = p + w * q with w the gate's weight of q -> m."""
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="tanh")
+    g.add_node("q", op="relu")
+    g.add_node("m", op="identity")
+    g.add_edges_from([("x", "p"), ("x", "q"), ("p", "m")])
+    g.add_edge("q", "m", attention="sigmoid")
+    net = mg.ModuleGraph(g)
+    assert list(net.graph.predecessors("m")) == ["p", "q"]
+    x = torch.randn(5, 4)
+    for run in (net, net.interpret):
+        out = run(x)
+        w = net.edge_weights()[("q", "m")]
+        assert set(net.edge_weights()) == {("q", "m")} and w.shape == (5,)
+        torch.testing.assert_close(out, torch.tanh(x) + w[:, None] * torch.relu(x))

@@ -40,3 +40,94 @@ def test_user_ops_register_with_a_decorator_and_serialise():
 def test_builtin_ops():
     assert {"input", "linear", "relu", "tanh", "sigmoid", "elu", "identity", "dropout", "layer_norm", "batch_norm",
             "concat"} <= set(mg.available_ops())
+
+
+def test_replace_true_overrides_a_registered_op():
+    @mg.register_op("test_twice")
+    def first(in_features: int) -> mg.Built:
+        return mg.Built(Scale(2.0), in_features)
+
+    try:
+        @mg.register_op("test_twice", replace=True)
+        def second(in_features: int) -> mg.Built:
+            return mg.Built(Scale(5.0), in_features)
+
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=3)
+        g.add_node("s", op="test_twice")
+        g.add_edge("x", "s")
+        x = torch.randn(2, 3)
+        torch.testing.assert_close(mg.ModuleGraph(g)(x), 5 * x)
+    finally:
+        _OPS.pop("test_twice", None)
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("", {}, "op names are non-empty strings, got ''"),
+    (3, {}, "op names are non-empty strings, got 3"),
+    ("test_mean", {"merge": "mean"}, "op 'test_mean': merge must be 'sum' or 'concat', got 'mean'"),
+])
+def test_bad_registrations_are_refused(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mg.register_op(name, **kwargs)
+    assert name not in _OPS
+
+
+def _one_node(op, **attrs):
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=3)
+    g.add_node("s", op=op, **attrs)
+    g.add_edge("x", "s")
+    return g
+
+
+@pytest.mark.parametrize("op", [["linear"], {"linear": 1}])
+def test_an_op_that_is_not_a_name_is_an_unknown_op(op):
+    with pytest.raises(mg.GraphSpecError, match=r"node 's': unknown op .*; valid ops: .*linear"):
+        mg.ModuleGraph(_one_node(op))
+
+
+def test_a_builder_with_keyword_catch_all_needs_no_extra_argument():
+    """**options is not a required argument (arguments a builder does not name are still refused)."""
+    @mg.register_op("test_options")
+    def options(in_features: int, factor: float = 2.0, **options) -> mg.Built:
+        return mg.Built(Scale(factor), in_features)
+
+    try:
+        x = torch.randn(2, 3)
+        torch.testing.assert_close(mg.ModuleGraph(_one_node("test_options"))(x), 2 * x)
+        with pytest.raises(mg.GraphSpecError, match=r"unexpected argument\(s\) 'colour' for op 'test_options'; "
+                                                    r"expected: factor"):
+            mg.ModuleGraph(_one_node("test_options", colour="red"))
+    finally:
+        _OPS.pop("test_options", None)
+
+
+def test_a_builder_must_return_built():
+    @mg.register_op("test_bare")
+    def bare(in_features: int):
+        return Scale(2.0)
+
+    try:
+        with pytest.raises(mg.GraphSpecError, match=r"node 's': builder of op 'test_bare' must return modgraph.Built"):
+            mg.ModuleGraph(_one_node("test_bare"))
+    finally:
+        _OPS.pop("test_bare", None)
+
+
+def test_a_builders_own_spec_error_names_the_node():
+    # e.g. an op that builds a sub-network from a spec: its error gets the outer node in front (and so a line)
+    @mg.register_op("fails_with_spec_error")
+    def fails(in_features):
+        raise mg.GraphSpecError("node 'inner': out_features must be a positive integer")
+
+    try:
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=3)
+        g.add_node("outer", op="fails_with_spec_error")
+        g.add_edge("x", "outer")
+        with pytest.raises(mg.GraphSpecError, match=r"^node 'outer': bad arguments for op 'fails_with_spec_error': "
+                                                    r"node 'inner': out_features"):
+            mg.ModuleGraph(g)
+    finally:
+        _OPS.pop("fails_with_spec_error", None)

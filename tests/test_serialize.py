@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -75,3 +77,62 @@ def test_a_network_saved_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
     assert torch.equal(other(x), net(x))
     with pytest.raises(mg.CheckpointError, match="net.pt: not a readable modgraph file"):
         mg.load_network(path, map_location="cuda:0")  # asked for explicitly: the file's error, named
+
+
+def test_a_network_file_holding_other_objects_is_refused_without_running_them(tmp_path):
+    """weights_only: an object whose unpickling would run code (here: create a file) is refused, not run."""
+    import json
+    import pathlib
+
+    marker = tmp_path / "ran"
+
+    class Touch:
+        def __reduce__(self):
+            return pathlib.Path.touch, (marker,)
+
+    net = mg.ModuleGraph(mlp_graph())
+    path = tmp_path / "net.pt"
+    torch.save({"format": "modgraph-net/1", "spec": json.dumps(net.to_dict()), "state_dict": net.state_dict(),
+                "note": Touch()}, path)
+    with pytest.raises(mg.CheckpointError, match=r"net\.pt: not a readable modgraph file"):
+        mg.load_network(path)
+    assert not marker.exists()
+
+
+def test_missing_and_unexpected_weights_are_named():
+    net = mg.ModuleGraph(mlp_graph(attention=None))
+    state = net.state_dict()
+    del state["nodes.h.bias"]
+    with pytest.raises(mg.CheckpointError, match=r"ckpt: the weights come from another architecture: missing "
+                                                 r"nodes\.h\.bias$"):
+        mg.serialize.load_state(net, state, "ckpt")
+    state = net.state_dict()
+    state["nodes.z.weight"] = torch.zeros(2)
+    with pytest.raises(mg.CheckpointError, match=r"another architecture: unexpected nodes\.z\.weight$"):
+        mg.serialize.load_state(net, state, "ckpt")
+
+
+def test_a_save_that_fails_half_way_leaves_the_old_network_file(tmp_path, monkeypatch):
+    import io
+
+    path = mg.save_network(mg.ModuleGraph(mlp_graph()), tmp_path / "net.pt")
+    old = path.read_bytes()
+    save = torch.save
+
+    def half_then_fail(obj, f, *args, **kwargs):
+        buf = io.BytesIO()
+        save(obj, buf)
+        data = buf.getvalue()[: len(buf.getvalue()) // 2]
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as out:
+                out.write(data)
+        else:
+            f.write(data)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        mg.save_network(mg.ModuleGraph(mlp_graph(hidden=7)), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["net.pt"]
+    assert mg.load_network(path).plan.widths["h"] == 18

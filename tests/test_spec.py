@@ -466,3 +466,211 @@ def test_a_graph_attribute_a_spec_cannot_hold_is_refused_not_dropped():
         net.to_dict()
     del g.graph["notes"]
     assert mg.ModuleGraph(g).to_dict()["name"] == "mlp"
+
+
+# --- limits, edges and file names: cases the checks above did not reach ----------------------------------------------
+def _nested(levels: int):
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_a_value_nested_exactly_max_depth_levels_deep_is_accepted_one_more_is_refused():
+    """MAX_DEPTH counts containers: 64 lists one inside the other are data, 65 are refused."""
+    base = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]]}
+    assert mg.spec.MAX_DEPTH == 64
+    assert mg.graph_from_dict({**base, "name": _nested(64)}).graph["name"] == _nested(64)
+    with pytest.raises(mg.GraphSpecError, match=r"spec\.name(\[0\])*: the value is nested more than 64 levels deep"):
+        mg.graph_from_dict({**base, "name": _nested(65)})
+
+
+def test_the_item_limit_counts_every_container_and_scalar(monkeypatch):
+    """A list of n scalars is n + 1 items; a value of exactly MAX_ITEMS items is accepted, one more is refused."""
+    monkeypatch.setattr(mg.spec, "MAX_ITEMS", 10)
+    base = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}}, "edges": [["x", "y"]]}
+    assert mg.graph_from_dict({**base, "name": [1] * 9}).graph["name"] == [1] * 9
+    with pytest.raises(mg.GraphSpecError, match=r"spec\.name: the value holds 11 items once YAML aliases are expanded"):
+        mg.graph_from_dict({**base, "name": [1] * 10})
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"op": "relu", 1: 2}, r"spec: node 'y': keys must be strings, got 1"),
+    ({"op": "relu", "junk": {"a": {2: 3}}}, r"spec: node 'y'\.junk\.a: keys must be strings, got 2"),
+])
+def test_non_string_keys_inside_a_node_are_refused(attrs, message):
+    """JSON has only string keys: {2: 3} would come back from a file as {'2': 3}, another value."""
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": attrs}, "edges": [["x", "y"]]}
+    with pytest.raises(mg.GraphSpecError, match=message):
+        mg.ModuleGraph.from_dict(spec)
+
+
+def test_a_yaml_file_with_a_number_as_a_key_names_the_line(tmp_path):
+    path = tmp_path / "arch.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 2}\n  y: {op: relu, 1: 2}\nedges: [[x, y]]\n")
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:3: node 'y': keys must be strings, got 1"):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_tuples_nested_anywhere_come_back_as_lists_as_from_a_file():
+    g = mlp_graph()
+    g.graph["name"] = ["mlp", ("a", ("b", 1))]
+    g.edges["x", "h"]["weight"] = 0.5
+    d = mg.ModuleGraph(g).to_dict()
+    assert d["name"] == ["mlp", ["a", ["b", 1]]]
+    assert json.loads(json.dumps(d)) == d
+
+
+def test_a_module_named_in_a_spec_is_refused_with_the_reason():
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"module": "torch.nn.ReLU"}}, "edges": [["x", "y"]]}
+    with pytest.raises(mg.GraphSpecError, match=r"spec: node 'y': 'module' cannot come from a file; register an op"):
+        mg.ModuleGraph.from_dict(spec)
+
+
+@pytest.mark.parametrize("edge", [["x", "y", "z"], ["x"], []])
+def test_an_edge_list_of_other_than_two_names_is_refused(edge):
+    """[x, y, z] is not the edge x -> y with something dropped: it is refused."""
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}, "z": {"op": "relu"}},
+            "edges": [["x", "z"], edge]}
+    with pytest.raises(mg.GraphSpecError, match=r"spec: edges\[1\]: an edge is \{source: a, target: b, \.\.\.\} or "
+                                                r"\[a, b\]"):
+        mg.ModuleGraph.from_dict(spec)
+
+
+def test_edges_given_as_tuples_are_edges_as_lists_are():
+    nodes = {"x": {"op": "input", "features": 2}, "h": {"op": "relu"}, "y": {"op": "tanh"}}
+    as_lists = mg.ModuleGraph.from_dict({"nodes": nodes, "edges": [["x", "h"], ["h", "y"]]})
+    as_tuples = mg.ModuleGraph.from_dict({"nodes": nodes, "edges": [("x", "h"), ("h", "y")]})
+    assert list(as_tuples.graph.edges) == [("x", "h"), ("h", "y")]
+    assert as_tuples.to_dict() == as_lists.to_dict()
+
+
+def test_an_edge_given_twice_is_refused_not_merged(tmp_path):
+    """A second x -> y would otherwise overwrite the first one's settings without a word."""
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}},
+            "edges": [{"source": "x", "target": "y", "weight": 0.5}, ["x", "y"]]}
+    with pytest.raises(mg.GraphSpecError, match=r"spec: edges\[1\]: duplicate edge 'x' -> 'y'"):
+        mg.ModuleGraph.from_dict(spec)
+    path = tmp_path / "arch.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 2}\n  y: {op: relu}\nedges:\n  - {source: x, target: y, "
+                    "weight: 0.5}\n  - [x, y]\n")
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:6: edges\[1\]: duplicate edge 'x' -> 'y'"):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_an_unknown_edge_setting_in_a_spec_names_the_edge_by_position():
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}},
+            "edges": [{"source": "x", "target": "y", "atention": "softmax"}]}
+    with pytest.raises(mg.GraphSpecError, match=r"^spec: edges\[0\]: edge 'x' -> 'y': unknown setting\(s\) "
+                                                r"'atention'"):
+        mg.ModuleGraph.from_dict(spec)
+
+
+def test_a_yaml_alias_bomb_in_an_edge_setting_is_refused_by_its_size(tmp_path):
+    """Seven levels of ten aliases: 10**7 ones in 1 + 10 + ... + 10**6 lists, in the edge's settings dict, are
+    11,111,112 items."""
+    levels = ["&j1 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for i in range(2, 8):
+        levels.append(f"&j{i} [{levels[-1]}" + f", *j{i - 1}" * 9 + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("nodes:\n  x: {op: input, features: 2}\n  y: {op: relu}\nedges:\n  - {source: x, target: y, "
+                    "level: " + levels[-1] + "}\n")
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}:5: edges\[0\]: the value holds 11,111,112 items once YAML "
+                                                r"aliases are expanded"):
+        mg.ModuleGraph.from_file(path)
+
+
+@pytest.mark.parametrize("name", ["arch.yml", "ARCH.YAML", "Arch.Json"])
+def test_spec_file_suffixes_are_recognised_in_any_case_and_yml(tmp_path, name):
+    net = mg.ModuleGraph(mlp_graph())
+    path = net.save_spec(tmp_path / name)
+    text = path.read_text()
+    assert (json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)) == net.to_dict()
+    assert mg.ModuleGraph.from_file(path).to_dict() == net.to_dict()
+
+
+def test_a_json_duplicate_is_reported_where_json_found_it_first(tmp_path):
+    """An inner object closes (and json.loads meets its duplicate) before a later duplicate of the top level: the
+    error names the inner one, at its own line and column."""
+    path = tmp_path / "dup.json"
+    path.write_text('{"nodes": {"x": {"op": "input",\n  "op": "relu", "features": 4}},\n'
+                    ' "edges": [],\n "edges": []}\n')
+    with pytest.raises(mg.GraphSpecError, match=r"dup\.json:2:3: duplicate key 'op' in 'nodes\.x' \(first at line 1\)"):
+        mg.ModuleGraph.from_file(path)
+
+
+def test_saving_a_spec_is_atomic_when_the_final_rename_fails(tmp_path, monkeypatch):
+    """The new text goes to a temporary file first; if the last step fails, the old file is whole and no temporary
+    file is left."""
+    import os
+
+    path = mg.ModuleGraph(mlp_graph()).save_spec(tmp_path / "arch.yaml")
+    old = path.read_text()
+
+    def refuse(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="rename failed"):
+        mg.ModuleGraph(mlp_graph(hidden=7)).save_spec(path)
+    monkeypatch.undo()
+    assert path.read_text() == old and [p.name for p in tmp_path.iterdir()] == ["arch.yaml"]
+
+
+def test_numpy_scalars_inside_container_attributes_become_python_ones():
+    """Not only top-level attributes: those inside lists and dicts too, in the network's copy of the graph."""
+    import numpy as np
+
+    g = mlp_graph()
+    g.graph["name"] = [np.int64(1), {"k": np.float32(0.5)}, (np.bool_(True),)]
+    net = mg.ModuleGraph(g)
+    name = net.graph.graph["name"]
+    assert name == [1, {"k": 0.5}, (True,)]
+    assert [type(name[0]), type(name[1]["k"]), type(name[2][0])] == [int, float, bool]
+    assert type(g.graph["name"][0]) is np.int64  # the caller's graph is left as it was
+
+
+def test_saving_a_value_that_contains_itself_names_the_loop(tmp_path):
+    loop = []
+    loop.append(loop)
+    with pytest.raises(mg.GraphSpecError, match=r"a\.json\.nodes\.x\.extra(\[0\])*: the value contains itself"):
+        mg.save_spec({"nodes": {"x": {"op": "input", "features": 2, "extra": loop}}}, tmp_path / "a.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_line_is_guessed_when_nodes_come_from_a_yaml_merge(tmp_path):
+    """x and h are merged in from an anchor (two names, one '<<' line): their lines cannot be paired with the node
+    names, so the error names the file alone rather than the line of another node."""
+    path = tmp_path / "merged.yaml"
+    path.write_text("name: &base\n  x: {op: input, features: 3}\n  h: {op: linaer, out_features: 4}\nnodes:\n"
+                    "  <<: *base\n  y: {op: linear, out_features: 2}\nedges: [[x, h], [h, y]]\n")
+    with pytest.raises(mg.GraphSpecError, match=rf"^{path}: node 'h': unknown op 'linaer'"):
+        mg.ModuleGraph.from_file(path)
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_saving_refuses_a_non_string_key_rather_than_rewriting_it(tmp_path, suffix):
+    # json.dumps would write the key 1 as "1": the file would hold another value than the spec
+    spec = {"nodes": {"x": {"op": "input", "features": 3, "extra": {1: 2}}}}
+    with pytest.raises(mg.GraphSpecError, match=r"a\.\w+\.nodes\.x\.extra: keys must be strings, got 1"):
+        mg.save_spec(spec, tmp_path / f"a.{suffix}")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_saving_refuses_a_value_that_contains_itself(tmp_path, suffix):
+    # yaml.dump would write the loop as an anchor inside itself, a file no reader takes back
+    loop = []
+    loop.append(loop)
+    with pytest.raises(mg.GraphSpecError, match=r"nodes\.x\.extra(\[0\])*: the value contains itself"):
+        mg.save_spec({"nodes": {"x": {"op": "input", "features": 2, "extra": loop}}}, tmp_path / f"a.{suffix}")
+    assert not list(tmp_path.iterdir())
+
+
+def test_json_spec_files_are_strict_json(tmp_path):
+    spec = {"name": float("nan"), "nodes": {"x": {"op": "input", "features": 3}}}
+    with pytest.raises(mg.GraphSpecError, match=r"a\.json: cannot write the spec: .*JSON has no NaN or infinity"):
+        mg.save_spec(spec, tmp_path / "a.json")
+    assert not list(tmp_path.iterdir())
+    path = mg.save_spec(spec, tmp_path / "a.yaml")  # YAML has .nan
+    assert yaml.safe_load(path.read_text())["name"] != yaml.safe_load(path.read_text())["name"]  # NaN != NaN
