@@ -63,18 +63,12 @@ def time_steps(net, opt, x, y, steps: int) -> float:
 
 def time_fit(net, x, y, xv, yv, steps: int, rec: EdgeRecorder | None) -> float:
     def evaluate(n):
-        if rec is None:
-            return (n(xv).argmax(-1) == yv).float().mean().item()
-        with rec.paused():
-            return (n(xv).argmax(-1) == yv).float().mean().item()
-
-    def callback(trainer):
-        if rec is not None and trainer.step % 10 == 0:
-            rec.epoch_end()
+        return (n(xv).argmax(-1) == yv).float().mean().item()
 
     synchronize(x.device)
     start = time.perf_counter()
-    fit(net, lambda n: F.cross_entropy(n(x), y), evaluate, steps=steps, eval_every=5, callback=callback)
+    fit(net, lambda n: F.cross_entropy(n(x), y), evaluate, steps=steps, eval_every=5, recorder=rec,
+        record_every=None if rec is None else 10)  # the recorder paused in validation, an epoch every 10 steps
     synchronize(x.device)
     return (time.perf_counter() - start) / steps
 

@@ -183,8 +183,8 @@ def train(net, data, steps: int, lr: float = 0.01, penalty=None, patience: int =
     """Full-batch Adam on the training part with model selection on validation (``modgraph.train.fit``).
 
     ``keep_start``: the starting parameters stay a candidate (fine-tuning never ends below where it started).
-    ``recorder``: an attached recorder; validation passes are not recorded, an epoch closes every ``record_every``
-    steps (each step is one full pass over the training data).
+    ``recorder``: records the training forwards (``fit(recorder=...)``: validation passes are not recorded, an epoch
+    closes every ``record_every`` steps and at the end; each step is one full pass over the training data).
     """
     x, y = data["train"]
 
@@ -192,19 +192,10 @@ def train(net, data, steps: int, lr: float = 0.01, penalty=None, patience: int =
         loss = F.cross_entropy(n(x), y)
         return loss + penalty(n) if penalty is not None else loss
 
-    def evaluate(n):
-        if recorder is None:
-            return val_score(n, data)
-        with recorder.paused():
-            return val_score(n, data)
-
-    def callback(trainer):
-        if recorder is not None and trainer.step % record_every == 0:
-            recorder.epoch_end(trainer.step)
-
     start = (val_score(net, data), copy.deepcopy(net.state_dict())) if keep_start else None
-    result = fit(net, loss_fn, evaluate, schedule="joint", steps=steps, eval_every=5, patience=patience,
-                 optimizer=lambda params: torch.optim.Adam(params, lr=lr), callback=callback)
+    result = fit(net, loss_fn, lambda n: val_score(n, data), schedule="joint", steps=steps, eval_every=5,
+                 patience=patience, optimizer=lambda params: torch.optim.Adam(params, lr=lr), recorder=recorder,
+                 record_every=None if recorder is None else record_every)
     if start is not None and start[0] >= result.best_score:
         net.load_state_dict(start[1])
     return result
@@ -339,24 +330,15 @@ def train_graph(net, d, edge_index, steps: int, patience: int, lr: float, keep_s
         logits = n(x, edge_index=edge_index)
         return cora.accuracy(logits, y, val_mask) - 1e-4 * float(F.cross_entropy(logits[val_mask], y[val_mask]))
 
-    def evaluate(n):
-        if recorder is None:
-            return score(n)
-        with recorder.paused():
-            return score(n)
-
-    def callback(trainer):
-        if recorder is not None and trainer.step % record_every == 0:
-            recorder.epoch_end(trainer.step)
-
     start = None
     if keep_start:
         net.eval()
         with torch.no_grad():
             start = (score(net), copy.deepcopy(net.state_dict()))
         net.train()
-    result = fit(net, loss_fn, evaluate, steps=steps, eval_every=1, patience=patience,
-                 optimizer=cora.optimizer_factory(net, recipe), callback=callback)
+    result = fit(net, loss_fn, score, steps=steps, eval_every=1, patience=patience,
+                 optimizer=cora.optimizer_factory(net, recipe), recorder=recorder,
+                 record_every=None if recorder is None else record_every)
     if start is not None and start[0] >= result.best_score:
         net.load_state_dict(start[1])
     return result

@@ -129,6 +129,16 @@ class EdgeRecorder:
             handle.remove()
         self._handles = []
 
+    @property
+    def attached(self) -> bool:
+        """Whether the recorder's hooks are on gates (between :meth:`attach` and :meth:`detach`)."""
+        return bool(self._handles)
+
+    @property
+    def pending(self) -> bool:
+        """Whether forwards were recorded since the last :meth:`epoch_end` (an epoch is open)."""
+        return any(running.count for running in self._running.values())
+
     def __enter__(self) -> "EdgeRecorder":
         return self
 
@@ -267,4 +277,4 @@ class EdgeRecorder:
 
     def __repr__(self) -> str:
         return (f"EdgeRecorder(threshold={self.threshold}, gates={list(self.gates)}, epochs={len(self.epochs)}, "
-                f"attached={bool(self._handles)})")
+                f"attached={self.attached})")

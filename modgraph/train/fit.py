@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .recording import Recording
 from .schedules import Phase, as_phases, make_schedule
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,8 @@ class Trainer:
 
 def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] = "joint", steps: int = 200,
         optimizer: OptimizerFactory | None = None, patience: int | None = None, eval_every: int = 1,
-        rounds: int = 2, tol: float = 1e-3, progress: bool = False, callback: Callable | None = None) -> FitResult:
+        rounds: int = 2, tol: float = 1e-3, progress: bool = False, callback: Callable | None = None,
+        recorder=None, record_every: int | None = None) -> FitResult:
     """Train ``net`` with ``schedule`` for at most ``steps`` steps; leave it at its best validation parameters.
 
     Args:
@@ -378,9 +380,23 @@ def fit(net, loss_fn: Callable, evaluate: Callable, schedule: str | list[Phase] 
             validation score by less than ``tol`` (from the second round on; per member in an ensemble).
         progress: show a progress bar (tqdm; quiet when not a terminal).
         callback: ``callback(trainer)`` after every step (checkpointing hooks in here).
+        recorder: an :class:`~modgraph.record.EdgeRecorder` that records the attention weights of the training
+            forwards (validation passes are not recorded); attached to ``net`` for the training unless it already
+            is, and given one epoch per ``record_every`` steps (default ``eval_every``), numbered by the step
+            that closes it, the last one at the end of the training (:mod:`modgraph.train.recording`).
     """
+    recording = None if recorder is None else Recording(recorder, eval_every if record_every is None else record_every)
+    if recording is not None:
+        evaluate, callback = recording.evaluate(evaluate), recording.callback(callback)
+    elif record_every is not None:
+        raise ValueError("fit: record_every needs a recorder")
     trainer = Trainer(net, loss_fn, evaluate, schedule, steps, optimizer, patience, eval_every, rounds, tol, progress)
-    return trainer.run(callback)
+    if recording is None:
+        return trainer.run(callback)
+    with recording.attached(net):
+        result = trainer.run(callback)
+        recording.close(trainer.step)
+    return result
 
 
 def _to_py(value):
