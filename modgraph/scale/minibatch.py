@@ -175,6 +175,9 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
     With a :func:`modgraph.scale.distributed.seed_sampler` in the loader, call its ``set_epoch(epoch)`` before each
     pass, or every epoch draws the same order (:class:`BatchStream` does it for ``fit``). The loss is this process's.
     """
+    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
+                                    or max_batches < 1):  # 0 took one step anyway: the check follows the step
+        raise ValueError(f"train_epoch: max_batches must be a positive integer or None, got {max_batches!r}")
     device = _device(forward, device)
     start = time.perf_counter()
     total, batches, seeds, nodes, edges = 0.0, 0, 0, 0, 0

@@ -45,7 +45,12 @@ def train(ctx: D.DistContext) -> dict:
         programs = uci_programs()
         uci = D.run_jobs(programs, lambda job: (run_method(*job).row["test_acc_runs"], ctx.rank), ctx,
                          cost=[program_cost(*job) for job in programs])
+    torch.manual_seed(0)
+    disagree = torch.nn.Linear(3, 2)  # the same on both ranks but one weight: 0 on rank 0, 1.5 on rank 1
+    with torch.no_grad():
+        disagree.weight[1, 2] = 1.5 * ctx.rank
     return {"params": params, "spread": D.parameter_spread(net), "fit_spread": D.parameter_spread(net2),
+            "disagree": D.parameter_spread(disagree),
             "fit_best": result.best_score, "fit_val": task.last_eval, "jobs": jobs, "uci": uci}
 
 

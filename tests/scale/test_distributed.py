@@ -80,10 +80,35 @@ def test_seed_shares_are_equal_and_cover_the_seeds():
     assert set(shares[0]) | set(shares[1]) == set(range(11))
 
 
+def test_seed_shares_follow_the_documented_shuffle_padding_and_drop_last():
+    """Hand computation of the docstring: a permutation drawn with seed + epoch, padded with its first positions to
+    a multiple of the world size (drop_last: cut to one), process r taking positions r, r + world, ..."""
+
+    def expected(n, world, rank, seed, epoch, drop_last=False):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        order = order[:n - n % world] if drop_last else order + order[:-n % world]
+        return order[rank::world]
+
+    for seed, epoch in ((0, 0), (0, 1), (5, 0)):
+        for rank in range(3):
+            sampler = D.seed_sampler(10, D.DistContext(rank=rank, world_size=3), seed=seed)
+            sampler.set_epoch(epoch)
+            assert list(sampler) == expected(10, 3, rank, seed, epoch)
+    assert expected(10, 3, 0, 0, 0) != expected(10, 3, 0, 0, 1) != [0, 3, 6, 9]  # the reference does shuffle
+    cut = D.seed_sampler(10, D.DistContext(rank=2, world_size=3), seed=0, drop_last=True)
+    assert list(cut) == expected(10, 3, 2, 0, 0, drop_last=True) and len(cut) == 3
+    assert list(D.seed_sampler(10, D.DistContext(rank=1, world_size=3), shuffle=False)) == [1, 4, 7, 0]  # padded with 0
+
+
 def test_single_process_context_and_device():
     ctx = D.init_distributed("cpu")
-    assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main) == (0, 1, None, True)
+    assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main, ctx.distributed) == (0, 1, None, True, False)
+    assert D.DistContext(rank=1, world_size=2, backend="gloo").distributed
     assert D.wrap(torch.nn.Linear(2, 2), ctx).__class__ is torch.nn.Linear
+    net = torch.nn.Linear(2, 2)  # a process group of one process: nothing to average, no wrapper either
+    assert D.wrap(net, D.DistContext(world_size=1, backend="gloo")) is net
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda', got 'gpu'"):
+        D.resolve_device("gpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             D.resolve_device("cuda")
@@ -99,6 +124,31 @@ def test_every_local_rank_gets_a_gpu_of_its_own_or_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match=r"local rank 2 has no GPU of its own \(2 on this node\); start at most 2 "
                                          r"processes per node \(torchrun --nproc_per_node 2\)"):
         D.resolve_device("cuda", 2)
+
+
+def test_a_torchrun_process_joins_the_group_on_its_local_gpu(monkeypatch):
+    """(CUDA and the process group simulated.) Rank 3 of 4 with local rank 1 (second node) takes cuda:1, not cuda:3,
+    and joins with nccl, its rank and the world size from torchrun's environment."""
+    import datetime
+
+    import torch.distributed as dist
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    calls = {}
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.setdefault("set_device", d))
+    monkeypatch.setattr(dist, "is_initialized", lambda: "init" in calls)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.setdefault("init", kw))
+    monkeypatch.setattr(dist, "get_rank", lambda: calls["init"]["rank"])
+    monkeypatch.setattr(dist, "get_world_size", lambda: calls["init"]["world_size"])
+    monkeypatch.setattr(dist, "get_backend", lambda: calls["init"]["backend"])
+    ctx = D.init_distributed("auto", timeout_s=30)
+    assert ctx == D.DistContext(3, 4, 1, torch.device("cuda:1"), "nccl") and calls["set_device"] == ctx.device
+    assert calls["init"] == {"backend": "nccl", "init_method": "env://", "rank": 3, "world_size": 4,
+                             "timeout": datetime.timedelta(seconds=30)}
 
 
 def torchrun(worker: str, folder, timeout: float = 240) -> None:
@@ -131,6 +181,7 @@ def test_two_processes_agree_and_match_single_process_training(tmp_path, one_thr
     for key, value in ranks[0]["params"].items():
         assert torch.equal(value, ranks[1]["params"][key]), key
     assert ranks[0]["spread"] == ranks[1]["spread"] == 0.0
+    assert ranks[0]["disagree"] == ranks[1]["disagree"] == 1.5  # one weight differs by 1.5
     assert ranks[0]["fit_spread"] == 0.0 and ranks[0]["fit_best"] == ranks[1]["fit_best"]
     assert ranks[0]["fit_val"] == ranks[1]["fit_val"] and ranks[0]["fit_val"]["seeds"] == 48  # all val nodes
     assert ranks[0]["jobs"] == ranks[1]["jobs"] == [(j, j * j, j % 2) for j in range(5)]
@@ -170,3 +221,5 @@ def test_a_job_sweep_waits_for_its_slowest_process_past_the_group_timeout(tmp_pa
 def test_run_jobs_refuses_a_wait_that_is_not_positive():
     with pytest.raises(ValueError, match="wait_s must be a positive number of seconds, got 0"):
         D.run_jobs([1], lambda j: j, wait_s=0)
+    with pytest.raises(ValueError, match="wait_s must be a positive number of seconds, got nan"):
+        D.run_jobs([1], lambda j: j, wait_s=float("nan"))

@@ -113,3 +113,113 @@ def test_a_diverged_network_stops_fit_instead_of_being_selected_by_its_accuracy(
     assert math.isnan(task.evaluate(net.eval())) and 0.0 <= task.last_eval["accuracy"] <= 1.0
     with pytest.raises(TrainingDiverged, match="evaluate returned NaN at step 1"):
         fit(net, task.loss, task.evaluate, steps=2, eval_every=1)
+
+
+def hand_batch(x, y, seeds, edge_index=None):
+    batch = Data(x=x, y=y, edge_index=torch.zeros(2, 0, dtype=torch.long) if edge_index is None else edge_index)
+    batch.batch_size = seeds
+    return batch
+
+
+class Logits(torch.nn.Module):
+    """A network whose output is its input, the logits of each node (and one weight, so it trains)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x, edge_index):
+        return self.scale * x
+
+
+def test_evaluation_counts_the_seeds_of_every_batch_by_hand():
+    b1 = hand_batch(torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]), torch.tensor([0, 0, 1]), 2)
+    b2 = hand_batch(torch.tensor([[0.0, 3.0], [1.0, 0.0]]), torch.tensor([1, 1]), 1)
+    seeds_x = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    seeds_y = torch.tensor([0, 0, 1])  # the seeds' predictions: 0, 1, 1 -> two right
+    loss_sum = F.cross_entropy(seeds_x, seeds_y, reduction="sum").item()
+    out = evaluate_loader(Logits().eval(), [b1, b2])
+    assert out["seeds"] == 3 and out["accuracy"] == pytest.approx(2 / 3) and out["loss"] == pytest.approx(loss_sum / 3)
+    # reduce: another process counted 1 right of 3 seeds with a loss sum of 6
+    other = torch.tensor([1.0, 6.0, 3.0], dtype=torch.float64)
+    out = evaluate_loader(Logits().eval(), [b1, b2], reduce=lambda t: t + other)
+    assert out["seeds"] == 6 and out["accuracy"] == pytest.approx(3 / 6)
+    assert out["loss"] == pytest.approx((loss_sum + 6) / 6)
+
+
+def test_a_batch_without_batch_size_is_all_seeds():
+    x, y = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]]), torch.tensor([0, 0, 1])
+    batch = Data(x=x, y=y, edge_index=torch.zeros(2, 0, dtype=torch.long))  # the whole graph, no batch_size
+    torch.testing.assert_close(seed_loss(Logits(), batch), F.cross_entropy(x, y))
+
+
+def test_the_step_runs_on_the_device_given():
+    """A parameterless forward runs where ``device`` says ("meta": no data, only where the tensors are)."""
+    seen = []
+
+    def forward(x, edge_index):
+        seen.append((x.device.type, edge_index.device.type))
+        return x
+
+    batch = hand_batch(torch.randn(3, 2), torch.tensor([0, 1, 0]), 2)
+    assert seed_loss(forward, batch, device="meta").device.type == "meta" and seen == [("meta", "meta")]
+
+
+def test_a_loader_without_batches_is_refused():
+    with pytest.raises(ValueError, match="the loader yields no batches"):
+        BatchStream([])
+
+
+def test_the_task_trains_through_forward_with_its_loss_and_evaluates_the_network():
+    """forward (the DDP wrapper) runs the training batches only; evaluation runs the network itself (no collective
+    inside); the loss given is the one used; the first training epoch is epoch 0 (set_epoch(0))."""
+    batches = [hand_batch(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0]), 2)]
+
+    class Sampler:
+        epochs = []
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+    class Loader(list):
+        sampler = Sampler()
+
+    net, calls = Logits(), []
+
+    def forward(x, edge_index):
+        calls.append(x.size(0))
+        return net(x, edge_index=edge_index)
+
+    task = MiniBatchTask(Loader(batches), batches, forward=forward, loss=lambda out, y: (out[:, 0] * 10).sum())
+    assert task.loss(net).item() == pytest.approx(10.0) and calls == [2] and Loader.sampler.epochs == [0]
+    assert task.evaluate(net) == 0.0 and calls == [2]  # both predictions wrong; forward not called again
+
+
+def test_train_epoch_takes_one_optimiser_step_per_batch_as_a_hand_loop_does():
+    batches = [hand_batch(torch.randn(4, 3, generator=torch.Generator().manual_seed(i)), torch.tensor([0, 1, 2, 0]), 3,
+                          edge_index=torch.tensor([[3] * (i + 1), [0] * (i + 1)])) for i in range(3)]  # 1, 2, 3 edges
+    mse = lambda out, y: (out.sum(1) - y).pow(2).mean()  # noqa: E731 - a loss with no class structure
+    net = Logits()
+    stats = train_epoch(net, batches, torch.optim.SGD(net.parameters(), lr=0.1), loss=mse, max_batches=2)
+    ref, losses = Logits(), []
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    for b in batches[:2]:
+        opt.zero_grad()
+        value = mse(ref(b.x, edge_index=b.edge_index)[:3], b.y[:3])
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    torch.testing.assert_close(net.scale, ref.scale)
+    assert stats["batches"] == 2 and stats["seeds"] == 6 and stats["loss"] == pytest.approx(sum(losses) / 2)
+    assert stats["mean_batch_nodes"] == 4 and stats["mean_batch_edges"] == 1.5
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_train_epoch_refuses_a_max_batches_that_is_not_a_positive_integer(bad):
+    # 0 used to take one optimiser step anyway (the limit is checked after each step)
+    batch = hand_batch(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), 3, edge_index=torch.zeros(2, 0, dtype=torch.long))
+    net = Logits()
+    before = net.scale.detach().clone()
+    with pytest.raises(ValueError, match=rf"max_batches must be a positive integer or None, got {bad!r}"):
+        train_epoch(net, [batch], torch.optim.SGD(net.parameters(), lr=0.1), max_batches=bad)
+    assert torch.equal(net.scale, before)
