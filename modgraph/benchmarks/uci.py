@@ -32,7 +32,7 @@ from ..errors import DataError
 from ..merge import prefer_fused_neuron_attention
 from ..module_graph import ModuleGraph
 from ..protocols.cv import Split, cv_splits, fit_standardizer, min_samples, standardize
-from ..train import Ensemble, MemberAdam, RunDir, Trainer, flush_denormal, resume_or_start, stack_padded
+from ..train import SCHEDULES, Ensemble, MemberAdam, RunDir, Trainer, flush_denormal, resume_or_start, stack_padded
 from .methods import METHODS, Method, get_method, mlp_graph, penalty
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,45 @@ class Protocol:
     rounds: int = 2  # at most this many (attention, main) rounds of the alternating schedule
     tol: float = 1e-3  # a network's alternation stops when a round changes its validation accuracy less than this
 
+    def __post_init__(self):
+        self.seeds = tuple(self.seeds)
+        problems = [
+            (not _count(self.folds, 2), f"folds must be an integer >= 2, got {self.folds!r}"),
+            (not self.seeds or not all(_count(s, 0) for s in self.seeds),
+             f"seeds must be one or more non-negative integers, got {self.seeds!r}"),
+            (not _number(self.val_fraction) or not 0 < self.val_fraction < 1,
+             f"val_fraction must be a number in (0, 1), got {self.val_fraction!r}"),
+            (self.schedule not in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.steps is not None and not _count(self.steps, 1),
+             f"steps must be a positive integer or None (Table 1's budget), got {self.steps!r}"),
+            (not _number(self.budget_scale) or not self.budget_scale > 0,
+             f"budget_scale must be a positive number, got {self.budget_scale!r}"),
+            (self.patience is not None and not _count(self.patience, 1),
+             f"patience must be a positive integer or None, got {self.patience!r}"),
+            (not _count(self.eval_every, 1), f"eval_every must be a positive integer, got {self.eval_every!r}"),
+            (not _number(self.lr) or not self.lr > 0, f"lr must be a positive number, got {self.lr!r}"),
+            (not _count(self.rounds, 1), f"rounds must be a positive integer, got {self.rounds!r}"),
+            (not _number(self.tol) or not self.tol >= 0, f"tol must be a non-negative number, got {self.tol!r}"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(f"Protocol: {message}")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
         return d
+
+
+def _count(value, least: int) -> bool:
+    """An integer (not a bool) of at least ``least``."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= least
+
+
+def _number(value) -> bool:
+    """A finite real number (not a bool)."""
+    real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    return real and math.isfinite(value)
 
 
 @dataclass
@@ -100,7 +135,8 @@ def budget(name: str, protocol: Protocol) -> tuple[int, int]:
     """``(hidden, steps)`` for data set ``name``: Table 1's hidden width and ``budget_scale`` x its iterations (the
     defaults for other tables); ``protocol.steps`` overrides the steps."""
     cfg = TABLE1.get(name, {"hidden": DEFAULT_HIDDEN, "steps": DEFAULT_STEPS})
-    return cfg["hidden"], protocol.steps or max(1, round(cfg["steps"] * protocol.budget_scale))
+    steps = protocol.steps if protocol.steps is not None else max(1, round(cfg["steps"] * protocol.budget_scale))
+    return cfg["hidden"], steps
 
 
 def _describe(data: UCIDataset) -> str:
@@ -436,9 +472,11 @@ def paired_comparison(a: dict, b: dict) -> dict:
 
     ``verdict`` is ``"ahead"``/``"behind"`` when the mean difference exceeds two standard errors, else ``"tie"``.
     """
-    d = np.array(a["test_acc_runs"]) - np.array(b["test_acc_runs"])
-    if d.size != len(b["test_acc_runs"]) or d.size == 0:
-        raise ValueError(f"rows {a['method']!r} and {b['method']!r} do not hold the same runs")
+    runs_a, runs_b = a["test_acc_runs"], b["test_acc_runs"]
+    if len(runs_a) != len(runs_b) or not runs_a:  # (numpy would broadcast one run against many)
+        raise ValueError(f"rows {a['method']!r} and {b['method']!r} do not hold the same runs "
+                         f"({len(runs_a)} and {len(runs_b)})")
+    d = np.array(runs_a, dtype=float) - np.array(runs_b, dtype=float)
     se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.inf
     mean = float(d.mean())
     verdict = "tie" if abs(mean) <= 2 * se else ("ahead" if mean > 0 else "behind")

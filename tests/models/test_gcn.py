@@ -113,3 +113,42 @@ def test_hop_attention_without_attention_is_the_sum_of_the_depths_as_with_the_ga
     gated.load_state_dict(net.state_dict(), strict=False)
     with gated.attention_off():
         torch.testing.assert_close(gated(x, edge_index=EDGE_INDEX), z0 + z1 + z2)
+
+
+def test_documented_hyper_parameters():
+    """gcn: Kipf & Welling's 16 hidden units, ReLU, dropout 0.5; attention_gcn: 8 heads of 64 units in all, ELU,
+    dropout 0.6 (experiments/cora.py); ``input_dropout`` sets the dropout before conv1 only."""
+    g = models.gcn(10, 3)
+    assert g.nodes["conv1"] == {"op": "gcn_conv", "out_features": 16} and g.nodes["act"] == {"op": "relu"}
+    assert g.nodes["drop_in"]["p"] == 0.5 and g.nodes["drop"]["p"] == 0.5
+    assert models.gcn(10, 3, dropout=0.2, hidden=8).nodes["drop"]["p"] == 0.2  # the overrides win
+    a = models.attention_gcn(10, 3)
+    assert (a.nodes["conv1"]["heads"], a.nodes["conv1"]["out_features"], a.nodes["conv2"]["heads"]) == (8, 64, 1)
+    assert a.nodes["act"] == {"op": "elu"} and a.nodes["drop"]["p"] == 0.6 and a.nodes["drop_in"]["p"] == 0.6
+    assert a.nodes["conv1"]["attention_dropout"] == 0.6 and a.nodes["conv1"]["score"] == "gat"
+    split = models.gcn_net(10, 3, conv="gcn", dropout=0.5, input_dropout=0.2)
+    assert split.nodes["drop_in"]["p"] == 0.2 and split.nodes["drop"]["p"] == 0.5
+
+
+def test_output_heads_are_averaged():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(models.gcn_net(10, 3, hidden=16, heads=4, out_heads=2, dropout=0.0))
+    assert net(torch.rand(5, 10), edge_index=EDGE_INDEX).shape == (5, 3)
+
+
+def test_fixed_teleport_appnp_is_pyg_appnp():
+    """``z_k = (1 - alpha) A_hat z_{k-1} + alpha z0``: PyG's APPNP on the encoder's prediction."""
+    from torch_geometric.nn import APPNP
+
+    torch.manual_seed(0)
+    g = models.attention_appnp(10, 3, steps=3, dropout=0.0, alpha=0.2)
+    assert g.edges["prop2", "z2"] == {"weight": pytest.approx(0.8)}
+    net = mg.ModuleGraph(g).eval()
+    x = torch.rand(5, 10)
+    z0 = net.nodes["z0"](net.nodes["act"](net.nodes["enc"](x)))
+    torch.testing.assert_close(net(x, edge_index=EDGE_INDEX), APPNP(K=3, alpha=0.2)(z0, EDGE_INDEX))
+
+
+def test_gcnii_propagation_choice():
+    assert models.attention_gcnii(10, 3, layers=2).nodes["p1"]["op"] == "attention_propagate"
+    assert models.attention_gcnii(10, 3, layers=2, propagation="gcn").nodes["p2"] == {"op": "gcn_propagate"}
