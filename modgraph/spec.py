@@ -38,7 +38,11 @@ MAX_DEPTH = 64  # a spec nests a few levels; deeper data is refused rather than 
 MAX_ITEMS = 1_000_000  # items of one value with YAML aliases expanded (an alias bomb expands to billions)
 
 
-def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None) -> int:
+LOOP_FROM_FILE = " (a YAML alias inside its own anchor, such as '&a {y: *a}')"
+
+
+def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None,
+                loop_hint: str = LOOP_FROM_FILE) -> int:
     """Spec values are plain data: scalars, lists and string-keyed dicts, without loops, at most ``MAX_DEPTH`` deep
     and ``MAX_ITEMS`` large. Returns the value's size with shared parts (YAML aliases) counted each time they
     appear; each part is visited once, so an alias bomb is refused in linear time."""
@@ -46,8 +50,7 @@ def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None
         return 1
     if isinstance(value, (list, tuple, dict)):
         if any(value is outer for outer in _path):
-            raise GraphSpecError(f"{where}: the value contains itself (a YAML alias inside its own anchor, such as "
-                                 f"'&a {{y: *a}}'); spec data cannot loop")
+            raise GraphSpecError(f"{where}: the value contains itself{loop_hint}; spec data cannot loop")
         if len(_path) >= MAX_DEPTH:
             raise GraphSpecError(f"{where}: the value is nested more than {MAX_DEPTH} levels deep")
         sizes = {} if _sizes is None else _sizes
@@ -58,10 +61,10 @@ def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None
             for k, item in value.items():
                 if not isinstance(k, str):
                     raise GraphSpecError(f"{where}: keys must be strings, got {k!r}")
-                size += _check_data(item, f"{where}.{k}", path, sizes)
+                size += _check_data(item, f"{where}.{k}", path, sizes, loop_hint)
         else:
             for i, item in enumerate(value):
-                size += _check_data(item, f"{where}[{i}]", path, sizes)
+                size += _check_data(item, f"{where}[{i}]", path, sizes, loop_hint)
         sizes[id(value)] = size
         if _sizes is None and size > MAX_ITEMS:
             raise GraphSpecError(f"{where}: the value holds {size:,} items once YAML aliases are expanded; a spec "
@@ -407,8 +410,9 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     kind = _fmt(path)
     spec = plain(spec)
-    _check_data(spec, str(path))  # names a value that is not data: json would turn the key 1 into "1", yaml a loop
-    try:  # into an anchor that no reader takes back
+    # names a value that is not data: json would write the key 1 as "1", yaml a loop as an anchor inside itself
+    _check_data(spec, str(path), loop_hint=" (a list or dict inside itself)")
+    try:
         if kind == "json":
             text = json.dumps(spec, indent=2, allow_nan=False) + "\n"
         else:

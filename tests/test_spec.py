@@ -662,7 +662,8 @@ def test_saving_refuses_a_value_that_contains_itself(tmp_path, suffix):
     # yaml.dump would write the loop as an anchor inside itself, a file no reader takes back
     loop = []
     loop.append(loop)
-    with pytest.raises(mg.GraphSpecError, match=r"nodes\.x\.extra(\[0\])*: the value contains itself"):
+    with pytest.raises(mg.GraphSpecError,
+                       match=r"nodes\.x\.extra(\[0\])*: the value contains itself \(a list or dict inside itself\)"):
         mg.save_spec({"nodes": {"x": {"op": "input", "features": 2, "extra": loop}}}, tmp_path / f"a.{suffix}")
     assert not list(tmp_path.iterdir())
 
