@@ -203,3 +203,117 @@ def test_line_numbers_count_blank_lines(tmp_path):
 
     with pytest.raises(mg.DataError, match=r"blank\.csv, line 9: level must be"):
         EdgeRecorder.load(_damage(tmp_path, "blank.csv", edit))
+
+
+def _graph_recording(threshold=0.3, edge_index=None, scores=None, epochs=2):
+    """A recorder of one graph gate ``conv`` (2 heads) over ``epochs`` epochs of two forwards each."""
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 2]]) if edge_index is None else edge_index
+    gate = mg.Gate("softmax", level="graph", name="conv")
+    rec = EdgeRecorder(threshold=threshold).attach(gates=[gate])
+    torch.manual_seed(12)
+    for _ in range(epochs):
+        for _ in range(2):
+            s = torch.randn(edge_index.shape[1], 2) if scores is None else scores
+            gate(s, index=edge_index[1], num_segments=3, edge_index=edge_index)
+        rec.epoch_end()
+    return rec
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json"])
+def test_nan_statistics_are_written_empty_and_read_back_as_nan(tmp_path, suffix):
+    # NaN scores (a diverged network) give NaN weights: the rows hold None, the JSON file stays strict JSON (no NaN
+    # token), the CSV cell is empty, and reading gives NaN back (not 0)
+    scores = torch.randn(4, 2)
+    scores[0, 0] = float("nan")  # edge 0 -> 1 is the only edge into node 1: its head-0 weight is NaN
+    rec = _graph_recording(scores=scores, epochs=1)
+    stats = rec.stats("conv")
+    assert torch.isnan(stats.mean[0, 0]) and not torch.isnan(stats.mean[1:]).any()
+    rows = rec.to_rows()
+    assert all(rows[0][k] is None for k in ("mean", "std", "min", "max"))
+    path = getattr(rec, f"to_{suffix}")(tmp_path / f"nan.{suffix}")
+    if suffix == "json":
+        def refuse(token):
+            raise AssertionError(f"non-standard JSON token {token}")
+        json.loads(path.read_text(), parse_constant=refuse)
+    back = EdgeRecorder.load(path).stats("conv")
+    for name in ("mean", "std", "min", "max"):
+        torch.testing.assert_close(getattr(back, name), getattr(stats, name), equal_nan=True, atol=1e-7, rtol=1e-6)
+
+
+def test_a_short_csv_row_names_its_line_and_field_count(tmp_path):
+    def edit(lines):
+        lines[4] = lines[4].rsplit(",", 1)[0]  # the threshold field gone
+
+    with pytest.raises(mg.DataError, match=rf"short\.csv, line 5: expected {len(COLUMNS)} fields \(as in the "
+                                           rf"header\), got {len(COLUMNS) - 1}"):
+        EdgeRecorder.load(_damage(tmp_path, "short.csv", edit))
+
+
+def test_a_negative_count_is_named(tmp_path):
+    def edit(lines):
+        _set(lines, 2, "count", "-3")
+
+    with pytest.raises(mg.DataError, match=r"neg\.csv, line 3: count must be a non-negative integer, got -3"):
+        EdgeRecorder.load(_damage(tmp_path, "neg.csv", edit))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_the_extreme_thresholds_a_recorder_takes_are_read_back(tmp_path, threshold):
+    rec = _graph_recording(threshold=threshold)
+    back = EdgeRecorder.load(rec.to_csv(tmp_path / "t.csv"))
+    assert back.threshold == threshold
+    torch.testing.assert_close(back.stats("conv", 1).under, rec.stats("conv", 1).under)
+
+
+def test_a_gate_whose_rows_disagree_on_the_level_is_named(tmp_path):
+    def edit(lines):
+        _set(lines, _rows_of(lines, "neuron")[1], "level", "graph")  # both indices present: the row itself is valid
+
+    with pytest.raises(mg.DataError, match=r"lvl\.csv, line 9: gate 'h->z' is a neuron gate \(first row\), but this "
+                                           r"row says graph"):
+        EdgeRecorder.load(_damage(tmp_path, "lvl.csv", edit))
+
+
+def test_a_branch_row_of_an_unknown_edge_in_a_later_epoch_is_named(tmp_path):
+    # epoch 1 names edge 'd' -> 'm', which the gate's first epoch does not have: refused, not put in another's place
+    def edit(lines):
+        i = [i for i in _rows_of(lines, "branch") if lines[i].startswith("1,")][0]
+        assert _field(lines[i], "source") == "a" and _field(lines[i], "head") == "0"
+        _set(lines, i, "source", "d")
+
+    with pytest.raises(mg.DataError, match=r"unk\.csv, line \d+: gate 'm', epoch 1: row .* does not fit shape "
+                                           r"\(3, 2\)"):
+        EdgeRecorder.load(_damage(tmp_path, "unk.csv", edit))
+
+
+def _field(line, column):
+    return line.split(",")[COLUMNS.index(column)]
+
+
+def test_epochs_out_of_order_in_a_file_are_read_back_in_order(tmp_path):
+    rec = _graph_recording()
+    rows = rec.to_rows()
+    later_first = [r for r in rows if r["epoch"] == 1] + [r for r in rows if r["epoch"] == 0]
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps({"format": "modgraph-record/1", "rows": later_first}))
+    back = EdgeRecorder.load(path)
+    assert back.epochs == [0, 1] == rec.epochs
+    torch.testing.assert_close(back.stats("conv", 0).mean, rec.stats("conv", 0).mean)
+
+
+def test_a_multigraph_edge_index_round_trips(tmp_path):
+    # the same edge twice (columns 1 and 3): both columns come back, each with its own statistics
+    edge_index = torch.tensor([[0, 1, 1, 1, 2], [1, 0, 2, 0, 2]])
+    rec = _graph_recording(edge_index=edge_index)
+    back = EdgeRecorder.load(rec.to_csv(tmp_path / "multi.csv"))
+    assert torch.equal(back.gates["conv"].edge_index, edge_index)
+    torch.testing.assert_close(back.stats("conv", 1).mean, rec.stats("conv", 1).mean)
+
+
+def test_a_json_row_without_a_column_is_named(tmp_path):
+    path = recorded().to_json(tmp_path / "r.json")
+    blob = json.loads(path.read_text())
+    del blob["rows"][3]["count"]
+    path.write_text(json.dumps(blob))
+    with pytest.raises(mg.DataError, match=r"r\.json, row 3: expected the columns epoch, level"):
+        EdgeRecorder.load(path)

@@ -137,3 +137,80 @@ def test_a_weight_equal_to_the_threshold_is_not_under_it(held):
         assert not rs._held
         expected = [0.0, 0.5, 0.5, 0.5]  # by hand: how many of the two samples are strictly below 0.25, over 2
     assert rs.summary().under.tolist() == expected
+
+
+def test_a_second_long_epoch_does_not_carry_the_first_ones_totals():
+    # both epochs flush into the float64 totals: the second must start them from zero
+    torch.manual_seed(7)
+    first = [torch.rand(n, 3) for n in (4, 4, 4, 4)]
+    second = [0.5 + torch.rand(n, 3) for n in (4, 2, 4, 4, 3)]
+    rs = RunningStats((3,), 0.7)
+    rs.FLUSH = 2
+    check(feed(rs, first), torch.cat(first), 0.7)
+    rs.reset()
+    stats = feed(rs, second)
+    assert rs.flushed
+    check(stats, torch.cat(second), 0.7)
+
+
+def test_batches_smaller_than_the_accumulators_count_towards_the_flush():
+    # after a batch of 4 (4 accumulator rows), every single sample is one more addition into row 0: with FLUSH = 3
+    # the float32 sums must have moved into the float64 totals before row 0 holds a 4th addition
+    torch.manual_seed(8)
+    batches = [torch.rand(4, 2)] + [torch.rand(1, 2) for _ in range(5)]
+    rs = RunningStats((2,), 0.5)
+    rs.FLUSH = 3
+    for b in batches:
+        rs.update(b)
+        assert rs.pending <= rs.FLUSH
+    assert rs.flushed
+    check(rs.summary(), torch.cat(batches), 0.5)
+
+
+def test_the_shift_is_the_epochs_own_after_a_reset():
+    # an epoch around 0.1 then one with a tiny spread around 0.9: a shift left over from the first epoch would lose
+    # the second one's spread to cancellation, as the unshifted E[w^2] - E[w]^2 does
+    torch.manual_seed(9)
+    rs = RunningStats((2, 2), 0.5)
+    feed(rs, [0.1 * torch.rand(50, 2, 2) for _ in range(3)])
+    rs.reset()
+    batches = [0.9 + 1e-4 * torch.randn(50, 2, 2) for _ in range(40)]
+    stats = feed(rs, batches)
+    ref = torch.cat(batches).double().std(0, correction=0)
+    torch.testing.assert_close(stats.std.double(), ref, rtol=1e-3, atol=0.0)
+
+
+def test_constant_weights_have_zero_spread_not_nan():
+    # seven equal samples: their float32 mean (the shift) may differ from them by an ulp, and the shifted sums then
+    # round to a tiny negative variance; the std must still be exactly 0 (torch's, of constant samples)
+    torch.manual_seed(10)
+    x = torch.rand(500)
+    w = x[None].expand(7, -1).contiguous()
+    stats = feed(RunningStats((500,), 0.5), [w])
+    assert torch.equal(stats.std, w.std(0, correction=0))  # all zeros
+    torch.testing.assert_close(stats.mean, x, rtol=1e-6, atol=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_weights_are_summarised_in_float32(dtype):
+    # bfloat16 / float16 weights are exact in float32: the shift and the differences w - c are taken there, not in
+    # the weights' own precision (where w - c would round)
+    torch.manual_seed(11)
+    batches = [torch.rand(n, 3, 4).to(dtype) for n in (5, 3, 6)]
+    check(feed(RunningStats((3, 4), 0.4), batches), torch.cat(batches), 0.4)
+
+
+def test_an_unsupported_accumulator_dtype_is_named():
+    with pytest.raises(ValueError, match=r"dtype must be torch.float32 or torch.float64, got torch.float16"):
+        RunningStats((2,), 0.1, dtype=torch.float16)
+
+
+def test_a_gate_wider_than_the_row_budget_still_gets_one_accumulator_row(monkeypatch):
+    # ROW_BUDGET numbers per accumulator: a gate of more entries than that still gets one row (as several chunks)
+    monkeypatch.setattr(RunningStats, "ROW_BUDGET", 8)
+    torch.manual_seed(13)
+    batches = [torch.rand(n, 3, 4) for n in (3, 2)]
+    rs = RunningStats((3, 4), 0.5)
+    stats = feed(rs, batches)
+    assert rs.rows == 1
+    check(stats, torch.cat(batches), 0.5)

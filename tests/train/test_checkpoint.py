@@ -183,3 +183,43 @@ def test_resumed_ensemble_keeps_its_stopped_members_stopped(tmp_path, schedule):
         again = trainer2.run()
         assert again.history == whole.history and again.best_step == whole.best_step, f"resumed at step {step}"
         assert all(torch.equal(a, b) for a, b in zip(ens.state_dict().values(), ens2.state_dict().values()))
+
+
+def _small_trainer():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph())
+    return Trainer(net, lambda n: n(torch.zeros(1, 5)).sum(), lambda n: 0.0, steps=1)
+
+
+def test_the_global_generators_and_the_extra_data_are_restored(tmp_path):
+    # what the remaining steps draw from Python's, NumPy's and torch's generators after a resume is what they drew
+    # after the save
+    import random
+
+    import numpy as np
+
+    trainer = _small_trainer()
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    path = save_checkpoint(tmp_path / "c.pt", trainer, extra={"finished": [1, 2], "name": "u"})
+    after_save = (random.random(), np.random.rand(3).tolist(), torch.rand(3))
+    random.seed(10), np.random.seed(20), torch.manual_seed(30)  # anything else in between
+    extra = load_checkpoint(path, trainer)
+    after_load = (random.random(), np.random.rand(3).tolist(), torch.rand(3))
+    assert after_load[:2] == after_save[:2] and torch.equal(after_load[2], after_save[2])
+    assert extra == {"finished": [1, 2], "name": "u"}
+
+
+def test_a_file_that_is_not_a_checkpoint_or_lost_weights_is_named(tmp_path):
+    trainer = _small_trainer()
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)  # a readable torch file, but no training checkpoint
+    with pytest.raises(mg.CheckpointError, match=r"other\.pt: not a modgraph training checkpoint"):
+        load_checkpoint(other, trainer)
+    path = save_checkpoint(tmp_path / "c.pt", trainer)
+    blob = torch.load(path, weights_only=True)
+    lost = sorted(blob["trainer"]["net"])[0]
+    del blob["trainer"]["net"][lost]  # same spec, one weight gone
+    torch.save(blob, path)
+    with pytest.raises(mg.CheckpointError, match=rf"c\.pt: the weights come from another architecture: missing "
+                                                 rf"{lost}"):
+        load_checkpoint(path, trainer)

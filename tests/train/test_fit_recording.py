@@ -88,3 +88,13 @@ def test_errors():
     fit(net, loss_fn, evaluate, steps=2, recorder=used)
     with pytest.raises(ValueError, match=r"already holds epochs up to 2; .* give it a fresh EdgeRecorder"):
         fit(net, loss_fn, evaluate, steps=2, recorder=used)
+
+
+def test_a_step_that_recorded_nothing_closes_no_epoch():
+    # a recorder taking one forward in two, one recorder epoch per step: steps 1 and 3 record (the first forward and
+    # every second after it), steps 2 and 4 record nothing and close no (empty) epoch
+    net, loss_fn, evaluate = setup()
+    rec = EdgeRecorder(every=2)
+    fit(net, loss_fn, evaluate, steps=4, eval_every=1, recorder=rec, record_every=1)
+    assert rec.epochs == [1, 3]
+    assert [rec.stats("h->y", e).count for e in rec.epochs] == [TRAIN, TRAIN]

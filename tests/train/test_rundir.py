@@ -47,6 +47,9 @@ def test_damaged_files_are_named(tmp_path):
     path.write_text(json.dumps({"key": "other", "result": 1}))
     with pytest.raises(mg.CheckpointError, match=r"u\.json: not the result of unit 'u'"):
         store.done("u")
+    path.write_text(json.dumps({"key": "u"}))  # no result
+    with pytest.raises(mg.CheckpointError, match=r"u\.json: not the result of unit 'u'"):
+        store.done("u")
     (tmp_path / "run.json").write_text("{")
     with pytest.raises(mg.CheckpointError, match=r"run\.json: not a readable run description"):
         RunDir(tmp_path, {"a": 1}, resume=True)
@@ -115,3 +118,82 @@ def test_temporaries_of_a_killed_write_are_removed_when_the_run_restarts(tmp_pat
     RunDir(tmp_path, {"a": 1}, resume=True)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
     assert store.done("u") == 1
+
+
+def test_a_configuration_is_compared_as_it_reads_back_from_json(tmp_path):
+    # a tuple in the flags is saved as a list: resuming with the same tuple is the same configuration
+    RunDir(tmp_path, {"--layers": (8, 4), "--lr": 0.1})
+    again = RunDir(tmp_path, {"--layers": (8, 4), "--lr": 0.1}, resume=True)
+    assert again.config == {"--layers": [8, 4], "--lr": 0.1}
+    assert RunDir(None, {"a": (1,)}).config == {"a": [1]}
+
+
+def test_a_setting_dropped_since_the_run_started_is_named(tmp_path):
+    RunDir(tmp_path, {"--epochs": 50, "--old": 1})
+    with pytest.raises(mg.CheckpointError, match=r"another configuration: --old is 1 there, '<absent>' here"):
+        RunDir(tmp_path, {"--epochs": 50}, resume=True)
+
+
+def test_finishing_a_unit_drops_its_progress_checkpoint(tmp_path):
+    store = RunDir(tmp_path, {"a": 1})
+    progress = store.progress_path("cora/u")
+    progress.parent.mkdir()
+    progress.write_bytes(b"checkpoint")
+    other = store.progress_path("v")
+    other.write_bytes(b"checkpoint")
+    store.finish("cora/u", {"x": 1})
+    assert not progress.exists() and other.exists()  # only the finished unit's
+
+
+@pytest.mark.parametrize("result", [0, 0.0, [], {}, "", False])
+def test_a_falsy_result_counts_as_finished(tmp_path, result):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return result
+
+    RunDir(tmp_path, {"a": 1}).unit("u", compute)
+    again = RunDir(tmp_path, {"a": 1}, resume=True).unit("u", compute)
+    assert calls == [1] and again == result
+
+
+def test_empty_units_and_progress_folders_without_run_json_start_a_run(tmp_path):
+    (tmp_path / "units").mkdir()
+    (tmp_path / "progress").mkdir()
+    RunDir(tmp_path, {"a": 1})  # nothing in them to check against the flags
+    assert json.loads((tmp_path / "run.json").read_text())["config"] == {"a": 1}
+
+
+def test_only_temporaries_named_like_an_atomic_write_are_removed(tmp_path):
+    RunDir(tmp_path, {"a": 1})
+    (tmp_path / "units").mkdir()
+    stale = tmp_path / "units" / ".u.json.a1B2c3D4.tmp"  # mkstemp's 8 random characters
+    kept = [tmp_path / "units" / ".u.json.old.tmp", tmp_path / ".notes.draft_version_2.tmp"]
+    for path in (stale, *kept):
+        path.write_text("x")
+    RunDir(tmp_path, {"a": 1}, resume=True)
+    assert not stale.exists() and all(p.exists() for p in kept)
+
+
+def test_the_unit_checkpointer_resumes_a_unit_in_progress(tmp_path):
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+
+    def make():
+        torch.manual_seed(0)
+        net = mg.ModuleGraph(mlp_graph())
+        return net, Trainer(net, lambda n: torch.nn.functional.cross_entropy(n(x), y),
+                            lambda n: -float(torch.nn.functional.cross_entropy(n(x), y)), steps=6)
+
+    net, trainer = make()
+    whole = trainer.run()
+    store = RunDir(tmp_path, {"a": 1})
+    _, first = make()
+    save = store.checkpointer(first, "cora/u", every=3)
+    first.run(lambda t: t.step <= 3 and save(t))  # killed after the save at step 3
+    assert store.progress_path("cora/u").exists()
+    net2, second = make()
+    callback = RunDir(tmp_path, {"a": 1}, resume=True).checkpointer(second, "cora/u", every=3)
+    assert second.step == 3
+    assert second.run(callback).history == whole.history
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
