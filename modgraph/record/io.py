@@ -229,6 +229,9 @@ def recorder_from_rows(rows: list[dict], source: str = "rows", where: list[str] 
                     raise DataError(f"{source}, {at}: {context}: {entry(flat)} again (first at {seen[flat]}); a "
                                     "duplicated row")
                 seen[flat] = at
+                if r["count"] != er[0][0]["count"]:  # one count per gate and epoch: every entry saw every sample
+                    raise DataError(f"{source}, {at}: {context}: count {r['count']} for {entry(flat)}, but "
+                                    f"{er[0][0]['count']} at {er[0][1]}; a gate's rows of one epoch share one count")
                 for k in STAT_FIELDS[1:]:
                     values[k][flat] = r[k]
             if len(seen) < size:  # every position seen is a distinct one in [0, size): some are missing

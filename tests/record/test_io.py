@@ -317,3 +317,13 @@ def test_a_json_row_without_a_column_is_named(tmp_path):
     path.write_text(json.dumps(blob))
     with pytest.raises(mg.DataError, match=r"r\.json, row 3: expected the columns epoch, level"):
         EdgeRecorder.load(path)
+
+
+def test_rows_of_one_gate_and_epoch_that_disagree_on_the_count_are_named(tmp_path):
+    # every entry of a gate saw every sample of the epoch: a hand-edited count was taken from the first row silently
+    def edit(lines):
+        _set(lines, _rows_of(lines, "neuron")[1], "count", "999")
+
+    with pytest.raises(mg.DataError, match=r"cnt\.csv, line 9: .*count 999 for .*, but \d+ at line \d+; a gate's rows "
+                                           r"of one epoch share one count"):
+        EdgeRecorder.load(_damage(tmp_path, "cnt.csv", edit))
