@@ -67,16 +67,17 @@ class ScriptParser(argparse.ArgumentParser):
         parsed = super().parse_args(args, namespace)
         for action in self._actions:
             value = getattr(parsed, action.dest, None)
-            if value is None or not action.option_strings:
+            if value is None:
                 continue
-            flag = action.option_strings[-1]
+            flag = action.option_strings[-1] if action.option_strings else action.dest  # a positional: its name
             check = getattr(action, "check", None)
             if check is None and action.type is float:
                 check = number()
-            if check is not None:
-                check(flag, value)
-            if getattr(action, "output", None) is not None:
-                check_output(flag, value, action.output)
+            for item in value if isinstance(value, list) else [value]:  # nargs / append: each value on its own
+                if check is not None:
+                    check(flag, item)
+                if getattr(action, "output", None) is not None:
+                    check_output(flag, item, action.output)
         return parsed
 
 

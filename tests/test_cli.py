@@ -30,8 +30,10 @@ def test_draw_writes_a_png(tmp_path, capsys):
 
     path = mg.ModuleGraph(mlp_graph()).save_spec(tmp_path / "arch.yaml")
     out = tmp_path / "arch.png"
+    capsys.readouterr()
     assert main(["draw", str(path), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out == f"wrote {out}\n"
 
 
 def test_help_has_examples_and_flag_errors_are_one_line(capsys):
@@ -67,3 +69,27 @@ def test_draw_to_an_unknown_format_says_which_are_known(tmp_path, capsys):
     assert f"{tmp_path / 'arch.xyz'}: cannot draw to a '.xyz' file; supported: " in err and "png" in err
     assert main(["draw", str(path), "-o", str(tmp_path / "arch.svg")]) == 0
     assert (tmp_path / "arch.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_no_command_is_one_line_with_exit_code_2(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "required: command" in err
+
+
+def test_a_spec_that_cannot_be_read_is_one_line_with_exit_code_2(monkeypatch, capsys):
+    """An OSError that is not a ModgraphError (permissions, say) still ends in the documented one line and code 2."""
+    import errno
+
+    import modgraph as mg
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(mg.ModuleGraph, "from_file", staticmethod(denied))
+    for command in ("check", "summary"):
+        assert main([command, "locked.yaml"]) == 2
+        assert capsys.readouterr().err == f"modgraph {command}: error: locked.yaml: Permission denied\n"

@@ -478,6 +478,56 @@ def test_the_summary_shows_every_edge_weight_and_gate_setting():
     assert "Scorer(kind=dot, heads=1" in repr(net)
 
 
+def _columns(table: str) -> list[list[str]]:
+    """The cells of a summary table, cut at the columns its dashed line marks (a cell out of its column shows)."""
+    header, dashes, *rows = table.splitlines()
+    spans, start = [], 0
+    for dash in dashes.split("  "):
+        spans.append((start, start + len(dash)))
+        start += len(dash) + 2
+    for line in (header, *rows):
+        assert len(line) <= start - 2
+        assert all(line[b:b + 2].strip() == "" for _, b in spans[:-1]), f"a cell overflows its column: {line!r}"
+    return [[line[a:b].strip() for a, b in spans] for line in (header, *rows)]
+
+
+def test_the_summary_counts_every_node_and_edge_by_hand():
+    """Widths (a merge's in-widths joined by '+'), parameters per node (a linear layer: in*out + out), per gate (a
+    branch gate is the merge's, shown on each of its edges), unset weights as 1, a zero threshold shown, and the
+    total split into main and attention parameters; every cell in its column."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("a", op="linear", out_features=6)
+    g.add_node("b", op="tanh")
+    g.add_node("m", op="linear", out_features=3, merge="concat")
+    g.add_edge("x", "a", attention="sigmoid", threshold=0.0)
+    g.add_edge("x", "b", weight=0.5, learnable=True)
+    g.add_edge("a", "m", attention="softmax", heads=2, hidden=8)
+    g.add_edge("b", "m", attention="softmax", heads=2, hidden=8)
+    net = mg.ModuleGraph(g)
+    nodes_text, edges_text, total_line = net.summary().split("\n\n")
+    nodes = _columns(nodes_text)
+    assert nodes == [["node", "op", "in", "out", "params"],
+                     ["x", "input", "-", "4", "0"],
+                     ["a", "linear", "4", "6", str(4 * 6 + 6)],
+                     ["b", "tanh", "4", "4", "0"],
+                     ["m", "linear", "6+4", "3", str((6 + 4) * 3 + 3)]]
+    neuron = sum(p.numel() for p in net.neuron_attention["x->a"].parameters())
+    branch = sum(p.numel() for p in net.branch_attention["m"].parameters())
+    assert neuron > 0 and branch > 0
+    edges = {row[0]: row[1:] for row in _columns(edges_text)[1:]}
+    assert edges == {
+        "x -> a": ["neuron", "sigmoid", "threshold 0", "1", f"{neuron:,}"],
+        "x -> b": ["-", "-", "-", "0.5 (learnable, from 0.5)", "0"],
+        "a -> m": ["branch", "softmax", "heads 2, hidden 8", "1", f"{branch:,} (shared by the merge)"],
+        "b -> m": ["branch", "softmax", "heads 2, hidden 8", "1", f"{branch:,} (shared by the merge)"],
+    }
+    main = (4 * 6 + 6) + ((6 + 4) * 3 + 3)
+    attention = neuron + branch + 1  # the gates and the learnable edge weight
+    assert sum(p.numel() for p in net.parameters()) == main + attention
+    assert total_line == f"parameters: {main + attention:,} ({main:,} main, {attention:,} attention)"
+
+
 def test_a_fixed_edge_weight_of_zero_silences_the_edge():
     """weight 0 is a weight like any other: 0 * branch, not the unscaled branch."""
     g = nx.DiGraph()
