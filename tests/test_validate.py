@@ -135,14 +135,8 @@ def test_neuron_level_needs_a_linear_target():
 
 
 def test_attended_in_edges_must_agree():
-    g = nx.DiGraph()
-    g.add_node("x", op="input", features=4)
-    g.add_node("a", op="relu")
-    g.add_node("b", op="tanh")
-    g.add_node("m", op="identity")
-    g.add_edges_from([("x", "a"), ("x", "b")])
-    g.add_edge("a", "m", attention="softmax")
-    g.add_edge("b", "m", attention="sparsemax")
+    g = _branch_graph()
+    g.edges["b", "m"]["attention"] = "sparsemax"
     with pytest.raises(mg.GraphSpecError, match=r"must agree on 'attention': 'a' -> 'm' has 'softmax', "
                                                 r"'b' -> 'm' has 'sparsemax'"):
         build(g)

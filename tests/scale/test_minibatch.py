@@ -61,19 +61,29 @@ def test_all_neighbours_give_the_full_batch_output_on_the_seeds():
         torch.testing.assert_close(net(batch.x, edge_index=batch.edge_index)[:n], full[batch.n_id[:n]])
 
 
+class EpochSampler:
+    """Records ``set_epoch`` calls, as a ``DistributedSampler`` receives them."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def set_epoch(self, epoch):
+        self.epochs.append(epoch)
+
+
+class EpochLoader(list):
+    """A list of batches with a sampler, as a loader over a ``DistributedSampler``."""
+
+    def __init__(self, batches):
+        super().__init__(batches)
+        self.sampler = EpochSampler()
+
+
 def test_batch_stream_runs_epoch_after_epoch_and_sets_the_epoch():
-    class Sampler:
-        epochs = []
-
-        def set_epoch(self, epoch):
-            self.epochs.append(epoch)
-
-    class Loader(list):
-        sampler = Sampler()
-
-    stream = BatchStream(Loader(["a", "b"]))
+    loader = EpochLoader(["a", "b"])
+    stream = BatchStream(loader)
     assert [next(stream) for _ in range(5)] == ["a", "b", "a", "b", "a"]
-    assert stream.epoch == 2 and Loader.sampler.epochs == [0, 1, 2] and stream.steps_per_epoch == 2
+    assert stream.epoch == 2 and loader.sampler.epochs == [0, 1, 2] and stream.steps_per_epoch == 2
 
 
 def test_fit_trains_on_sampled_batches():
@@ -175,23 +185,14 @@ def test_the_task_trains_through_forward_with_its_loss_and_evaluates_the_network
     inside); the loss given is the one used; the first training epoch is epoch 0 (set_epoch(0))."""
     batches = [hand_batch(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0]), 2)]
 
-    class Sampler:
-        epochs = []
-
-        def set_epoch(self, epoch):
-            self.epochs.append(epoch)
-
-    class Loader(list):
-        sampler = Sampler()
-
-    net, calls = Logits(), []
+    net, calls, loader = Logits(), [], EpochLoader(batches)
 
     def forward(x, edge_index):
         calls.append(x.size(0))
         return net(x, edge_index=edge_index)
 
-    task = MiniBatchTask(Loader(batches), batches, forward=forward, loss=lambda out, y: (out[:, 0] * 10).sum())
-    assert task.loss(net).item() == pytest.approx(10.0) and calls == [2] and Loader.sampler.epochs == [0]
+    task = MiniBatchTask(loader, batches, forward=forward, loss=lambda out, y: (out[:, 0] * 10).sum())
+    assert task.loss(net).item() == pytest.approx(10.0) and calls == [2] and loader.sampler.epochs == [0]
     assert task.evaluate(net) == 0.0 and calls == [2]  # both predictions wrong; forward not called again
 
 
