@@ -170,10 +170,9 @@ class RunDir:
 
     def unit(self, key: str, compute: Callable[[], object]):
         """Unit ``key``'s saved result, or ``compute()`` saved; either way as it reads back from JSON."""
-        saved = self.done(key)
-        if saved is not None:
+        if self.path is not None and self.unit_path(key).exists():  # (a saved None is a result too)
             log.info("unit %s: finished earlier, skipped", key)
-            return saved
+            return self.done(key)
         return self.finish(key, compute())
 
     def checkpointer(self, trainer, key: str, every: int) -> Checkpointer | None:

@@ -145,7 +145,7 @@ def test_finishing_a_unit_drops_its_progress_checkpoint(tmp_path):
     assert not progress.exists() and other.exists()  # only the finished unit's
 
 
-@pytest.mark.parametrize("result", [0, 0.0, [], {}, "", False])
+@pytest.mark.parametrize("result", [0, 0.0, [], {}, "", False, None])  # None: a result, not "unfinished"
 def test_a_falsy_result_counts_as_finished(tmp_path, result):
     calls = []
 
