@@ -109,3 +109,36 @@ def test_outer_neuron_score_is_cheaper_and_runs():
     torch.testing.assert_close(outer.edge_weights()[("h", "y")], a)
     expected = (h[:, :, None] * a * y_lin.weight.T).sum(1) + y_lin.bias
     torch.testing.assert_close(out, expected)
+
+
+def test_multi_head_branch_weights_by_hand():
+    """With H heads, head h scores chunk h of each branch's key (features [h*D, (h+1)*D)) with its own query and
+    vector; the softmax runs over the branches, per sample and head."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(merge_graph(attention="softmax", heads=2, hidden=8))
+    att = net.branch_attention["m"]
+    assert att.query.shape == (2, 4) and att.scorer.v.shape == (2, 4)
+    x = torch.randn(5, 6)
+    net(x)
+    w = net.edge_weights()
+    scores = []
+    for lin, (u, _) in zip(att.keys, att.gate.edges):
+        key = lin(net.nodes[u](x))  # (B, 8)
+        scores.append(torch.stack([HAND_SCORES["additive"](key[:, 4 * h:4 * h + 4], att.query[h], att.scorer.v[h])
+                                   for h in range(2)], 1))  # (B, H)
+    expected = torch.softmax(torch.stack(scores, 1), dim=1)  # (B, K, H)
+    torch.testing.assert_close(torch.stack([w[e] for e in att.gate.edges], 1), expected)
+    assert not torch.allclose(expected[..., 0], expected[..., 1])  # the heads differ, so a swap would show
+
+
+def test_branch_attention_on_a_batch_of_sets_equals_each_set_alone():
+    """Inputs ``[B, N, d]``: every leading index is an independent sample, weights ``[B, N]`` per edge."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(merge_graph(attention="softmax"))
+    x = torch.randn(2, 3, 6)
+    out = net(x)
+    w = net.edge_weights()
+    assert out.shape == (2, 3, 8) and w[("a", "m")].shape == (2, 3)
+    for i in range(2):
+        torch.testing.assert_close(out[i], net(x[i]))
+        torch.testing.assert_close(w[("a", "m")][i], net.edge_weights()[("a", "m")])

@@ -117,7 +117,8 @@ def test_learnable_adjacency_is_a_registered_parameter_and_scales_the_sum():
     torch.testing.assert_close(net.adjacency_weights["p->m"].grad, x.sum())
     adj = net.adjacency()
     assert adj.edges["p", "m"]["weight"] == 0.5 and adj.edges["p", "m"]["learnable"]
-    assert adj.edges["q", "m"]["weight"] == 2.0
+    assert adj.edges["q", "m"]["weight"] == 2.0 and not adj.edges["q", "m"]["learnable"]  # fixed, not learnable
+    assert adj.edges["x", "p"]["weight"] == 1.0 and not adj.edges["x", "p"]["learnable"]  # unset: 1, unscaled
     names, matrix = net.adjacency_matrix()
     assert matrix[names.index("q"), names.index("m")] == 2.0 and matrix[names.index("m"), names.index("q")] == 0
 
@@ -261,6 +262,8 @@ def test_input_errors_name_the_input():
         net(torch.randn(3, 4))
     with pytest.raises(ValueError, match=r"inputs must be exactly 'x'; missing \['x'\], unexpected \['z'\]"):
         net({"z": torch.randn(3, 5)})
+    with pytest.raises(ValueError, match=r"inputs must be exactly 'x'; missing \[\], unexpected \['z'\]"):
+        net({"x": torch.randn(3, 5), "z": torch.randn(3, 5)})  # an extra input is refused, not ignored
 
 
 @pytest.mark.parametrize("run", ["forward", "interpret"])
@@ -581,3 +584,107 @@ def test_a_branch_gate_weighs_the_attended_in_edge_not_the_first_one():
         w = net.edge_weights()[("q", "m")]
         assert set(net.edge_weights()) == {("q", "m")} and w.shape == (5,)
         torch.testing.assert_close(out, torch.tanh(x) + w[:, None] * torch.relu(x))
+
+
+def _branch_merge_net():
+    """m = p + q (identity), both in-edges weighted by a softmax branch gate; h -> y neuron-level next to it."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="tanh")
+    g.add_node("q", op="relu")
+    g.add_node("m", op="identity")
+    g.add_node("y", op="linear", out_features=3)
+    g.add_edges_from([("x", "p"), ("x", "q")])
+    g.add_edge("p", "m", attention="softmax")
+    g.add_edge("q", "m", attention="softmax")
+    g.add_edge("m", "y", attention="sigmoid")
+    return mg.ModuleGraph(g)
+
+
+def test_attention_off_unscales_branch_merges_too():
+    """Switched off, a branch gate reports nothing and its merge is the plain sum p + q (not the weighted one)."""
+    torch.manual_seed(0)
+    net = _branch_merge_net()
+    x = torch.randn(5, 4)
+    unscaled = torch.tanh(x) + torch.relu(x)
+    y_lin = net.nodes["y"]
+    expected = unscaled @ y_lin.weight.T + y_lin.bias
+    for run in ("forward", "interpret"):
+        with net.attention_off():
+            torch.testing.assert_close(getattr(net, run)(x), expected)
+            assert net.edge_weights() == {}
+        net.set_attention(False)
+        assert not any(g.enabled for g in net.gates())
+        torch.testing.assert_close(getattr(net, run)(x), expected)
+        assert net.edge_weights() == {}
+        net.set_attention(True)
+        assert all(g.enabled for g in net.gates())
+        getattr(net, run)(x)
+        assert set(net.edge_weights()) == {("p", "m"), ("q", "m"), ("m", "y")}
+
+
+def test_attention_off_restores_each_gates_own_state():
+    """A gate that was off before the block stays off after it; the others come back on."""
+    net = _branch_merge_net()
+    branch, = (g for g in net.gates() if g.level == "branch")
+    branch.enabled = False
+    with net.attention_off():
+        assert not any(g.enabled for g in net.gates())
+    assert {g.level: g.enabled for g in net.gates()} == {"branch": False, "neuron": True}
+
+
+def test_a_branch_gate_scores_the_attended_in_edge_by_hand():
+    """m = p + w * q: w is the sigmoid of the additive score of q's own key (not of the plain in-edge p)."""
+    torch.manual_seed(0)
+    g = nx.DiGraph()
+    g.add_node("x", op="input", features=4)
+    g.add_node("p", op="tanh")
+    g.add_node("q", op="relu")
+    g.add_node("m", op="identity")
+    g.add_edges_from([("x", "p"), ("x", "q"), ("p", "m")])
+    g.add_edge("q", "m", attention="sigmoid")
+    net = mg.ModuleGraph(g)
+    att = net.branch_attention["m"]
+    assert len(att.keys) == 1
+    x = torch.randn(5, 4)
+    key = torch.relu(x) @ att.keys[0].weight.T + att.keys[0].bias  # (B, hidden): q's key, hidden = heads * dim
+    w = torch.sigmoid((torch.tanh(key + att.query[0]) * att.scorer.v[0]).sum(-1))  # (B,)
+    for run in (net, net.interpret):
+        out = run(x)
+        torch.testing.assert_close(net.edge_weights()[("q", "m")], w)
+        assert not net.edge_weights()[("q", "m")].requires_grad  # stored detached: no graph kept alive
+        torch.testing.assert_close(out, torch.tanh(x) + w[:, None] * torch.relu(x))
+
+
+def test_the_interpreter_keeps_the_output_order_and_the_concat_order():
+    """Outputs in the order of the graph's ``outputs`` attribute; a concat in the order of the node's in-edges."""
+    g = nx.DiGraph()
+    g.add_node("a", op="input", features=3)
+    g.add_node("b", op="input", features=4)
+    g.add_node("c", op="concat")
+    g.add_node("y1", op="linear", out_features=2)
+    g.add_node("y2", op="relu")
+    g.add_edges_from([("a", "c"), ("b", "c"), ("c", "y1"), ("b", "y2")])
+    g.graph["outputs"] = ["y2", "c", "y1"]
+    net = mg.ModuleGraph(g)
+    a, b = torch.randn(5, 3), torch.randn(5, 4)
+    lin = net.nodes["y1"]
+    for run in (net, net.interpret):
+        out = run({"a": a, "b": b})
+        assert list(out) == ["y2", "c", "y1"]
+        torch.testing.assert_close(out["c"], torch.cat([a, b], 1))
+        torch.testing.assert_close(out["y1"], torch.cat([a, b], 1) @ lin.weight.T + lin.bias)
+        torch.testing.assert_close(out["y2"], F.relu(b))
+
+
+def test_declared_out_features_of_a_module_behind_a_concat_is_checked():
+    """The dry run of a concat node's module gets the summed in-width, so a wrong declaration is caught there too."""
+    g = nx.DiGraph()
+    g.add_node("a", op="input", features=3)
+    g.add_node("b", op="input", features=4)
+    g.add_node("m", module=torch.nn.Linear(7, 6), out_features=5, merge="concat")
+    g.add_edges_from([("a", "m"), ("b", "m")])
+    with pytest.raises(mg.GraphSpecError, match=r"node 'm': declared out_features=5, but its module maps 7 input "
+                                                r"features to 6"):
+        mg.ModuleGraph(g)
+

@@ -248,3 +248,101 @@ def test_second_derivatives_are_refused():
     (gx,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         gx.sum().backward()
+
+
+def test_forced_choices_nest_and_none_restores_the_default():
+    """Leaving a block restores the choice of the block around it; ``None`` inside a forced block is the default
+    again, so a preference applies there."""
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid"))
+    h = torch.zeros(2, 18)
+
+    def applies():
+        return fused_neuron_applies(net.neuron_attention["h->y"], net.nodes["y"], h, h)
+
+    with fused_neuron_attention(True):
+        with fused_neuron_attention(False):
+            assert not applies()
+        assert applies()  # the outer forced choice is back
+    with fused_neuron_attention(False):
+        with fused_neuron_attention(True):
+            assert applies()
+        with prefer_fused_neuron_attention():
+            assert not applies()  # still forced off after the inner block
+        with fused_neuron_attention(None):
+            assert not applies()
+            with prefer_fused_neuron_attention():
+                assert applies()  # the default again: the preference applies
+    assert not applies()
+
+
+def test_module_hooks_are_honoured_when_the_kernel_is_forced():
+    """A hook on the allocator that changes its scores: the forced kernel steps aside and the hook takes effect."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid"))
+    x = torch.randn(4, 5)
+    h = net.nodes["h"](x)
+    y_lin = net.nodes["y"]
+    alloc = net.neuron_attention["h->y"].allocator
+    handle = alloc.register_forward_hook(lambda m, args, out: torch.zeros_like(out))  # every weight sigmoid(0) = 1/2
+    with fused_neuron_attention(True):
+        assert not fused_neuron_applies(net.neuron_attention["h->y"], y_lin, h, h)
+        out = net(x)
+    torch.testing.assert_close(out, 0.5 * (h @ y_lin.weight.T) + y_lin.bias)
+    torch.testing.assert_close(net.edge_weights()[("h", "y")], torch.full((4, 18, 3), 0.5))
+    handle.remove()
+    # a forward pre-hook that halves h for the allocator (not for the layer): weights sigmoid(A h/2 + c)
+    handle = net.neuron_attention["h->y"].register_forward_pre_hook(lambda m, args: (args[0] / 2,))
+    with fused_neuron_attention(True):
+        assert not fused_neuron_applies(net.neuron_attention["h->y"], y_lin, h, h)
+        out = net(x)
+    a = torch.sigmoid((h / 2 @ alloc.weight.T + alloc.bias).reshape(4, 18, 3))
+    torch.testing.assert_close(out, (h[:, :, None] * a * y_lin.weight.T).sum(1) + y_lin.bias)
+    handle.remove()
+    with fused_neuron_attention(True):
+        assert fused_neuron_applies(net.neuron_attention["h->y"], y_lin, h, h)
+
+
+def test_the_kernel_reports_like_the_modules():
+    """Hooks get the same weights and the same context (``index`` None for a dense gate) on both paths."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid"))
+    seen = []
+    net.neuron_attention["h->y"].gate.register_weight_hook(lambda g, w, ctx: seen.append((w.detach(), ctx)))
+    x = torch.randn(4, 5)
+    for fused in (True, False):
+        with fused_neuron_attention(fused):
+            net(x)
+    (w1, ctx1), (w2, ctx2) = seen
+    torch.testing.assert_close(w1, w2)
+    assert ctx1 == ctx2 == {"index": None}
+
+
+@pytest.mark.parametrize("hooked", ["attention", "allocator", "gate", "layer"])
+def test_a_hook_on_any_module_of_the_connection_runs_under_the_forced_kernel(hooked):
+    """The kernel would skip the module's call, so a hook on any of the four modules keeps the modules as written."""
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid"))
+    att = net.neuron_attention["h->y"]
+    module = {"attention": att, "allocator": att.allocator, "gate": att.gate, "layer": net.nodes["y"]}[hooked]
+    calls = []
+    module.register_forward_hook(lambda *a: calls.append(hooked))
+    with fused_neuron_attention(True):
+        net(torch.randn(3, 5))
+    assert calls == [hooked]
+
+
+@pytest.mark.parametrize("edge", [{"temperature": 0.5}, {"temperature": 2.0}, {"threshold": 0.6}])
+def test_a_forced_kernel_keeps_the_gates_temperature_and_threshold(edge):
+    """Under a forced kernel a gate with a temperature (sharper or softer) or a threshold still gives
+    y_bo = sum_i h_bi a_bio W_oi + b_o with a = sigmoid(S / T), zeroed below the threshold."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(attention="sigmoid", **edge))
+    x = torch.randn(6, 5)
+    h = net.nodes["h"](x)
+    y_lin, alloc = net.nodes["y"], net.neuron_attention["h->y"].allocator
+    a = torch.sigmoid((h @ alloc.weight.T + alloc.bias).reshape(6, 18, 3) / edge.get("temperature", 1.0))
+    a = torch.where(a < edge.get("threshold", 0.0), 0.0, a)
+    with fused_neuron_attention(True):
+        assert not fused_neuron_applies(net.neuron_attention["h->y"], y_lin, h, h)
+        out = net(x)
+    torch.testing.assert_close(net.edge_weights()[("h", "y")], a)
+    torch.testing.assert_close(out, (h[:, :, None] * a * y_lin.weight.T).sum(1) + y_lin.bias)
