@@ -81,7 +81,8 @@ def test_random_dags_match_reference(seed):
         torch.testing.assert_close(total, torch.ones(6))
 
 
-def test_concat_merge_and_multiple_inputs_and_outputs():
+def _two_inputs_concat() -> nx.DiGraph:
+    """Inputs a [3] and b [4]; c = concat(a, b); y1 = linear(c) [2]; y2 = relu(b)."""
     g = nx.DiGraph()
     g.add_node("a", op="input", features=3)
     g.add_node("b", op="input", features=4)
@@ -89,6 +90,11 @@ def test_concat_merge_and_multiple_inputs_and_outputs():
     g.add_node("y1", op="linear", out_features=2)
     g.add_node("y2", op="relu")
     g.add_edges_from([("a", "c"), ("b", "c"), ("c", "y1"), ("b", "y2")])
+    return g
+
+
+def test_concat_merge_and_multiple_inputs_and_outputs():
+    g = _two_inputs_concat()
     net = mg.ModuleGraph(g)
     a, b = torch.randn(5, 3), torch.randn(5, 4)
     out = net({"a": a, "b": b})
@@ -566,9 +572,8 @@ def test_the_width_probe_follows_a_module_with_only_buffers():
     torch.testing.assert_close(net(torch.ones(2, 4, dtype=torch.float64)), torch.full((2, 3), 4.0, dtype=torch.float64))
 
 
-def test_a_branch_gate_weighs_the_attended_in_edge_not_the_first_one():
-    """m's in-edges are p (plain) then q (attended, sigmoid): m = p + w * q with w the gate's weight of q -> m."""
-    torch.manual_seed(0)
+def _plain_then_attended() -> nx.DiGraph:
+    """x -> p (tanh) and x -> q (relu) into m; p -> m plain, q -> m attended (sigmoid): m's in-edges are p, q."""
     g = nx.DiGraph()
     g.add_node("x", op="input", features=4)
     g.add_node("p", op="tanh")
@@ -576,7 +581,13 @@ def test_a_branch_gate_weighs_the_attended_in_edge_not_the_first_one():
     g.add_node("m", op="identity")
     g.add_edges_from([("x", "p"), ("x", "q"), ("p", "m")])
     g.add_edge("q", "m", attention="sigmoid")
-    net = mg.ModuleGraph(g)
+    return g
+
+
+def test_a_branch_gate_weighs_the_attended_in_edge_not_the_first_one():
+    """m's in-edges are p (plain) then q (attended, sigmoid): m = p + w * q with w the gate's weight of q -> m."""
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(_plain_then_attended())
     assert list(net.graph.predecessors("m")) == ["p", "q"]
     x = torch.randn(5, 4)
     for run in (net, net.interpret):
@@ -636,14 +647,7 @@ def test_attention_off_restores_each_gates_own_state():
 def test_a_branch_gate_scores_the_attended_in_edge_by_hand():
     """m = p + w * q: w is the sigmoid of the additive score of q's own key (not of the plain in-edge p)."""
     torch.manual_seed(0)
-    g = nx.DiGraph()
-    g.add_node("x", op="input", features=4)
-    g.add_node("p", op="tanh")
-    g.add_node("q", op="relu")
-    g.add_node("m", op="identity")
-    g.add_edges_from([("x", "p"), ("x", "q"), ("p", "m")])
-    g.add_edge("q", "m", attention="sigmoid")
-    net = mg.ModuleGraph(g)
+    net = mg.ModuleGraph(_plain_then_attended())
     att = net.branch_attention["m"]
     assert len(att.keys) == 1
     x = torch.randn(5, 4)
@@ -658,13 +662,7 @@ def test_a_branch_gate_scores_the_attended_in_edge_by_hand():
 
 def test_the_interpreter_keeps_the_output_order_and_the_concat_order():
     """Outputs in the order of the graph's ``outputs`` attribute; a concat in the order of the node's in-edges."""
-    g = nx.DiGraph()
-    g.add_node("a", op="input", features=3)
-    g.add_node("b", op="input", features=4)
-    g.add_node("c", op="concat")
-    g.add_node("y1", op="linear", out_features=2)
-    g.add_node("y2", op="relu")
-    g.add_edges_from([("a", "c"), ("b", "c"), ("c", "y1"), ("b", "y2")])
+    g = _two_inputs_concat()
     g.graph["outputs"] = ["y2", "c", "y1"]
     net = mg.ModuleGraph(g)
     a, b = torch.randn(5, 3), torch.randn(5, 4)
