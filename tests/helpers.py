@@ -39,6 +39,16 @@ def mlp_graph(features=5, hidden=18, classes=3, attention="sigmoid", **edge):
     return models.attention_mlp(features, hidden, classes, attention, **edge)
 
 
+def mlp_with_layer_before_h():
+    """``mlp_graph(5, 6, 3)`` with a tanh layer ``z`` [4] between ``x`` and ``h``: ``x -> z -> h -(sigmoid)-> y``
+    (``z`` is read only by the plain layer ``h``, whose allocator on ``h -> y`` does not see it)."""
+    g = mlp_graph(5, 6, 3, "sigmoid")
+    g.add_node("z", op="linear", out_features=4, activation="tanh")
+    g.remove_edge("x", "h")
+    g.add_edges_from([("x", "z"), ("z", "h")])
+    return g
+
+
 def legend_texts(ax) -> list[str]:
     """The labels of a matplotlib axes' legend (``[]`` without one)."""
     legend = ax.get_legend()

@@ -6,7 +6,7 @@ import torch
 import modgraph as mg
 from modgraph.prune import RandomImportance, prune
 
-from ..helpers import mlp_graph
+from ..helpers import mlp_graph, mlp_with_layer_before_h
 
 
 def gated_hidden_net():
@@ -47,11 +47,7 @@ def test_removed_connections_stay_zero_in_the_right_rows_after_fine_tuning():
 def test_the_last_unit_of_a_silent_layer_stays():
     """Every unit of ``z`` is silent (``h`` reads none): all but one go, the layer keeps a unit."""
     torch.manual_seed(0)
-    g = mlp_graph(5, 6, 3, "sigmoid")
-    g.add_node("z", op="linear", out_features=4, activation="tanh")
-    g.remove_edge("x", "h")
-    g.add_edges_from([("x", "z"), ("z", "h")])
-    net = mg.ModuleGraph(g).eval()
+    net = mg.ModuleGraph(mlp_with_layer_before_h()).eval()
     with torch.no_grad():
         net.nodes["h"].weight.zero_()
     small, report = prune(net, RandomImportance(0), level="connection", sparsity=0.2)

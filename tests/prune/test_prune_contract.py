@@ -12,7 +12,7 @@ import modgraph as mg
 from modgraph.prune import Importance, MagnitudeImportance, RandomImportance, count_macs, prune
 from modgraph.record import EdgeRecorder
 
-from ..helpers import mlp_graph
+from ..helpers import mlp_graph, mlp_with_layer_before_h
 
 
 class Fixed(Importance):
@@ -61,11 +61,7 @@ def test_connection_pruning_keeps_units_the_allocator_reads_and_equals_the_maske
 def test_connection_pruning_still_removes_units_silent_in_a_plain_consumer():
     """A unit read only by plain linear layers, all of whose weights are zero, carries nothing and goes."""
     torch.manual_seed(0)
-    g = mlp_graph(5, 6, 3, "sigmoid")
-    g.add_node("z", op="linear", out_features=4, activation="tanh")
-    g.remove_edge("x", "h")
-    g.add_edges_from([("x", "z"), ("z", "h")])
-    net = mg.ModuleGraph(g).eval()
+    net = mg.ModuleGraph(mlp_with_layer_before_h()).eval()
     with torch.no_grad():
         net.nodes["h"].weight[:, 2] = 0.0  # unit 2 of z: silent, and h -> y's allocator does not read z
     small, report = prune(net, RandomImportance(0), level="connection", sparsity=0.2)
