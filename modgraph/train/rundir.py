@@ -57,6 +57,9 @@ def first_difference(stored: dict, current: dict) -> str | None:
     return None
 
 
+_UNFINISHED = object()  # RunDir._saved: no result saved for the unit
+
+
 class RunDir:
     """A run's checkpoint folder (see the module docstring).
 
@@ -146,11 +149,16 @@ class RunDir:
 
     def done(self, key: str):
         """The saved result of unit ``key``, or ``None`` when it has not finished."""
+        saved = self._saved(key)
+        return None if saved is _UNFINISHED else saved
+
+    def _saved(self, key: str):
+        """The saved result of unit ``key`` (which may be ``None``), or ``_UNFINISHED``."""
         if self.path is None:
-            return None
+            return _UNFINISHED
         path = self.unit_path(key)
         if not path.exists():
-            return None
+            return _UNFINISHED
         blob = _read_json(path, "unit result")
         if not isinstance(blob, dict) or blob.get("key") != key or "result" not in blob:
             raise CheckpointError(f"{path}: not the result of unit {key!r}")
@@ -170,9 +178,10 @@ class RunDir:
 
     def unit(self, key: str, compute: Callable[[], object]):
         """Unit ``key``'s saved result, or ``compute()`` saved; either way as it reads back from JSON."""
-        if self.path is not None and self.unit_path(key).exists():  # (a saved None is a result too)
+        saved = self._saved(key)  # (a saved None is a result too)
+        if saved is not _UNFINISHED:
             log.info("unit %s: finished earlier, skipped", key)
-            return self.done(key)
+            return saved
         return self.finish(key, compute())
 
     def checkpointer(self, trainer, key: str, every: int) -> Checkpointer | None:
