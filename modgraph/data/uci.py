@@ -157,6 +157,9 @@ def _split(line: str, separator: str | None) -> list[str]:
     return [field.strip() for field in line.split(separator)]
 
 
+MISSING = ("?", "")  # how the UCI files and most CSV writers mark a missing value (a label too)
+
+
 def _show(line: str, limit: int = 100) -> str:
     line = line.rstrip("\r\n")
     return repr(line if len(line) <= limit else line[:limit] + "...")
@@ -164,7 +167,7 @@ def _show(line: str, limit: int = 100) -> str:
 
 def _parse_number(field: str, path: Path, lineno: int, column: str, line: str) -> float:
     where = f"{path}, line {lineno}, column '{column}'"
-    if field in ("?", ""):
+    if field in MISSING:
         raise DataError(
             f"{where}: missing value {field!r} in {_show(line)}; expected a number. These loaders do not "
             "impute: remove the row or fill in the value."
@@ -421,7 +424,7 @@ def load_csv(
                 f"header), got {len(fields)}{spans} in {_show(line)}. Fix or remove the line."
             )
         label = fields[label_index].strip()
-        if label in ("", "?") or label.lower() == "nan":  # "nan": a missing value as pandas or str(float) write it
+        if label in MISSING or label.lower() == "nan":  # "nan": a missing value as pandas or str(float) write it
             raise DataError(f"{path}, line {lineno}: missing label {label!r} in column {label_column!r}.")
         features.append([_parse_number(fields[i].strip(), path, lineno, header[i], line) for i in kept])
         labels.append(label)
