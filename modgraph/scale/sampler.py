@@ -58,7 +58,8 @@ def sample_neighbors(colptr: Tensor, row: Tensor, nodes: Tensor, k: int, replace
     deg = colptr[nodes + 1] - start  # (F,)
     if replace and k >= 0:
         target = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), (deg > 0).long() * k)  # (F*k,)
-        draw = torch.rand(target.numel(), device=device, generator=generator)
+        # float64: a float32 draw times a degree above 2^24 rounds to even offsets, half the in-edges never drawn
+        draw = torch.rand(target.numel(), device=device, dtype=torch.float64, generator=generator)
         offset = (draw * deg[target]).long().clamp_max_(deg[target] - 1)
         return start[target] + offset, target
     total = int(deg.sum())

@@ -167,6 +167,19 @@ def test_with_replacement_is_uniform_over_the_in_edges():
     torch.testing.assert_close(counts / 6000, torch.full((6,), 1 / 6, dtype=torch.double), rtol=0, atol=0.02)
 
 
+def test_with_replacement_reaches_every_in_edge_of_a_node_with_more_than_2_to_the_24():
+    """A float32 draw scaled by the degree rounds to even offsets above 2^24: half the in-edges of such a node could
+    never be drawn. Only ``colptr`` matters to the draw (``row`` is read by the caller), so the node is cheap."""
+    degree = (1 << 24) + (1 << 23)
+    colptr, row = torch.tensor([0, degree]), torch.zeros(1, dtype=torch.long)
+    edge, _ = sample_neighbors(colptr, row, torch.zeros(1, dtype=torch.long), 20_000, replace=True,
+                               generator=torch.Generator().manual_seed(0))
+    assert edge.min() >= 0 and edge.max() < degree
+    high = edge[edge >= 1 << 24]
+    assert high.numel() > 5_000  # a third of the draws land there
+    assert 0.4 < (high % 2).double().mean() < 0.6  # odd offsets as often as even ones
+
+
 def test_the_loader_samples_with_replacement_when_asked():
     """Node 0 has three in-edges; with replacement a fan-out of 5 draws 5 of them (some twice), without it 3."""
     torch.manual_seed(0)
