@@ -214,3 +214,21 @@ def test_a_gate_wider_than_the_row_budget_still_gets_one_accumulator_row(monkeyp
     stats = feed(rs, batches)
     assert rs.rows == 1
     check(stats, torch.cat(batches), 0.5)
+
+
+def test_more_than_2_to_the_24_samples_unflushed_are_counted_exactly():
+    """2^24 + 2^22 samples of one entry, 2^24 + 1 of them under the threshold, in chunks of a million rows: never
+    flushed (20 additions per row), but a float32 sum over the rows cannot hold 2^24 + 1, so ``under`` would be
+    off by one unit in the last place. The summary moves such an epoch into the float64 totals first: the fraction
+    is the correctly rounded one."""
+    n, under = (1 << 24) + (1 << 22), (1 << 24) + 1
+    w = torch.full((n, 1), 0.5)
+    w[:under] = 0.05
+    rs = RunningStats((1,), 0.1)
+    rs.update(w)
+    assert not rs.flushed and rs.rows == rs.max_rows == 1 << 20
+    stats = rs.summary()
+    assert stats.count == n
+    assert stats.under.item() == torch.tensor(under / n, dtype=torch.float32).item()
+    assert stats.min.item() == pytest.approx(0.05) and stats.max.item() == 0.5
+    assert stats.mean.item() == pytest.approx((under * 0.05 + (n - under) * 0.5) / n, rel=1e-6)
