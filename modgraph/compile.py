@@ -6,13 +6,13 @@ node in topological order) and the modules that ``ModuleGraph`` registers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import networkx as nx
 import torch
 import torch.nn as nn
 
+from . import checks
 from .attention import NEURON_SCORES, BranchAttention, NeuronAttention
 from .errors import GraphSpecError
 from .functional.normalize import NORMALIZERS, temperature_problem, threshold_problem
@@ -84,16 +84,12 @@ def _edge_settings(u, v, attrs) -> EdgeSettings:
         or temperature_problem(s.temperature)
     if problem is not None:
         raise GraphSpecError(f"{where}: {problem}")
-    for name in ("heads", "hidden"):
-        val = getattr(s, name)
-        if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-            raise GraphSpecError(f"{where}: {name} must be a positive integer, got {val!r}")
+    s.heads = checks.positive_int(f"{where}: heads", s.heads, error=GraphSpecError)
+    s.hidden = checks.positive_int(f"{where}: hidden", s.hidden, error=GraphSpecError)
     if s.level not in (None, "neuron", "branch"):
         raise GraphSpecError(f"{where}: level must be 'neuron' or 'branch', got {s.level!r}")
-    if not isinstance(s.learnable, bool):
-        raise GraphSpecError(f"{where}: learnable must be true or false, got {s.learnable!r}")
-    if isinstance(s.weight, bool) or not isinstance(s.weight, (int, float)) or not math.isfinite(s.weight):
-        raise GraphSpecError(f"{where}: weight must be a finite number, got {s.weight!r}")
+    checks.flag(f"{where}: learnable", s.learnable, error=GraphSpecError)
+    s.weight = checks.number(f"{where}: weight", s.weight, error=GraphSpecError)
     return s
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import torch.nn as nn
 
+from . import checks
 from .errors import GraphSpecError
 from .spec import EDGE_KEYS
 
@@ -48,8 +49,8 @@ def check_structure(g) -> tuple[list, list, list]:
     for n, attrs in g.nodes(data=True):
         for key in ("in_features", "out_features") if "module" in attrs else ("in_features",):
             val = attrs.get(key)
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
-                raise GraphSpecError(f"node {n!r}: {key} must be a positive integer (a width), got {val!r}")
+            if val is not None:  # not given
+                checks.positive_int(f"node {n!r}: {key}", val, why="a width", error=GraphSpecError)
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import checks
 from ..data.uci import UCIDataset
 from ..errors import DataError
 from ..merge import prefer_fused_neuron_attention
@@ -81,45 +82,28 @@ class Protocol:
     rounds: int = 2  # at most this many (attention, main) rounds of the alternating schedule
     tol: float = 1e-3  # a network's alternation stops when a round changes its validation accuracy less than this
 
-    def __post_init__(self):
+    def __post_init__(self):  # every setting checked in turn, kept as plain Python data (to_dict gives JSON)
         self.seeds = tuple(self.seeds)
-        problems = [
-            (not _count(self.folds, 2), f"folds must be an integer >= 2, got {self.folds!r}"),
-            (not self.seeds or not all(_count(s, 0) for s in self.seeds),
-             f"seeds must be one or more non-negative integers, got {self.seeds!r}"),
-            (not _number(self.val_fraction) or not 0 < self.val_fraction < 1,
-             f"val_fraction must be a number in (0, 1), got {self.val_fraction!r}"),
-            (self.schedule not in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
-            (self.steps is not None and not _count(self.steps, 1),
-             f"steps must be a positive integer or None (Table 1's budget), got {self.steps!r}"),
-            (not _number(self.budget_scale) or not self.budget_scale > 0,
-             f"budget_scale must be a positive number, got {self.budget_scale!r}"),
-            (self.patience is not None and not _count(self.patience, 1),
-             f"patience must be a positive integer or None, got {self.patience!r}"),
-            (not _count(self.eval_every, 1), f"eval_every must be a positive integer, got {self.eval_every!r}"),
-            (not _number(self.lr) or not self.lr > 0, f"lr must be a positive number, got {self.lr!r}"),
-            (not _count(self.rounds, 1), f"rounds must be a positive integer, got {self.rounds!r}"),
-            (not _number(self.tol) or not self.tol >= 0, f"tol must be a non-negative number, got {self.tol!r}"),
-        ]
-        for bad, message in problems:
-            if bad:
-                raise ValueError(f"Protocol: {message}")
+        self.folds = checks.integer("Protocol: folds", self.folds, least=2)
+        if not self.seeds or not all(checks.is_integer(s) and s >= 0 for s in self.seeds):
+            raise ValueError(f"Protocol: seeds must be one or more non-negative integers, got {self.seeds!r}")
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.val_fraction = checks.number("Protocol: val_fraction", self.val_fraction, low=0, high=1, low_open=True,
+                                          high_open=True)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Protocol: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        self.steps = checks.positive_int("Protocol: steps", self.steps, optional=True, why="Table 1's budget")
+        self.budget_scale = checks.number("Protocol: budget_scale", self.budget_scale, low=0, low_open=True)
+        self.patience = checks.positive_int("Protocol: patience", self.patience, optional=True)
+        self.eval_every = checks.positive_int("Protocol: eval_every", self.eval_every)
+        self.lr = checks.number("Protocol: lr", self.lr, low=0, low_open=True)
+        self.rounds = checks.positive_int("Protocol: rounds", self.rounds)
+        self.tol = checks.number("Protocol: tol", self.tol, low=0)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
         return d
-
-
-def _count(value, least: int) -> bool:
-    """An integer (not a bool) of at least ``least``."""
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= least
-
-
-def _number(value) -> bool:
-    """A finite real number (not a bool)."""
-    real = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    return real and math.isfinite(value)
 
 
 @dataclass
@@ -417,8 +401,7 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
         get_method(m)
     for d in datasets:  # before any training: a table that cannot be split fails now, not after the others ran
         check_data(d, protocol)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = checks.positive_int("workers", workers)
     jobs = [(d, m) for d in datasets for m in methods]
     results: dict = {}
     bar = tqdm(total=len(jobs), disable=None if progress else True, desc="uci", unit="program")

@@ -17,14 +17,13 @@ none), sort-based and vectorised over segments and heads, with the closed-form b
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch_geometric.utils import scatter
 from torch_geometric.utils import softmax as pyg_softmax
+
+from .. import checks
 
 __all__ = [
     "NORMALIZERS",
@@ -45,15 +44,19 @@ NORMALIZERS = ("sigmoid", "softmax", "sparsemax")
 def threshold_problem(value) -> str | None:
     """Why ``value`` is not a threshold (a number in [0, 1]), or ``None`` when it is one: the one rule every gate,
     op, recorder and pruner applies (each names where the value came from)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        return f"threshold must be a number in [0, 1], got {value!r}"
+    try:
+        checks.number("threshold", value, low=0, high=1)
+    except ValueError as err:
+        return str(err)
     return None
 
 
 def temperature_problem(value) -> str | None:
     """Why ``value`` is not a temperature (a finite number > 0), or ``None`` when it is one."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value > 0 and math.isfinite(value)):
-        return f"temperature must be a finite number > 0, got {value!r}"
+    try:
+        checks.number("temperature", value, low=0, low_open=True)
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -93,8 +96,7 @@ def _check_segments(scores: Tensor, index: Tensor, num_segments: int | None, whe
         raise ValueError(f"{where}: index must be non-negative, got minimum {low}")
     if num_segments is None:
         return high + 1
-    if isinstance(num_segments, bool) or not isinstance(num_segments, int) or num_segments < 0:
-        raise ValueError(f"{where}: num_segments must be a non-negative int, got {num_segments!r}")
+    num_segments = checks.integer(f"{where}: num_segments", num_segments, least=0)
     if high >= num_segments:
         raise ValueError(f"{where}: index holds segment {high} but num_segments={num_segments}")
     return num_segments

@@ -17,12 +17,13 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from .. import checks
+
 __all__ = ["smoothing_group_lasso", "weight_decay", "weight_elimination"]
 
 
 def _as_tensor_list(weights: Tensor | Iterable[Tensor], batch_dims: int, where: str) -> list[Tensor]:
-    if isinstance(batch_dims, bool) or not isinstance(batch_dims, int) or batch_dims < 0:
-        raise ValueError(f"{where}: batch_dims must be a non-negative int, got {batch_dims!r}")
+    batch_dims = checks.integer(f"{where}: batch_dims", batch_dims, least=0)
     tensors = [weights] if isinstance(weights, Tensor) else list(weights)
     if not tensors:
         raise ValueError(f"{where}: expected at least one weight tensor, got none")
@@ -100,8 +101,7 @@ def weight_elimination(weights: Tensor | Iterable[Tensor], w0: float = 1.0, batc
         >>> weight_elimination(torch.tensor([1.0, -3.0]), w0=1.0)
         tensor(1.4000)
     """
-    if isinstance(w0, bool) or not isinstance(w0, numbers.Real) or not w0 > 0:
-        raise ValueError(f"weight_elimination: w0 must be a number > 0, got {w0!r}")
+    w0 = checks.number("weight_elimination: w0", w0, low=0, low_open=True, finite=False)
     tensors = _as_tensor_list(weights, batch_dims, "weight_elimination")
 
     def term(w: Tensor) -> Tensor:
@@ -149,19 +149,18 @@ def smoothing_group_lasso(
         >>> smoothing_group_lasso(w, dim=-1, a=1.0)
         tensor(5.3750)
     """
-    if isinstance(a, bool) or not isinstance(a, numbers.Real) or not a > 0:
-        raise ValueError(f"smoothing_group_lasso: a must be a number > 0, got {a!r}")
+    a = checks.number("smoothing_group_lasso: a", a, low=0, low_open=True)
     (weight,) = _as_tensor_list(weight, batch_dims, "smoothing_group_lasso")
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     if not dims:
         raise ValueError("smoothing_group_lasso: dim must name at least one dimension, got ()")
     resolved = []
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or not -weight.dim() <= d < weight.dim():
+        if not checks.is_integer(d) or not -weight.dim() <= d < weight.dim():
             raise ValueError(
                 f"smoothing_group_lasso: dim={d!r} is out of range for weight of shape {tuple(weight.shape)}"
             )
-        d = d % weight.dim()
+        d = int(d) % weight.dim()
         if d < batch_dims:
             raise ValueError(
                 f"smoothing_group_lasso: dim={dims} includes batch dimension {d} "

@@ -63,7 +63,7 @@ def input_(features: int) -> Built:
 @register_op("linear")
 def linear(in_features: int, out_features: int, bias: bool = True, activation: str | None = None) -> Built:
     """Fully connected layer with glorot-uniform init and an optional activation (relu, tanh, sigmoid, elu)."""
-    positive_int("out_features", out_features)
+    out_features = positive_int("out_features", out_features)
     boolean("bias", bias)
     if activation is not None:
         choice("activation", activation, list(ACTIVATIONS))

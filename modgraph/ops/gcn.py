@@ -61,7 +61,7 @@ class GCNConv(nn.Module):
 @register_op("gcn_conv")
 def gcn_conv(in_features: int, out_features: int, bias: bool = True, add_self_loops: bool = True) -> Built:
     """Graph convolution of Kipf & Welling (PyG's GCNConv), symmetric normalisation cached per edge_index."""
-    positive_int("out_features", out_features)
+    out_features = positive_int("out_features", out_features)
     return Built(GCNConv(in_features, out_features, boolean("bias", bias), boolean("add_self_loops", add_self_loops)),
                  out_features)
 

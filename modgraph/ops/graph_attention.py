@@ -186,15 +186,17 @@ class GraphAttentionConv(MessagePassing):
                 f"concat={self.concat}, combine={self.combine}, {self.gate.extra_repr()})")
 
 
-def _check(attention, score, threshold, temperature, combine, attention_dropout, heads):
+def _check(attention, score, threshold, temperature, combine, attention_dropout, heads) -> tuple[int, float]:
+    """Check the attention arguments; return ``heads`` and ``attention_dropout`` as an int and a float."""
     choice("attention", attention, NORMALIZERS)
     choice("score", score, SCORES)
     choice("combine", combine, COMBINE)
-    positive_int("heads", heads)
-    probability("attention_dropout", attention_dropout)
+    heads = positive_int("heads", heads)
+    attention_dropout = probability("attention_dropout", attention_dropout)
     problem = (threshold_problem(threshold) if threshold is not None else None) or temperature_problem(temperature)
     if problem is not None:
         raise ValueError(problem)
+    return heads, attention_dropout
 
 
 @register_op("attention_conv")
@@ -203,8 +205,8 @@ def attention_conv(in_features: int, out_features: int, heads: int = 1, concat: 
                    temperature: float = 1.0, combine: str = "gcn", attention_dropout: float = 0.0,
                    add_self_loops: bool = True, bias: bool = True) -> Built:
     """Graph convolution whose messages are scaled by a gate over each node's in-edges (attention GCN / GAT)."""
-    positive_int("out_features", out_features)
-    _check(attention, score, threshold, temperature, combine, attention_dropout, heads)
+    out_features = positive_int("out_features", out_features)
+    heads, attention_dropout = _check(attention, score, threshold, temperature, combine, attention_dropout, heads)
     conv = GraphAttentionConv(in_features, out_features, heads, boolean("concat", concat), attention, score,
                               threshold, temperature, combine, attention_dropout,
                               boolean("add_self_loops", add_self_loops), boolean("bias", bias))
@@ -216,7 +218,7 @@ def attention_propagate(in_features: int, heads: int = 1, attention: str = "soft
                         threshold: float | None = None, temperature: float = 1.0, combine: str = "gcn",
                         attention_dropout: float = 0.0, add_self_loops: bool = True) -> Built:
     """One attention-weighted propagation step ``x' = C x`` over the graph, without weights of its own."""
-    _check(attention, score, threshold, temperature, combine, attention_dropout, heads)
+    heads, attention_dropout = _check(attention, score, threshold, temperature, combine, attention_dropout, heads)
     conv = GraphAttentionConv(in_features, None, heads, True, attention, score, threshold, temperature, combine,
                               attention_dropout, boolean("add_self_loops", add_self_loops), False)
     return Built(conv, in_features)

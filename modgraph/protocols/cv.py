@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import checks
+
 __all__ = ["Split", "cv_splits", "fit_standardizer", "min_samples", "standardize", "stratified_holdout",
            "stratified_kfold"]
 
@@ -57,8 +59,7 @@ def stratified_kfold(y, folds: int = 10, seed: int = 0) -> list[tuple[np.ndarray
         [[0, 2], [1, 3]]
     """
     y = _labels(y)
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= y.size:
-        raise ValueError(f"folds must be an integer in [2, {y.size}] (the number of samples), got {folds!r}")
+    folds = checks.integer("folds", folds, least=2, most=y.size, why="the number of samples")
     order = _class_order(y, np.random.default_rng(seed))
     fold_of = np.empty(y.size, dtype=np.int64)
     fold_of[order] = np.arange(y.size) % folds
@@ -80,7 +81,7 @@ def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
         (8, 2)
     """
     y = _labels(y)
-    _check_fraction(fraction)
+    fraction = _check_fraction(fraction)
     held_count = int(np.floor(y.size * fraction))
     if held_count < 1 or held_count >= y.size:
         raise ValueError(f"a holdout of fraction {fraction} of {y.size} samples leaves an empty part")
@@ -90,14 +91,12 @@ def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     return np.sort(order[~held]), np.sort(order[held])
 
 
-def _check_folds(folds) -> None:
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+def _check_folds(folds) -> int:
+    return checks.integer("folds", folds, least=2)
 
 
-def _check_fraction(fraction) -> None:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"fraction must be a number in (0, 1), got {fraction!r}")
+def _check_fraction(fraction) -> float:
+    return checks.number("fraction", fraction, low=0, high=1, low_open=True, high_open=True)
 
 
 def _min_holdout_size(fraction: float) -> int:
@@ -121,8 +120,7 @@ def min_samples(folds: int, val_fraction: float = 0.2) -> int:
         >>> min_samples(2, 0.2), min_samples(3, 0.2)   # training folds of at least 5 samples
         (10, 8)
     """
-    _check_folds(folds)
-    _check_fraction(val_fraction)
+    folds, val_fraction = _check_folds(folds), _check_fraction(val_fraction)
     part = _min_holdout_size(val_fraction)  # the smallest training fold that splits
     return max(int(folds), -(-part * int(folds) // (int(folds) - 1)))  # n - ceil(n / folds) >= part
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from ..errors import PruneError
 from .dependency import DependencyGraph
 from .sgl import unit_weights
@@ -84,9 +85,8 @@ class AttentionImportance(Importance):
                  relative: bool = False):
         if reduce not in ("mean", "max"):
             raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise TypeError(f"AttentionImportance: epoch must be an integer (a recorded epoch number; -1: the last), "
-                            f"got {epoch!r}")
+        epoch = checks.integer("AttentionImportance: epoch", epoch, why="a recorded epoch number; -1: the last",
+                               error=TypeError)
         self.recorder, self.epoch, self.weighted, self.reduce = recorder, epoch, weighted, reduce
         self.relative = relative
 

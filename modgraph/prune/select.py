@@ -14,10 +14,9 @@ Ties are broken by position (a stable sort), so the choice is deterministic.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
+from .. import checks
 from ..errors import PruneError
 from ..functional.normalize import threshold_problem
 
@@ -29,9 +28,8 @@ def check_amount(sparsity, threshold) -> None:
     if (sparsity is None) == (threshold is None):
         raise PruneError(f"give exactly one of sparsity (in [0, 1)) and threshold (in [0, 1]); got "
                          f"sparsity={sparsity!r}, threshold={threshold!r}")
-    if sparsity is not None and (isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real)
-                                 or not 0.0 <= sparsity < 1.0):
-        raise PruneError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+    if sparsity is not None:  # else threshold is given
+        checks.number("sparsity", sparsity, low=0, high=1, high_open=True, error=PruneError)
     if threshold is not None and (problem := threshold_problem(threshold)) is not None:
         raise PruneError(problem)
 

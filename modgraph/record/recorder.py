@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import checks
 from ..functional.normalize import threshold_problem
 from ..gate import Gate
 from .stats import EdgeStats, RunningStats
@@ -91,8 +92,7 @@ class EdgeRecorder:
     def __init__(self, threshold: float = 0.1, every: int = 1):
         if (problem := threshold_problem(threshold)) is not None:
             raise ValueError(f"EdgeRecorder: {problem}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"EdgeRecorder: every must be a positive integer, got {every!r}")
+        every = checks.positive_int("EdgeRecorder: every", every)
         self.threshold = float(threshold)
         self.every = every
         self._calls: dict[str, int] = {}

@@ -30,6 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import checks
+
 __all__ = ["BatchStream", "MiniBatchTask", "evaluate_loader", "seed_loss", "train_epoch"]
 
 Forward = Callable[..., Tensor]
@@ -175,9 +177,8 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
     With a :func:`modgraph.scale.distributed.seed_sampler` in the loader, call its ``set_epoch(epoch)`` before each
     pass, or every epoch draws the same order (:class:`BatchStream` does it for ``fit``). The loss is this process's.
     """
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int)
-                                    or max_batches < 1):  # 0 took one step anyway: the check follows the step
-        raise ValueError(f"train_epoch: max_batches must be a positive integer or None, got {max_batches!r}")
+    # checked before the loop: 0 would still take one step
+    max_batches = checks.positive_int("train_epoch: max_batches", max_batches, optional=True)
     device = _device(forward, device)
     start = time.perf_counter()
     total, batches, seeds, nodes, edges = 0.0, 0, 0, 0, 0

@@ -29,6 +29,8 @@ from torch_geometric.loader import NeighborLoader
 from torch_geometric.sampler import NeighborSampler, SamplerOutput
 from torch_geometric.sampler.base import SubgraphType
 
+from .. import checks
+
 __all__ = ["TorchNeighborSampler", "has_compiled_sampler", "neighbor_loader", "sample_neighbors"]
 
 
@@ -97,13 +99,13 @@ class TorchNeighborSampler(NeighborSampler):
         if not isinstance(data, Data):
             raise NotImplementedError(f"TorchNeighborSampler samples homogeneous Data graphs, got "
                                       f"{type(data).__name__}; install pyg-lib for heterogeneous graphs")
-        bad = [k for k in num_neighbors if not isinstance(k, int) or isinstance(k, bool) or k == 0 or k < -1]
+        bad = [k for k in num_neighbors if not checks.is_integer(k) or k == 0 or k < -1]
         if not len(num_neighbors) or bad:
             raise ValueError(f"num_neighbors must be a non-empty list of positive ints or -1 (all), got "
                              f"{list(num_neighbors)!r}")
         with warnings.catch_warnings():  # "NeighborSampler without pyg-lib is deprecated": this class is the fix
             warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation.*")
-            super().__init__(data, list(num_neighbors), replace=replace)
+            super().__init__(data, [int(k) for k in num_neighbors], replace=replace)
         self._position: Tensor | None = None  # (N,) node id -> position in the batch being built, -1 elsewhere
 
     def _sample(self, seed, seed_time=None, **kwargs) -> SamplerOutput:

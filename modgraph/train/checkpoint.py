@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import CheckpointError, GraphSpecError
 from ..serialize import atomic_torch_save, load_state, safe_torch_load
 
@@ -107,8 +108,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, name: str = "last.pt", every: int = 50,
                  extra: Callable[[], dict] | None = None):
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        every = checks.positive_int("every", every)
         self.path = Path(directory) / name
         self.every, self.extra = every, extra
 

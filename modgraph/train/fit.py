@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .. import checks
 from .recording import Recording
 from .schedules import Phase, as_phases, make_schedule
 
@@ -74,10 +75,8 @@ class Trainer:
         for name in ("main_parameters", "attention_parameters", "set_attention"):
             if not hasattr(net, name):
                 raise TypeError(f"fit needs a network with {name}() (a modgraph.ModuleGraph), got {type(net).__name__}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience <= 0):
-            raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
-        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every <= 0:
-            raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+        patience = checks.positive_int("patience", patience, optional=True)
+        eval_every = checks.positive_int("eval_every", eval_every)
         self.net, self.loss_fn, self.evaluate = net, loss_fn, evaluate
         self.phases = make_schedule(schedule, steps, rounds) if isinstance(schedule, str) else as_phases(schedule)
         self.make_optimizer = optimizer or default_optimizer

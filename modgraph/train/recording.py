@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 from typing import Callable
 
+from .. import checks
+
 
 class Recording:
     """The recorder's part in a training: wraps ``evaluate`` and the step callback, closes the last epoch."""
 
     def __init__(self, recorder, every: int):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"fit: record_every must be a positive integer (steps per recorded epoch), got {every!r}")
+        every = checks.positive_int("fit: record_every", every, why="steps per recorded epoch")
         if recorder.epochs:
             raise ValueError(f"fit: the recorder already holds epochs up to {recorder.epochs[-1]}; fit numbers its "
                              f"epochs by training step from the first step: give it a fresh EdgeRecorder")

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from dataclasses import asdict, dataclass
+
+from .. import checks
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,11 @@ class Phase:
         where = f"phase {self.name!r}"
         if self.trains not in TRAINS:
             raise ValueError(f"{where}: trains must be one of {', '.join(map(repr, TRAINS))}, got {self.trains!r}")
-        if not isinstance(self.attention, bool):
-            raise TypeError(f"{where}: attention must be True (gates on) or False (masked out), got {self.attention!r}")
-        if isinstance(self.budget, bool) or not isinstance(self.budget, numbers.Integral) or self.budget <= 0:
-            raise ValueError(f"{where}: budget must be a positive integer (optimisation steps), got {self.budget!r}")
-        if isinstance(self.round, bool) or not isinstance(self.round, numbers.Integral) or self.round < 0:
-            raise ValueError(f"{where}: round must be a non-negative integer, got {self.round!r}")
+        checks.flag(f"{where}: attention", self.attention, why="True: gates on, False: masked out", error=TypeError)
+        budget = checks.positive_int(f"{where}: budget", self.budget, why="optimisation steps")
+        round_ = checks.integer(f"{where}: round", self.round, least=0)
+        object.__setattr__(self, "budget", budget)  # as Python ints (frozen: set through object)
+        object.__setattr__(self, "round", round_)
 
     def to_dict(self) -> dict:
         """The phase as a plain dict (for logs, JSON and checkpoints)."""
@@ -71,14 +71,12 @@ def make_schedule(kind: str, steps: int, rounds: int = 2, warmup: float = 0.3, f
     """
     if kind not in SCHEDULES:
         raise ValueError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    steps = checks.positive_int("steps", steps)
     if kind == "joint":
         return [Phase("joint", "all", True, steps)]
     if kind == "main":
         return [Phase("main", "main", False, steps)]
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds <= 0:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    rounds = checks.positive_int("rounds", rounds)
     if not (0 < warmup < 1 and 0 < finetune < 1 and warmup + finetune < 1):
         raise ValueError(f"warmup and finetune are fractions with warmup + finetune < 1, got {warmup}, {finetune}")
     if steps < 4:

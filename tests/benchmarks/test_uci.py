@@ -501,12 +501,12 @@ def test_paired_comparison_refuses_rows_of_different_run_counts_either_way():
     ("seeds", (), "seeds must be one or more non-negative integers"),
     ("val_fraction", 1.0, r"val_fraction must be a number in \(0, 1\)"),
     ("schedule", "alternate", "schedule must be one of joint, alternating, main"),
-    ("budget_scale", 0.0, "budget_scale must be a positive number"),
+    ("budget_scale", 0.0, "budget_scale must be a finite number > 0"),
     ("patience", 0, "patience must be a positive integer or None"),
     ("eval_every", True, "eval_every must be a positive integer"),
-    ("lr", float("nan"), "lr must be a positive number"),
+    ("lr", float("nan"), "lr must be a finite number > 0"),
     ("rounds", 0, "rounds must be a positive integer"),
-    ("tol", -1e-3, "tol must be a non-negative number"),
+    ("tol", -1e-3, "tol must be a finite number >= 0"),
 ])
 def test_protocol_names_a_bad_setting(field, bad, message):
     with pytest.raises(ValueError, match=f"Protocol: {message}"):

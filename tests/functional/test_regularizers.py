@@ -162,7 +162,7 @@ def test_errors():
         weight_elimination(w, w0=0)
     with pytest.raises(ValueError, match="w0 must be a number > 0, got -1.0"):
         weight_elimination(w, w0=-1.0)
-    with pytest.raises(ValueError, match="a must be a number > 0, got 0.0"):
+    with pytest.raises(ValueError, match="a must be a finite number > 0, got 0.0"):
         smoothing_group_lasso(w, a=0.0)
     with pytest.raises(ValueError, match="expected at least one weight tensor, got none"):
         weight_decay([])
@@ -172,7 +172,7 @@ def test_errors():
         smoothing_group_lasso(w, dim=5)
     with pytest.raises(ValueError, match=r"weight 1 has batch shape \(3,\), expected \(2,\)"):
         weight_decay([torch.randn(2, 4), torch.randn(3, 4)], batch_dims=1)
-    with pytest.raises(ValueError, match="batch_dims must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="batch_dims must be a non-negative integer, got -1"):
         weight_decay(w, batch_dims=-1)
     with pytest.raises(ValueError, match=r"weight 0 has shape \(3, 4\), fewer than batch_dims=3 dims"):
         weight_elimination(w, batch_dims=3)

@@ -24,7 +24,8 @@ def net_and_task():
     (("joint", "all", True, 0), ValueError, r"phase 'joint': budget must be a positive integer .*got 0"),
     (("joint", "all", True, 2.5), ValueError, r"phase 'joint': budget must be a positive integer .*got 2\.5"),
     (("joint", "all", True, True), ValueError, r"phase 'joint': budget must be a positive integer .*got True"),
-    (("joint", "all", "yes", 5), TypeError, r"phase 'joint': attention must be True .* or False .*got 'yes'"),
+    (("joint", "all", "yes", 5), TypeError,
+     r"phase 'joint': attention must be true or false \(True: gates on, False: masked out\), got 'yes'"),
     (("main", "main", False, 5, -1), ValueError, r"phase 'main': round must be a non-negative integer, got -1"),
     ((None, "all", True, 5), TypeError, r"Phase: name must be a string, got None"),
 ])  # fmt: skip
