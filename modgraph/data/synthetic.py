@@ -7,11 +7,13 @@ nodes and ten million edges takes a few seconds and about as much memory as its 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, remove_self_loops
 
+from modgraph import checks
 from modgraph.errors import DataError
 
 
@@ -68,7 +70,8 @@ def sbm_graph(
         >>> data.num_nodes, data.x.shape[1], data.num_classes
         (1000, 32, 4)
     """
-    _check(num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split)
+    num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split = _check(
+        num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split)
     g = torch.Generator().manual_seed(seed)
     N, C = num_nodes, num_classes
 
@@ -126,21 +129,19 @@ def _check(
     p_in_ratio: float,
     feature_noise: float,
     split: tuple[float, float, float],
-) -> None:
-    def fail(what: str, got: object) -> None:
-        raise DataError(f"sbm_graph: {what}, got {got!r}.")
-
-    if not isinstance(num_classes, int) or num_classes < 1:
-        fail("num_classes must be a positive int", num_classes)
-    if not isinstance(num_nodes, int) or num_nodes < num_classes:
-        fail(f"num_nodes must be an int >= num_classes ({num_classes})", num_nodes)
-    if not isinstance(num_features, int) or num_features < 1:
-        fail("num_features must be a positive int", num_features)
-    if not avg_degree >= 0 or not math.isfinite(avg_degree):
-        fail("avg_degree must be a finite number >= 0", avg_degree)
-    if not 0.0 <= p_in_ratio <= 1.0:
-        fail("p_in_ratio must be a probability in [0, 1]", p_in_ratio)
-    if not feature_noise >= 0 or not math.isfinite(feature_noise):
-        fail("feature_noise must be a finite number >= 0", feature_noise)
-    if len(split) != 3 or any(not 0.0 <= s <= 1.0 for s in split) or sum(split) > 1.0 + 1e-9:
-        fail("split must be 3 fractions (train, val, test) in [0, 1] summing to at most 1", split)
+) -> tuple:
+    """The arguments as plain Python numbers (numpy scalars accepted), or a :class:`DataError` naming the bad one."""
+    num_classes = checks.positive_int("sbm_graph: num_classes", num_classes, error=DataError)
+    num_nodes = checks.integer("sbm_graph: num_nodes", num_nodes, least=num_classes, why="num_classes",
+                               error=DataError)
+    num_features = checks.positive_int("sbm_graph: num_features", num_features, error=DataError)
+    avg_degree = checks.number("sbm_graph: avg_degree", avg_degree, low=0, error=DataError)
+    p_in_ratio = checks.number("sbm_graph: p_in_ratio", p_in_ratio, low=0, high=1, why="a probability",
+                               error=DataError)
+    feature_noise = checks.number("sbm_graph: feature_noise", feature_noise, low=0, error=DataError)
+    fractions = isinstance(split, (tuple, list)) and len(split) == 3 and all(
+        isinstance(f, numbers.Real) and not isinstance(f, bool) and 0.0 <= f <= 1.0 for f in split)
+    if not fractions or sum(split) > 1.0 + 1e-9:
+        raise DataError(f"sbm_graph: split must be 3 fractions (train, val, test) in [0, 1] summing to at most 1, "
+                        f"got {split!r}")
+    return num_nodes, num_classes, float(avg_degree), num_features, p_in_ratio, feature_noise, tuple(map(float, split))

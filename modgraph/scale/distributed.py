@@ -34,6 +34,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
+from .. import checks
+
 __all__ = ["DistContext", "all_reduce_sum", "cleanup", "gather_objects", "init_distributed", "parameter_spread",
            "resolve_device", "run_jobs", "seed_sampler", "shard_jobs", "wrap"]
 
@@ -237,8 +239,7 @@ def run_jobs(jobs: Sequence[T], fn: Callable[[T], R], ctx: DistContext | None = 
     instead ends the job through ``torchrun``, as before.
     """
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
-    if not wait_s > 0:
-        raise ValueError(f"wait_s must be a positive number of seconds, got {wait_s!r}")
+    wait_s = checks.number("wait_s", wait_s, low=0, low_open=True, why="seconds")
     group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=wait_s)) if _active() else None
     mine = [(i, fn(job)) for i, job in shard_jobs(jobs, rank, world, cost)]
     results: list = [None] * len(jobs)

@@ -101,11 +101,14 @@ def test_edge_homophily_on_a_hand_made_graph() -> None:
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"num_nodes": 3, "num_classes": 5}, r"num_nodes must be an int >= num_classes \(5\), got 3"),
-        ({"num_nodes": 10, "p_in_ratio": 1.5}, r"p_in_ratio must be a probability in \[0, 1\], got 1.5"),
+        ({"num_nodes": 3, "num_classes": 5}, r"num_nodes must be an integer >= 5 \(num_classes\), got 3"),
+        ({"num_nodes": 10, "p_in_ratio": 1.5}, r"p_in_ratio must be a number in \[0, 1\] \(a probability\), got 1.5"),
         ({"num_nodes": 10, "avg_degree": -1}, r"avg_degree must be a finite number >= 0, got -1"),
         ({"num_nodes": 10, "split": (0.8, 0.2, 0.2)}, r"split must be 3 fractions .* got \(0.8, 0.2, 0.2\)"),
-        ({"num_nodes": 10, "num_classes": 0}, r"num_classes must be a positive int, got 0"),
+        ({"num_nodes": 10, "num_classes": 0}, r"num_classes must be a positive integer, got 0"),
+        ({"num_nodes": 10, "num_classes": True}, r"num_classes must be a positive integer, got True"),
+        ({"num_nodes": 10, "p_in_ratio": "0.5"}, r"p_in_ratio must be a number in \[0, 1\] .*, got '0.5'"),
+        ({"num_nodes": 10, "split": (0.8, "0.1", 0.1)}, r"split must be 3 fractions .* got \(0.8, '0.1', 0.1\)"),
         ({"num_nodes": 10, "avg_degree": float("inf")}, r"avg_degree must be a finite number >= 0, got inf"),
         ({"num_nodes": 10, "feature_noise": -0.5}, r"feature_noise must be a finite number >= 0, got -0.5"),
         ({"num_nodes": 10, "feature_noise": float("nan")}, r"feature_noise must be a finite number >= 0, got nan"),

@@ -219,7 +219,9 @@ def test_a_job_sweep_waits_for_its_slowest_process_past_the_group_timeout(tmp_pa
 
 
 def test_run_jobs_refuses_a_wait_that_is_not_positive():
-    with pytest.raises(ValueError, match="wait_s must be a positive number of seconds, got 0"):
+    with pytest.raises(ValueError, match=r"wait_s must be a finite number > 0 \(seconds\), got 0"):
         D.run_jobs([1], lambda j: j, wait_s=0)
-    with pytest.raises(ValueError, match="wait_s must be a positive number of seconds, got nan"):
+    with pytest.raises(ValueError, match=r"wait_s must be a finite number > 0 \(seconds\), got nan"):
         D.run_jobs([1], lambda j: j, wait_s=float("nan"))
+    with pytest.raises(ValueError, match=r"wait_s must be a finite number > 0 \(seconds\), got inf"):
+        D.run_jobs([1], lambda j: j, wait_s=float("inf"))  # a timedelta of inf seconds overflowed
