@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
+from modgraph import checks
 from modgraph.errors import ModgraphError
 from modgraph.io import atomic_write_json
 from modgraph.train import RunDir, TrainingDiverged
@@ -85,9 +86,7 @@ def integer(minimum: int = 1, why: str | None = None) -> Callable[[str, int], No
     """The ``check`` of an integer flag: at least ``minimum`` (``why``: the reason, shown in the message)."""
 
     def check(flag: str, value: int) -> None:
-        if value < minimum:
-            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise UsageError(f"{flag} must be {what}{f' ({why})' if why else ''}, got {value}")
+        checks.integer(flag, value, least=minimum, why=why, error=UsageError)
 
     return check
 
@@ -96,23 +95,9 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
            high_open: bool = False) -> Callable[[str, float], None]:
     """The ``check`` of a float flag: finite (never NaN or infinite) and within ``low``..``high`` (either may be
     ``None``: no bound), open at an end where asked."""
-    if low is not None and high is not None:
-        what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    elif low is not None:
-        what = f"a finite number {'>' if low_open else '>='} {low:g}"
-    elif high is not None:
-        what = f"a finite number {'<' if high_open else '<='} {high:g}"
-    else:
-        what = "a finite number"
 
     def check(flag: str, value: float) -> None:
-        ok = math.isfinite(value)
-        if ok and low is not None:
-            ok = value > low if low_open else value >= low
-        if ok and high is not None:
-            ok = value < high if high_open else value <= high
-        if not ok:
-            raise UsageError(f"{flag} must be {what}, got {value}")
+        checks.number(flag, value, low=low, high=high, low_open=low_open, high_open=high_open, error=UsageError)
 
     return check
 

@@ -106,8 +106,8 @@ def test_a_float_flag_refuses_nan_and_infinity(name, flag, value, tmp_path, caps
     ("scale", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
     ("scale", ["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
     ("scale", ["--dropout", "1"], "--dropout must be a number in [0, 1), got 1.0"),
-    ("scale", ["--workers", "-1"], "--workers must be an integer >= 0, got -1"),
-    ("scale", ["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    ("scale", ["--workers", "-1"], "--workers must be a non-negative integer, got -1"),
+    ("scale", ["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     ("scale", ["--avg-degree", "-1"], "--avg-degree must be a finite number >= 0, got -1.0"),
     # degenerate settings that used to be reported as results: 100.0 accuracy with one class, 0.0 over no nodes
     ("scale", ["--classes", "1"], "--classes must be an integer >= 2 (with one class every prediction is right), "

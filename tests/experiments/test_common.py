@@ -66,7 +66,7 @@ def test_number_names_its_range(check, message):
 def test_integer_accepts_its_minimum_and_nothing_below():
     common.integer(1)("--n", 1)
     common.integer(0)("--n", 0)
-    with pytest.raises(UsageError, match=r"^--n must be an integer >= 0, got -1$"):  # not "positive": 0 is allowed
+    with pytest.raises(UsageError, match=r"^--n must be a non-negative integer, got -1$"):  # 0 is allowed
         common.integer(0)("--n", -1)
     with pytest.raises(UsageError, match=r"^--n must be a positive integer, got 0$"):
         common.integer(1)("--n", 0)
