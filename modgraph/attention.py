@@ -17,10 +17,16 @@ import math
 import torch
 import torch.nn as nn
 
+from . import checks
 from .functional.scores import NEEDS_VECTOR, SCORES, pair_scores
 from .gate import Gate
 
 NEURON_SCORES = ("linear", "outer")
+
+
+def _check_gate(where: str, gate) -> None:
+    if not isinstance(gate, Gate):
+        raise TypeError(f"{where}: gate must be a modgraph.Gate (such as Gate('sigmoid')), got {gate!r}")
 
 
 class AttentionModule(nn.Module):
@@ -36,6 +42,7 @@ class Scorer(AttentionModule):
         super().__init__()
         if kind not in SCORES:
             raise ValueError(f"unknown score {kind!r}; valid scores: {', '.join(SCORES)}")
+        heads, dim = checks.positive_int("Scorer: heads", heads), checks.positive_int("Scorer: dim", dim)
         self.kind, self.heads, self.dim = kind, heads, dim
         self.v = nn.Parameter(torch.empty(heads, dim)) if kind in NEEDS_VECTOR else None
         self.reset_parameters()
@@ -67,6 +74,9 @@ class NeuronAttention(AttentionModule):
         super().__init__()
         if score not in NEURON_SCORES:
             raise ValueError(f"unknown neuron-level score {score!r}; valid: {', '.join(NEURON_SCORES)}")
+        in_features = checks.positive_int("NeuronAttention: in_features", in_features)
+        out_features = checks.positive_int("NeuronAttention: out_features", out_features)
+        _check_gate("NeuronAttention", gate)
         self.in_features, self.out_features, self.score = in_features, out_features, score
         if score == "linear":
             self.allocator = nn.Linear(in_features, in_features * out_features)
@@ -105,6 +115,13 @@ class BranchAttention(AttentionModule):
 
     def __init__(self, in_dims: list[int], gate: Gate, score: str = "additive", heads: int = 1, hidden: int = 32):
         super().__init__()
+        if not isinstance(in_dims, (list, tuple)) or not in_dims:
+            raise TypeError(f"BranchAttention: in_dims must be a non-empty list of the attended branches' widths, "
+                            f"got {in_dims!r}")
+        in_dims = [checks.positive_int(f"BranchAttention: in_dims[{k}]", d) for k, d in enumerate(in_dims)]
+        heads = checks.positive_int("BranchAttention: heads", heads)
+        hidden = checks.positive_int("BranchAttention: hidden", hidden)
+        _check_gate("BranchAttention", gate)
         for d in in_dims:
             if d % heads:
                 raise ValueError(f"heads={heads} must divide every attended branch's width, got widths {in_dims}")
@@ -127,6 +144,9 @@ class BranchAttention(AttentionModule):
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor | None:
         if not self.gate.enabled:
             return None
+        if len(xs) != len(self.keys):  # zip would drop the extra branches, or score the missing ones as absent
+            raise ValueError(f"BranchAttention: expected {len(self.keys)} branch tensors (one per attended in-edge), "
+                             f"got {len(xs)}")
         keys = torch.stack([lin(x) for lin, x in zip(self.keys, xs)], dim=-2)  # (B, K, hidden)
         keys = keys.unflatten(-1, (self.heads, self.dim))  # (B, K, H, D)
         scores = self.scorer(keys, self.query)  # (B, K, H)

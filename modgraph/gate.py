@@ -18,7 +18,10 @@ import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
+from . import checks
 from .functional.normalize import NORMALIZERS, normalize, temperature_problem, threshold, threshold_problem
+
+LEVELS = ("neuron", "branch", "graph")
 
 WeightHook = Callable[["Gate", torch.Tensor, dict], None]
 
@@ -47,6 +50,7 @@ class Gate(nn.Module):
         problem = (threshold_problem(threshold) if threshold is not None else None) or temperature_problem(temperature)
         if problem is not None:
             raise ValueError(problem)
+        checks.choice("Gate: level", level, LEVELS)  # reports and ModuleGraph.edge_weights() read it
         self.normalizer = normalizer
         self.threshold = None if threshold is None else float(threshold)
         self.temperature = float(temperature)
@@ -70,6 +74,9 @@ class Gate(nn.Module):
 
     def register_weight_hook(self, hook: WeightHook) -> RemovableHandle:
         """Call ``hook(gate, weights, context)`` after every forward; returns a handle with ``.remove()``."""
+        if not callable(hook):
+            raise TypeError(f"register_weight_hook: hook must be callable as hook(gate, weights, context), got "
+                            f"{hook!r}")
         handle = RemovableHandle(self._weight_hooks)
         self._weight_hooks[handle.id] = hook
         return handle

@@ -9,6 +9,7 @@ import networkx as nx
 import torch
 import torch.nn as nn
 
+from . import checks
 from .attention import AttentionModule
 from .compile import compile_graph, dry_run
 from .errors import GraphSpecError
@@ -168,21 +169,45 @@ class ModuleGraph(nn.Module):
             object.__setattr__(self, "_compiled", cached)  # shares our modules; not registered twice
         try:
             return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
-        except RuntimeError as err:  # checked only on failure: nothing is added to a working forward
-            self._raise_dtype_fault(feeds, err)
+        except (RuntimeError, ValueError) as err:  # checked only on failure: nothing is added to a working forward
+            self._raise_input_fault(feeds, err)
             raise
 
-    def _raise_dtype_fault(self, feeds: dict, err: RuntimeError) -> None:
-        """After a failed forward: if a floating input's dtype differs from the parameters', say so by name."""
+    def _raise_input_fault(self, feeds: dict, err: Exception) -> None:
+        """After a failed forward: name the input at fault, if one is (else the original error stands).
+
+        An input of a dtype other than the parameters' (float64 against float32, integer or bool features); an input
+        that is not ``[N, F]`` where graph ops (one row per node) or neuron-level gates (``[B, in]``) need it; inputs
+        whose leading (batch) dimensions differ."""
         dtypes = {p.dtype for p in self.parameters() if p.is_floating_point()}
-        if len(dtypes) != 1:
-            return  # no parameters, or mixed precision on purpose: torch's own message stands
-        want = dtypes.pop()
-        for name in self.plan.inputs:
+        if len(dtypes) == 1:  # else no parameters, or mixed precision on purpose: torch's own message stands
+            want = dtypes.pop()
+            for name in self.plan.inputs:
+                x = feeds[name]
+                if x.is_floating_point() and x.dtype != want:
+                    raise TypeError(f"input {name!r} is {x.dtype} but the network's parameters are {want}; convert "
+                                    f"one of them (x.to({want}) or net.to({x.dtype}))") from err
+                # an integer input that failed on a dtype (an embedding's index input may fail otherwise)
+                if not x.is_floating_point() and not x.is_complex() and "type" in str(err):
+                    raise TypeError(f"input {name!r} is {x.dtype}, but the network computes in {want}; features must "
+                                    f"be floating point (x.to({want}))") from err
+        if self.plan.needs_graph:
+            needs = "graph ops, which take one row per node"
+        elif any(step.neuron is not None for step in self.plan.steps):
+            needs = "neuron-level gates, which take one row per sample"
+        else:
+            needs = None
+        for name in self.plan.inputs if needs else ():
             x = feeds[name]
-            if x.is_floating_point() and x.dtype != want:
-                raise TypeError(f"input {name!r} is {x.dtype} but the network's parameters are {want}; convert one "
-                                f"of them (x.to({want}) or net.to({x.dtype}))") from err
+            if x.dim() != 2:
+                raise ValueError(f"input {name!r}: expected a tensor [N, {self.plan.widths[name]}] (the network has "
+                                 f"{needs}), got {tuple(x.shape)}") from err
+        first = self.plan.inputs[0]
+        for name in self.plan.inputs[1:]:
+            a, b = tuple(feeds[first].shape), tuple(feeds[name].shape)
+            if a[:-1] != b[:-1]:
+                raise ValueError(f"inputs {first!r} {a} and {name!r} {b} differ in their leading (batch) dimensions; "
+                                 f"every input needs one row per sample") from err
 
     def _structure_key(self) -> tuple:
         """Identities of the four containers the compiled code reads its modules from at call time.
@@ -207,8 +232,8 @@ class ModuleGraph(nn.Module):
         self._last.clear()
         try:
             return self._interpret(feeds, edge_index)
-        except RuntimeError as err:
-            self._raise_dtype_fault(feeds, err)
+        except (RuntimeError, ValueError) as err:
+            self._raise_input_fault(feeds, err)
             raise
 
     def _interpret(self, feeds: dict, edge_index: torch.Tensor | None):
@@ -308,8 +333,9 @@ class ModuleGraph(nn.Module):
 
     def set_attention(self, enabled: bool) -> None:
         """Switch every gate on or off; off, attention is masked out and connections are unscaled."""
+        enabled = checks.flag("set_attention: enabled", enabled)  # not bool(enabled): bool("false") is True
         for gate in self.gates():
-            gate.enabled = bool(enabled)
+            gate.enabled = enabled
 
     @contextmanager
     def attention_off(self):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import networkx as nx
@@ -23,7 +24,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from . import checks
 from .io import atomic_write
+
+STAT_FIELDS = ("mean", "std", "min", "max", "under")  # the [in, out] tensors of an EdgeStats
 
 
 def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | None = None):
@@ -51,6 +55,13 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: fig.savefig(f, dpi=110, format=fmt), binary=True)
 
 
+def _check_recorder(where: str, recorder) -> None:
+    from .record import EdgeRecorder
+
+    if not isinstance(recorder, EdgeRecorder):
+        raise TypeError(f"{where}: recorder must be a modgraph.record.EdgeRecorder, got {type(recorder).__name__}")
+
+
 def _epochs(recorder, key: str, epochs, most: int = 6) -> list:
     recorded = [e for e, _ in recorder.gates[key].history]
     if epochs is not None:
@@ -70,9 +81,25 @@ def weight_histograms(recorder, path, gates=None, epochs=None, bins: int = 20) -
         gates: gate keys to draw (default: all); epochs: epoch numbers (default: up to 6, evenly spaced).
         bins: histogram bins over ``[0, 1]``.
     """
+    _check_recorder("weight_histograms", recorder)
+    bins = checks.positive_int("weight_histograms: bins", bins)
+    for name, value in (("gates", gates), ("epochs", epochs)):
+        if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
+            raise TypeError(f"weight_histograms: {name} must be a list, got {value!r}")
     keys = list(recorder.gates) if gates is None else list(gates)
     if not keys:
         raise ValueError("the recorder has no gates to draw")
+    unknown = [k for k in keys if k not in recorder.gates]
+    if unknown:
+        raise ValueError(f"weight_histograms: no recorded gate {unknown[0]!r}; recorded gates: "
+                         f"{', '.join(map(repr, recorder.gates)) or 'none'}")
+    if epochs is not None:
+        epochs = list(epochs)
+        recorded = {e for k in keys for e, _ in recorder.gates[k].history}
+        missing = [e for e in epochs if e not in recorded]
+        if missing:  # else a panel without its curve, silently
+            raise ValueError(f"weight_histograms: epoch {missing[0]!r} was not recorded for the gates drawn; recorded "
+                             f"epochs: {sorted(recorded)}")
     fig, axes = _figure(len(keys))
     edges = np.linspace(0.0, 1.0, bins + 1)
     for ax, key in zip(axes, keys):
@@ -126,6 +153,12 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
 
     With ``recorder=None`` (a spec not yet trained: ``modgraph draw``) attended edges are drawn solid at one width.
     """
+    from .module_graph import ModuleGraph
+
+    if not isinstance(net, ModuleGraph):
+        raise TypeError(f"dag_figure: net must be a modgraph.ModuleGraph, got {type(net).__name__}")
+    if recorder is not None:
+        _check_recorder("dag_figure", recorder)
     g = net.graph
     layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
     pos = _layered_positions(g, layers)
@@ -155,6 +188,8 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
 
 def neuron_heatmaps(recorder, path, epoch: int = -1, field: str = "mean") -> Path:
     """One heatmap per neuron-level gate: ``field`` (``mean``, ``std``, ``under``, ...) as ``[in, out]``."""
+    _check_recorder("neuron_heatmaps", recorder)
+    checks.choice("neuron_heatmaps: field", field, STAT_FIELDS)
     keys = [k for k, info in recorder.gates.items() if info.level == "neuron" and info.history]
     if not keys:
         raise ValueError("the recorder has no neuron-level gate with a closed epoch")
@@ -177,6 +212,13 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
                     line: str = "criterion", panel: str = "dataset", title: str | None = None) -> Path:
     """Mean ``y`` against ``x`` (with the standard deviation over repeats shaded), a line per value of ``line``
     and a panel per value of ``panel``; a dotted line marks the unpruned ``test_acc_before`` mean."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise TypeError(f"sparsity_curves: rows must be a list of dicts (one per result), got {type(rows).__name__}")
+    for i, r in enumerate(rows):
+        absent = [f"{k!r} ({role})" for role, k in (("x", x), ("y", y), ("line", line), ("panel", panel)) if k not in r]
+        if absent:
+            raise ValueError(f"sparsity_curves: row {i} has no {', '.join(absent)}; its keys: "
+                             f"{', '.join(map(repr, r))}")
     panels = list(dict.fromkeys(r[panel] for r in rows))
     if not panels:
         raise ValueError("no rows to plot")
@@ -219,6 +261,9 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
         path: the PNG to write.
         title: an optional figure title.
     """
+    if not isinstance(runs, dict):
+        raise TypeError(f"training_curves: runs must be a dict {{label: FitResult or its history}}, got "
+                        f"{type(runs).__name__}")
     if not runs:
         raise ValueError("no runs to plot")
     fig, (loss_ax, score_ax) = _figure(2, width=5.0, height=3.4, cols=2)
@@ -228,6 +273,11 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
         phases = [] if isinstance(result, list) else result.phases
         if not history:
             raise ValueError(f"run {label!r} has no evaluations to plot")
+        for i, h in enumerate(history):
+            absent = [k for k in ("step", "loss", "score") if k not in h]
+            if absent:
+                raise ValueError(f"run {label!r}: history[{i}] has no {', '.join(map(repr, absent))}; expected "
+                                 f"{{'step', 'loss', 'score', ...}} as FitResult.history holds them")
         if not isinstance(history[0]["score"], (int, float)):
             raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
         steps = [h["step"] for h in history]
@@ -266,10 +316,17 @@ def branch_profile(weights: dict, path, groups=None, xlabel: str = "branch", tit
             standard deviation.
         xlabel, title: axis label and optional title.
     """
+    if not isinstance(weights, dict):
+        raise TypeError(f"branch_profile: weights must be a dict {{branch label: weights [N]}}, got "
+                        f"{type(weights).__name__}")
     if not weights:
         raise ValueError("no branch weights to plot")
     labels = [str(k) for k in weights]
-    w = np.stack([np.asarray(v, dtype=float).reshape(-1) for v in weights.values()], axis=1)  # (N, K)
+    columns = {k: np.asarray(v, dtype=float).reshape(-1) for k, v in weights.items()}
+    if len({c.shape[0] for c in columns.values()}) > 1:
+        raise ValueError(f"branch_profile: every branch needs one weight per sample, got "
+                         f"{', '.join(f'{k!r}: {c.shape[0]}' for k, c in columns.items())}")
+    w = np.stack(list(columns.values()), axis=1)  # (N, K)
     groups = groups or {"all": np.ones(w.shape[0], dtype=bool)}
     fig, (ax,) = _figure(1, width=6.0, height=3.6)
     x = np.arange(len(labels))

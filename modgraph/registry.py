@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from . import checks
 from .errors import GraphSpecError
 
 
@@ -57,8 +58,13 @@ def register_op(name: str, *, merge: str = "sum", takes_input: bool = True, repl
         raise ValueError(f"op names are non-empty strings, got {name!r}")
     if merge not in ("sum", "concat"):
         raise ValueError(f"op {name!r}: merge must be 'sum' or 'concat', got {merge!r}")
+    takes_input = checks.flag(f"op {name!r}: takes_input", takes_input)
+    replace = checks.flag(f"op {name!r}: replace", replace)
 
     def decorate(builder):
+        if not callable(builder):
+            raise TypeError(f"op {name!r}: register_op decorates a builder function (in_features, **arguments) -> "
+                            f"modgraph.Built, got {builder!r}")
         if name in _OPS and not replace:
             raise ValueError(f"op {name!r} is already registered (pass replace=True to override it)")
         _OPS[name] = OpDef(name, builder, merge, takes_input, inspect.getdoc(builder) or "")
@@ -99,4 +105,6 @@ def build_op(opdef: OpDef, in_features: int | None, kwargs: dict, where: str) ->
         raise GraphSpecError(f"{where}: bad arguments for op {opdef.name!r}: {err}") from None
     if not isinstance(built, Built):
         raise GraphSpecError(f"{where}: builder of op {opdef.name!r} must return modgraph.Built, got {built!r}")
+    built.out_features = checks.positive_int(f"{where}: the width the builder of op {opdef.name!r} returned "
+                                             f"(Built.out_features)", built.out_features, error=GraphSpecError)
     return built

@@ -38,6 +38,9 @@ def safe_torch_load(path: str | os.PathLike, map_location=None):
 
 def save_network(net, path: str | os.PathLike) -> Path:
     """Save ``net``'s spec and weights to one file (a pruned network keeps its new structure)."""
+    if not (isinstance(net, torch.nn.Module) and callable(getattr(net, "to_dict", None))):
+        raise TypeError(f"save_network: net must be a modgraph.ModuleGraph (the call is save_network(net, path)), "
+                        f"got {type(net).__name__}")
     return atomic_torch_save({"format": NET_FORMAT, "spec": json.dumps(net.to_dict()),
                               "state_dict": net.state_dict()}, path)
 

@@ -168,6 +168,9 @@ def graph_from_dict(spec, source: str = "spec") -> nx.DiGraph:
 
 def graph_to_dict(g: nx.DiGraph) -> dict:
     """The spec dict of a DAG: the inverse of :func:`graph_from_dict`."""
+    if not isinstance(g, nx.DiGraph) or g.is_multigraph():  # an undirected graph would lose its edges' direction
+        hint = "; for a network use net.to_dict()" if hasattr(g, "to_dict") and hasattr(g, "graph") else ""
+        raise GraphSpecError(f"graph_to_dict: expected a networkx.DiGraph, got {type(g).__name__}{hint}")
     spec: dict = {"format": FORMAT}
     extra = [k for k in g.graph if k not in ("name", "outputs")]
     if extra:  # a spec has no place for them: refused, not silently left out of the file

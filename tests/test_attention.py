@@ -142,3 +142,58 @@ def test_branch_attention_on_a_batch_of_sets_equals_each_set_alone():
     for i in range(2):
         torch.testing.assert_close(out[i], net(x[i]))
         torch.testing.assert_close(w[("a", "m")][i], net.edge_weights()[("a", "m")])
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad arguments to the attention modules
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((0, 3, "gate"), ValueError, r"NeuronAttention: in_features must be a positive integer, got 0"),
+    ((-1, 3, "gate"), ValueError, r"NeuronAttention: in_features must be a positive integer, got -1"),
+    ((2.5, 3, "gate"), ValueError, r"NeuronAttention: in_features must be a positive integer, got 2.5"),
+    ((3, "2", "gate"), ValueError, r"NeuronAttention: out_features must be a positive integer, got '2'"),
+    ((3, 2, "sigmoid"), TypeError, r"NeuronAttention: gate must be a modgraph.Gate \(such as Gate\('sigmoid'\)\), "
+                                   r"got 'sigmoid'"),
+])
+def test_neuron_attention_arguments_are_checked(args, error, message):
+    # before: torch's "Trying to create tensor with negative dimension", a ZeroDivisionError in its init, or an
+    # AttributeError "'str' object has no attribute 'enabled'" at the first forward
+    args = tuple(mg.Gate() if a == "gate" else a for a in args)
+    with pytest.raises(error, match=message):
+        mg.NeuronAttention(*args)
+
+
+@pytest.mark.parametrize("in_dims, kwargs, error, message", [
+    (4, {}, TypeError, r"BranchAttention: in_dims must be a non-empty list of the attended branches' widths, got 4"),
+    ([], {}, TypeError, r"BranchAttention: in_dims must be a non-empty list .*, got \[\]"),
+    ([0, 4], {}, ValueError, r"BranchAttention: in_dims\[0\] must be a positive integer, got 0"),
+    ([4, 4], {"heads": 0}, ValueError, r"BranchAttention: heads must be a positive integer, got 0"),
+    ([4, 4], {"heads": "2"}, ValueError, r"BranchAttention: heads must be a positive integer, got '2'"),
+    ([4, 4], {"hidden": 0}, ValueError, r"BranchAttention: hidden must be a positive integer, got 0"),
+])
+def test_branch_attention_arguments_are_checked(in_dims, kwargs, error, message):
+    # before: "'int' object is not iterable", ZeroDivisionError, a module of width 0, or a failure at the forward
+    with pytest.raises(error, match=message):
+        mg.BranchAttention(in_dims, mg.Gate("softmax"), **kwargs)
+
+
+def test_branch_attention_needs_one_tensor_per_attended_branch():
+    att = mg.BranchAttention([4, 4], mg.Gate("softmax"))
+    x = torch.randn(2, 4)
+    for xs in ([x], [x, x, x]):  # before: zip scored 1 branch (weights [B, 1, 1]), or dropped the third silently
+        with pytest.raises(ValueError, match=rf"BranchAttention: expected 2 branch tensors \(one per attended "
+                                             rf"in-edge\), got {len(xs)}"):
+            att(xs)
+    assert att([x, x]).shape == (2, 2, 1)
+
+
+@pytest.mark.parametrize("heads, dim, message", [
+    (0, 4, "Scorer: heads must be a positive integer, got 0"),
+    (-1, 4, "Scorer: heads must be a positive integer, got -1"),
+    (1, 2.0, "Scorer: dim must be a positive integer, got 2.0"),
+])
+def test_scorer_sizes_are_checked(heads, dim, message):
+    for kind in ("additive", "dot"):  # before: heads=0 built silently; -1 and 2.0 failed inside torch.empty
+        with pytest.raises(ValueError, match=message):
+            mg.Scorer(kind, heads, dim)

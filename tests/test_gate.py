@@ -73,3 +73,18 @@ def test_hooks_receive_the_segment_index_and_none_for_a_dense_gate():
     dense.register_weight_hook(lambda g, w, ctx: seen.append(ctx))
     dense(torch.randn(4, 3))
     assert "index" in seen[1] and seen[1]["index"] is None
+
+
+@pytest.mark.parametrize("level", ["node", None, "edge"])
+def test_a_level_that_reports_cannot_read_is_refused(level):
+    # before: accepted; ModuleGraph.edge_weights() and graph_weights() then silently left the gate out
+    with pytest.raises(ValueError, match=r"Gate: level must be one of 'neuron', 'branch', 'graph', got "):
+        mg.Gate("sigmoid", level=level)
+
+
+def test_a_hook_that_is_not_callable_is_refused_when_registered():
+    gate = mg.Gate("sigmoid")
+    with pytest.raises(TypeError, match=r"register_weight_hook: hook must be callable as hook\(gate, weights, "
+                                        r"context\), got 'x'"):
+        gate.register_weight_hook("x")  # before: accepted, then "'str' object is not callable" at every forward
+    gate(torch.randn(3))  # nothing was registered

@@ -118,3 +118,24 @@ def test_rewriting_a_file_keeps_its_permissions(tmp_path):
         os.umask(old_umask)
     assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "fresh.yaml").stat().st_mode) == 0o644
+
+
+def test_a_folder_at_the_target_is_named_not_the_temporary_file(tmp_path):
+    folder = tmp_path / "out.json"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as err:  # before: "Is a directory: '.../.out.json.x1y2.tmp' -> '...'"
+        atomic_write_json(folder, {"a": 1})
+    assert err.value.filename == str(folder) and err.value.filename2 is None
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"] and list(folder.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_in_names_the_target(tmp_path, monkeypatch):
+    import tempfile
+
+    def refused(dir, prefix, suffix):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.path.join(dir, prefix + "abc" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as err:  # before: named the temporary file '.x.txt.abc.tmp'
+        atomic_write_text(tmp_path / "x.txt", "x")
+    assert err.value.filename == str(tmp_path / "x.txt") and err.value.errno == errno.EACCES

@@ -686,3 +686,59 @@ def test_declared_out_features_of_a_module_behind_a_concat_is_checked():
                                                 r"features to 6"):
         mg.ModuleGraph(g)
 
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad inputs to a forward pass: named after the forward failed (nothing is checked on a working forward)
+
+
+def _graph_net():
+    return mg.ModuleGraph.from_dict({"nodes": {"x": {"op": "input", "features": 4},
+                                               "c": {"op": "attention_conv", "out_features": 3}},
+                                     "edges": [["x", "c"]]})
+
+
+@pytest.mark.parametrize("run", ["forward", "interpret"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_integer_or_bool_features_are_named(run, dtype):
+    for net, x in ((mg.ModuleGraph(mlp_graph()), torch.zeros(3, 5, dtype=dtype)),
+                   (_graph_net(), torch.zeros(5, 4, dtype=dtype))):
+        with pytest.raises(TypeError, match=rf"input 'x' is {dtype}, but the network computes in torch.float32; "
+                                            r"features must be floating point \(x.to\(torch.float32\)\)"):
+            getattr(net, run)(x, torch.tensor([[0, 1], [1, 2]]) if net.needs_graph else None)
+
+
+@pytest.mark.parametrize("run", ["forward", "interpret"])
+def test_an_input_that_is_not_one_row_per_node_or_sample_is_named(run):
+    # before: a graph op saw a 1-D input as 4 nodes ("edge_index holds node ids in [0, 4] but there are 4 nodes"),
+    # a neuron-level gate raised einsum's "number of subscripts ... does not match"
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    net = getattr(_graph_net(), run)
+    for x in (torch.randn(4), torch.randn(2, 5, 4)):
+        with pytest.raises(ValueError, match=r"input 'x': expected a tensor \[N, 4\] \(the network has graph ops, "
+                                             r"which take one row per node\), got \("):
+            net(x, ei)
+    net = getattr(mg.ModuleGraph(mlp_graph()), run)  # its h -> y edge is neuron-level
+    for x in (torch.randn(5), torch.randn(2, 3, 5)):
+        with pytest.raises(ValueError, match=r"input 'x': expected a tensor \[N, 5\] \(the network has neuron-level "
+                                             r"gates, which take one row per sample\), got \("):
+            net(x)
+    assert net(torch.randn(3, 5)).shape == (3, 3)
+
+
+@pytest.mark.parametrize("run", ["forward", "interpret"])
+def test_inputs_with_different_batch_sizes_are_named(run):
+    net = getattr(mg.ModuleGraph(_two_inputs_concat()), run)  # inputs a [3] and b [4]
+    with pytest.raises(ValueError, match=r"inputs 'a' \(2, 3\) and 'b' \(4, 4\) differ in their leading \(batch\) "
+                                         r"dimensions; every input needs one row per sample"):
+        net({"a": torch.randn(2, 3), "b": torch.randn(4, 4)})  # before: torch.cat's "Sizes of tensors must match"
+
+
+@pytest.mark.parametrize("value", ["false", None, 0, 1, torch.tensor(True)])
+def test_set_attention_takes_a_bool_only(value):
+    net = mg.ModuleGraph(mlp_graph())
+    with pytest.raises(ValueError, match=r"set_attention: enabled must be true or false, got "):
+        net.set_attention(value)  # before: bool("false") switched the gates on
+    assert all(g.enabled for g in net.gates())
+    net.set_attention(False)
+    assert not any(g.enabled for g in net.gates())

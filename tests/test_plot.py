@@ -182,3 +182,57 @@ def test_branch_profile(tmp_path, drawn):
         plot.branch_profile({}, tmp_path / "q.png")
     with pytest.raises(ValueError, match="group 'bad' has 3 entries, the weights 4 samples"):
         plot.branch_profile(weights, tmp_path / "q.png", groups={"bad": torch.ones(3, dtype=torch.bool)})
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad arguments: named before any drawing, nothing written
+
+
+def test_weight_histogram_arguments_are_checked(tmp_path, recorded):
+    net, rec = recorded
+    cases = [
+        ({"gates": ["h->z"]}, ValueError, r"weight_histograms: no recorded gate 'h->z'; recorded gates: 'h->y'"),
+        ({"gates": "h->y"}, TypeError, r"weight_histograms: gates must be a list, got 'h->y'"),  # before: KeyError 'h'
+        ({"epochs": [7]}, ValueError, r"weight_histograms: epoch 7 was not recorded for the gates drawn; recorded "
+                                      r"epochs: \[0, 1, 2\]"),  # before: a figure without its curve
+        ({"epochs": 1}, TypeError, r"weight_histograms: epochs must be a list, got 1"),
+        ({"bins": 0}, ValueError, r"weight_histograms: bins must be a positive integer, got 0"),  # before: drawn
+        ({"bins": 2.5}, ValueError, r"weight_histograms: bins must be a positive integer, got 2.5"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            plot.weight_histograms(rec, tmp_path / "h.png", **kwargs)
+    with pytest.raises(TypeError, match=r"weight_histograms: recorder must be a modgraph.record.EdgeRecorder, got "
+                                        r"ModuleGraph"):
+        plot.weight_histograms(net, tmp_path / "h.png")  # before: "'method' object is not iterable"
+    with pytest.raises(ValueError, match=r"neuron_heatmaps: field must be one of 'mean', 'std', 'min', 'max', "
+                                         r"'under', got 'meen'"):
+        plot.neuron_heatmaps(rec, tmp_path / "h.png", field="meen")  # before: AttributeError
+    with pytest.raises(TypeError, match=r"dag_figure: net must be a modgraph.ModuleGraph, got dict"):
+        plot.dag_figure(net.to_dict(), None, tmp_path / "h.png")
+    with pytest.raises(TypeError, match=r"dag_figure: recorder must be a modgraph.record.EdgeRecorder, got PosixPath"):
+        plot.dag_figure(net, tmp_path / "h.png", rec)  # before: "'PosixPath' object has no attribute 'gates'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_result_plot_arguments_are_checked(tmp_path):
+    row = {"dataset": "a", "criterion": "attention", "sparsity": 0.1, "test_acc_after": 0.9}
+    with pytest.raises(ValueError, match=r"sparsity_curves: row 0 has no 'acc' \(y\); its keys: 'dataset', "):
+        plot.sparsity_curves([row], tmp_path / "s.png", y="acc")  # before: KeyError 'acc'
+    with pytest.raises(ValueError, match=r"sparsity_curves: row 1 has no 'test_acc_after' \(y\)"):
+        plot.sparsity_curves([row, {k: v for k, v in row.items() if k != "test_acc_after"}], tmp_path / "s.png")
+    with pytest.raises(TypeError, match=r"sparsity_curves: rows must be a list of dicts \(one per result\), got dict"):
+        plot.sparsity_curves(row, tmp_path / "s.png")
+    with pytest.raises(TypeError, match=r"training_curves: runs must be a dict \{label: FitResult or its history\}, "
+                                        r"got list"):
+        plot.training_curves([{"step": 1, "loss": 1.0, "score": 0.5}], tmp_path / "t.png")
+    with pytest.raises(ValueError, match=r"run 'a': history\[1\] has no 'score'"):  # before: KeyError 'score'
+        plot.training_curves({"a": [{"step": 0, "loss": 1.0, "score": 0.5}, {"step": 1, "loss": 1.0}]},
+                             tmp_path / "t.png")
+    with pytest.raises(ValueError, match=r"branch_profile: every branch needs one weight per sample, got 'a': 4, "
+                                         r"'b': 5"):  # before: numpy's "all input arrays must have the same shape"
+        plot.branch_profile({"a": torch.rand(4), "b": torch.rand(5)}, tmp_path / "b.png")
+    with pytest.raises(TypeError, match=r"branch_profile: weights must be a dict \{branch label: weights \[N\]\}, "
+                                        r"got list"):
+        plot.branch_profile([torch.rand(4)], tmp_path / "b.png")
+    assert list(tmp_path.iterdir()) == []

@@ -131,3 +131,34 @@ def test_a_builders_own_spec_error_names_the_node():
             mg.ModuleGraph(g)
     finally:
         _OPS.pop("fails_with_spec_error", None)
+
+
+def test_a_builder_that_is_not_callable_is_refused_when_registered():
+    # before: registered; every spec naming the op then failed with inspect's "5 is not a callable object"
+    with pytest.raises(TypeError, match=r"op 'test_not_callable': register_op decorates a builder function"):
+        mg.register_op("test_not_callable")(5)
+    assert "test_not_callable" not in _OPS
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"takes_input": "no"}, r"op 'test_flags': takes_input must be true or false, got 'no'"),
+    ({"replace": 1}, r"op 'test_flags': replace must be true or false, got 1"),
+])
+def test_register_op_flags_are_bools(kwargs, message):
+    with pytest.raises(ValueError, match=message):  # before: "no" was taken as True
+        mg.register_op("test_flags", **kwargs)
+    assert "test_flags" not in _OPS
+
+
+@pytest.mark.parametrize("width", ["3", 0, 2.0, None])
+def test_the_width_a_builder_returns_must_be_a_positive_integer(width):
+    @mg.register_op("test_width", replace=True)
+    def builder(in_features: int):
+        return mg.Built(Scale(2.0), width)
+
+    try:  # before: '3' became the node's width, silently (and a later layer failed on it)
+        with pytest.raises(mg.GraphSpecError, match=r"node 's': the width the builder of op 'test_width' returned "
+                                                    r"\(Built.out_features\) must be a positive integer, got "):
+            mg.ModuleGraph(_one_node("test_width"))
+    finally:
+        _OPS.pop("test_width", None)

@@ -136,3 +136,15 @@ def test_a_save_that_fails_half_way_leaves_the_old_network_file(tmp_path, monkey
     monkeypatch.undo()
     assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["net.pt"]
     assert mg.load_network(path).plan.widths["h"] == 18
+
+
+@pytest.mark.parametrize("make", [lambda net, p: (str(p), net), lambda net, p: (net.state_dict(), p),
+                                  lambda net, p: (torch.nn.Linear(2, 3), p)])
+def test_saving_something_that_is_not_a_network_is_named(tmp_path, make):
+    net = mg.ModuleGraph(mlp_graph())
+    args = make(net, tmp_path / "n.pt")
+    # before: AttributeError "'str' object has no attribute 'to_dict'"
+    with pytest.raises(TypeError, match=r"save_network: net must be a modgraph.ModuleGraph \(the call is "
+                                        r"save_network\(net, path\)\), got "):
+        mg.save_network(*args)
+    assert list(tmp_path.iterdir()) == []

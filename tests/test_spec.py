@@ -675,3 +675,16 @@ def test_json_spec_files_are_strict_json(tmp_path):
     assert not list(tmp_path.iterdir())
     path = mg.save_spec(spec, tmp_path / "a.yaml")  # YAML has .nan
     assert yaml.safe_load(path.read_text())["name"] != yaml.safe_load(path.read_text())["name"]  # NaN != NaN
+
+
+@pytest.mark.parametrize("make, shown", [
+    (lambda: {"nodes": {}}, "dict"),
+    (lambda: nx.Graph([("x", "y")]), "Graph"),
+    (lambda: nx.MultiDiGraph([("x", "y")]), "MultiDiGraph"),
+    (lambda: mg.ModuleGraph(mlp_graph()), r"ModuleGraph; for a network use net.to_dict\(\)"),
+])
+def test_graph_to_dict_takes_a_digraph(make, shown):
+    # before: AttributeError for a dict; an undirected graph was saved with its edges in an arbitrary direction; a
+    # network gave "graph attribute(s) 'x', 'h', 'y' cannot be saved in a spec"
+    with pytest.raises(mg.GraphSpecError, match=rf"graph_to_dict: expected a networkx.DiGraph, got {shown}"):
+        mg.graph_to_dict(make())

@@ -26,6 +26,8 @@ from torch import Tensor
 from torch_geometric.nn.conv.gcn_conv import gcn_norm as _pyg_gcn_norm
 from torch_geometric.utils import scatter
 
+from .. import checks
+
 __all__ = ["EdgeIndexCache", "GCNNorm", "cached_gcn_norm", "gcn_norm"]
 
 
@@ -67,6 +69,10 @@ def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
         >>> norm.edge_index.tolist(), norm.edge_weight.tolist()
         ([[0, 1, 0, 1], [1, 0, 0, 1]], [0.5, 0.5, 0.5, 0.5])
     """
+    num_nodes = checks.integer("gcn_norm: num_nodes", num_nodes, least=0)
+    add_self_loops = checks.flag("gcn_norm: add_self_loops", add_self_loops)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"gcn_norm: dtype must be a floating-point torch.dtype (such as torch.float32), got {dtype!r}")
     _check_edge_index(edge_index, num_nodes, "gcn_norm")
     ei, weight = _pyg_gcn_norm(edge_index, None, num_nodes, False, add_self_loops, "source_to_target", dtype)
     ones = torch.ones(ei.size(1), dtype=dtype, device=ei.device)
@@ -77,6 +83,9 @@ def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
 def cached_gcn_norm(cache: "EdgeIndexCache", edge_index: Tensor, num_nodes: int, add_self_loops: bool,
                     dtype: torch.dtype) -> GCNNorm:
     """:func:`gcn_norm` in ``dtype``, computed once per ``edge_index`` tensor, node count and dtype in ``cache``."""
+    if not isinstance(edge_index, Tensor):  # before the cache reads its version counter (the rest: gcn_norm's checks)
+        raise TypeError(f"edge_index must be a torch.Tensor [2, E] of dtype torch.long, got "
+                        f"{type(edge_index).__name__}")
     return cache.get(edge_index, num_nodes, lambda: gcn_norm(edge_index, num_nodes, add_self_loops, dtype), dtype)
 
 

@@ -69,9 +69,11 @@ def _check_scores(scores: Tensor, where: str) -> None:
 
 def _check_dim(scores: Tensor, dim: int, where: str) -> int:
     ndim = max(scores.dim(), 1)  # a 0-d tensor accepts dim 0 and -1, as in torch.softmax
+    if not checks.is_integer(dim):
+        raise ValueError(f"{where}: dim must be an integer (a dimension of the scores), got {dim!r}")
     if not -ndim <= dim < ndim:
         raise ValueError(f"{where}: dim={dim} is out of range for scores of shape {tuple(scores.shape)}")
-    return dim % ndim
+    return int(dim) % ndim
 
 
 def _check_segments(scores: Tensor, index: Tensor, num_segments: int | None, where: str) -> int:
@@ -430,6 +432,8 @@ def threshold(weights: Tensor, threshold: float | None) -> Tensor:
         >>> threshold(torch.tensor([0.05, 0.25, 0.7]), 0.1)
         tensor([0.0000, 0.2500, 0.7000])
     """
+    if not isinstance(weights, Tensor):
+        raise TypeError(f"threshold(): expected weights to be a torch.Tensor, got {type(weights).__name__}")
     if threshold is None:
         return weights
     if (problem := threshold_problem(threshold)) is not None:

@@ -24,6 +24,14 @@ __all__ = ["smoothing_group_lasso", "weight_decay", "weight_elimination"]
 
 def _as_tensor_list(weights: Tensor | Iterable[Tensor], batch_dims: int, where: str) -> list[Tensor]:
     batch_dims = checks.integer(f"{where}: batch_dims", batch_dims, least=0)
+    if isinstance(weights, torch.nn.Module):
+        raise TypeError(f"{where}: expected a tensor or an iterable of tensors, got the module "
+                        f"{type(weights).__name__}; pass its .parameters() (or the weights to penalise)")
+    if isinstance(weights, dict):
+        raise TypeError(f"{where}: expected a tensor or an iterable of tensors, got a dict (a state_dict?); pass "
+                        f"its .values() or the module's .parameters()")
+    if not isinstance(weights, (Tensor, Iterable)):
+        raise TypeError(f"{where}: expected a tensor or an iterable of tensors, got {type(weights).__name__}")
     tensors = [weights] if isinstance(weights, Tensor) else list(weights)
     if not tensors:
         raise ValueError(f"{where}: expected at least one weight tensor, got none")
@@ -150,8 +158,16 @@ def smoothing_group_lasso(
         tensor(5.3750)
     """
     a = checks.number("smoothing_group_lasso: a", a, low=0, low_open=True)
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"smoothing_group_lasso: expected one weight tensor, got {type(weight).__name__}; call it "
+                        f"once per weight and add the results")
     (weight,) = _as_tensor_list(weight, batch_dims, "smoothing_group_lasso")
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if isinstance(dim, numbers.Integral):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise ValueError(f"smoothing_group_lasso: dim must be an integer or a tuple of integers, got {dim!r}")
     if not dims:
         raise ValueError("smoothing_group_lasso: dim must name at least one dimension, got ()")
     resolved = []
@@ -166,6 +182,8 @@ def smoothing_group_lasso(
                 f"smoothing_group_lasso: dim={dims} includes batch dimension {d} "
                 f"(batch_dims={batch_dims}); a group must lie within one model"
             )
+        if d in resolved:
+            raise ValueError(f"smoothing_group_lasso: dim={dims} names dimension {d} twice")
         resolved.append(d)
 
     sq_norm = weight.square().sum(dim=tuple(resolved))  # (*B, groups...): s = ||w_g||^2

@@ -45,8 +45,9 @@ class GCNConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True, add_self_loops: bool = True):
         super().__init__()
-        self.add_self_loops = add_self_loops
-        self.conv = PyGGCNConv(in_channels, out_channels, normalize=False, bias=bias)
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        self.add_self_loops = boolean("add_self_loops", add_self_loops)
+        self.conv = PyGGCNConv(in_channels, out_channels, normalize=False, bias=boolean("bias", bias))
         self._norm_cache = EdgeIndexCache()
 
     def reset_parameters(self) -> None:
@@ -77,7 +78,7 @@ class GCNPropagate(MessagePassing):
 
     def __init__(self, add_self_loops: bool = True):
         super().__init__(aggr="add")
-        self.add_self_loops = add_self_loops
+        self.add_self_loops = boolean("add_self_loops", add_self_loops)
         self._norm_cache = EdgeIndexCache()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:

@@ -122,8 +122,12 @@ class GraphAttentionConv(MessagePassing):
                  temperature: float = 1.0, combine: str = "gcn", attention_dropout: float = 0.0,
                  add_self_loops: bool = True, bias: bool = True):
         super().__init__(aggr="add", node_dim=0)
-        if combine not in COMBINE:
-            raise ValueError(f"combine must be one of {', '.join(map(repr, COMBINE))}, got {combine!r}")
+        in_channels = positive_int("in_channels", in_channels)
+        if out_channels is not None:
+            out_channels = positive_int("out_channels", out_channels)
+        heads, attention_dropout = _check(attention, score, threshold, temperature, combine, attention_dropout, heads)
+        concat, add_self_loops = boolean("concat", concat), boolean("add_self_loops", add_self_loops)
+        bias = boolean("bias", bias)
         if out_channels is None:
             width, concat, bias = in_channels, True, False
         else:

@@ -39,10 +39,8 @@ import torch
 
 from .. import checks
 from ..functional.normalize import threshold_problem
-from ..gate import Gate
+from ..gate import LEVELS, Gate
 from .stats import EdgeStats, RunningStats
-
-LEVELS = ("neuron", "branch", "graph")
 
 
 def gate_key(gate: Gate) -> str:

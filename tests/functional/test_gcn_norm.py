@@ -76,3 +76,23 @@ def test_cache_on_an_inference_tensor_recomputes_every_call():
     for _ in range(2):
         assert cache.get(edge_index, 2, lambda: calls.append(1) or len(calls)) == len(calls)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("num_nodes", [None, 3.5, "3", -1, True])
+def test_a_node_count_that_is_not_a_count_is_named(num_nodes):
+    # before: TypeError "'>=' not supported between ..." or a RuntimeError deep in PyG
+    with pytest.raises(ValueError, match=r"gcn_norm: num_nodes must be a non-negative integer, got "):
+        gcn_norm(torch.zeros(2, 0, dtype=torch.long), num_nodes)
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.bool, "float32"])
+def test_weights_of_a_dtype_that_is_not_floating_are_refused(dtype):
+    # before: PyG's "result type Float can't be cast to the desired output type Long", or "ones(): argument 'dtype'"
+    with pytest.raises(TypeError, match=r"gcn_norm: dtype must be a floating-point torch.dtype \(such as "
+                                        r"torch.float32\), got "):
+        gcn_norm(torch.tensor([[0, 1], [1, 2]]), 3, dtype=dtype)
+
+
+def test_add_self_loops_is_a_bool():
+    with pytest.raises(ValueError, match="gcn_norm: add_self_loops must be true or false, got 'no'"):
+        gcn_norm(torch.tensor([[0, 1], [1, 2]]), 3, add_self_loops="no")  # before: taken as True

@@ -478,3 +478,20 @@ def test_threshold_keeps_a_nan_weight_nan():
     assert torch.isnan(out[0]) and out[1] == 0 and out[2] == 0.5
     scores = torch.tensor([0.0, float("nan"), 1.0])  # a NaN segment comes out NaN, thresholded or not
     assert torch.isnan(threshold(normalize(scores, "softmax", index=torch.tensor([0, 0, 0])), 0.1)).all()
+
+
+@pytest.mark.parametrize("dim", [1.5, 1.0, "0", None, True])
+def test_a_dim_that_is_not_an_integer_is_named(dim):
+    # before: "'<=' not supported between instances of 'int' and 'str'", torch's movedim/softmax signature errors,
+    # or True taken as dim 1
+    for fn in (lambda: normalize(torch.randn(4, 3), "softmax", dim=dim), lambda: sparsemax(torch.randn(4, 3), dim=dim)):
+        with pytest.raises(ValueError, match=r"(normalize|sparsemax): dim must be an integer \(a dimension of the "
+                                             r"scores\), got "):
+            fn()
+
+
+@pytest.mark.parametrize("weights", [[0.1, 0.5], (0.1,)])
+def test_threshold_of_weights_that_are_not_a_tensor_is_named(weights):
+    # before: AttributeError "'list' object has no attribute 'masked_fill'"
+    with pytest.raises(TypeError, match=r"threshold\(\): expected weights to be a torch.Tensor, got "):
+        threshold(weights, 0.3)

@@ -201,3 +201,42 @@ def test_smoothing_group_lasso_accepts_every_negative_dim():
     torch.testing.assert_close(smoothing_group_lasso(w, dim=(-2,), a=a), expected)
     with pytest.raises(ValueError, match=r"dim=-3 is out of range for weight of shape \(2, 2\)"):
         smoothing_group_lasso(w, dim=-3)
+
+
+# ----------------------------------------------------------------------------------------------------
+# bad arguments
+
+
+@pytest.mark.parametrize("fn", [weight_decay, weight_elimination])
+def test_a_module_dict_or_non_iterable_is_named(fn):
+    lin = torch.nn.Linear(3, 2)
+    name = fn.__name__
+    # before: TypeError "'Linear' object is not iterable"; a state_dict gave "weight 0 is a str"
+    with pytest.raises(TypeError, match=rf"{name}: expected a tensor or an iterable of tensors, got the module Linear; "
+                                        r"pass its .parameters\(\)"):
+        fn(lin)
+    with pytest.raises(TypeError, match=rf"{name}: .* got a dict \(a state_dict\?\); pass its .values\(\)"):
+        fn(lin.state_dict())
+    for value in (None, 3.0):
+        with pytest.raises(TypeError, match=rf"{name}: expected a tensor or an iterable of tensors, got "
+                                            rf"{type(value).__name__}"):
+            fn(value)
+    assert fn(lin.parameters()) == fn(list(lin.parameters()))
+
+
+def test_smoothing_group_lasso_takes_one_tensor_and_integer_dims():
+    w = torch.randn(2, 3)
+    # before: ValueError "too many values to unpack (expected 1)"
+    with pytest.raises(TypeError, match=r"smoothing_group_lasso: expected one weight tensor, got list; call it once "
+                                        r"per weight and add the results"):
+        smoothing_group_lasso([w, w])
+    # before: dim="rows" was read letter by letter ("dim='r' is out of range"); None: "'NoneType' object is not
+    # iterable"
+    for dim in ("rows", None, 1.0):
+        with pytest.raises(ValueError, match=r"smoothing_group_lasso: dim must be an integer or a tuple of integers, "
+                                             r"got "):
+            smoothing_group_lasso(w, dim=dim)
+    # before: torch's RuntimeError "dim 1 appears multiple times in the list of dims"
+    with pytest.raises(ValueError, match=r"smoothing_group_lasso: dim=\(1, -1\) names dimension 1 twice"):
+        smoothing_group_lasso(w, dim=(1, -1))
+    assert smoothing_group_lasso(w, dim=[0, 1]) == smoothing_group_lasso(w, dim=(0, 1))

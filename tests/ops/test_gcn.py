@@ -6,7 +6,7 @@ import torch
 from torch_geometric.nn import GCNConv as PyGGCNConv
 
 import modgraph as mg
-from modgraph.ops.gcn import GCNConv
+from modgraph.ops.gcn import GCNConv, GCNPropagate
 
 EDGE_INDEX = torch.tensor([[0, 1, 1, 2, 2, 3, 4, 0],
                            [1, 0, 2, 1, 0, 4, 3, 3]])
@@ -194,3 +194,22 @@ def test_an_edge_index_made_in_inference_mode_against_pyg():
         torch.testing.assert_close(conv(x, edge_index), ref(x, edge_index))
         for op, want in zip(ops, expected):
             torch.testing.assert_close(op(x, edge_index), want)
+
+
+@pytest.mark.parametrize("make", [lambda: GCNConv(4, 3), GCNPropagate])
+@pytest.mark.parametrize("edge_index", [EDGE_INDEX.tolist(), EDGE_INDEX.numpy()])
+def test_an_edge_index_that_is_not_a_tensor_is_named(make, edge_index):
+    # before: AttributeError "'list' object has no attribute 'is_inference'" from the normalisation cache
+    with pytest.raises(TypeError, match=rf"edge_index must be a torch.Tensor \[2, E\] of dtype torch.long, got "
+                                        rf"{type(edge_index).__name__}"):
+        make()(torch.randn(5, 4), edge_index)
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((4, -1), {}, "out_channels must be a positive integer, got -1"),
+    ((0, 3), {}, "in_channels must be a positive integer, got 0"),
+    ((4, 3), {"add_self_loops": "no"}, "add_self_loops must be true or false, got 'no'"),
+])
+def test_gcn_conv_arguments_are_checked(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):  # before: torch's "Trying to create tensor with negative dimension"
+        GCNConv(*args, **kwargs)

@@ -336,3 +336,29 @@ def test_zero_out_features_names_the_node():
     with pytest.raises(mg.GraphSpecError,
                        match="node 'conv': bad arguments for op 'attention_conv': out_features must be a positive"):
         mg.ModuleGraph(g)
+
+
+@pytest.mark.parametrize("edge_index", [EDGE_INDEX.tolist(), EDGE_INDEX.numpy()])
+def test_an_edge_index_that_is_not_a_tensor_is_named(edge_index):
+    conv = GraphAttentionConv(4, 6, heads=2)
+    # before: AttributeError "'list' object has no attribute 'is_inference'"
+    with pytest.raises(TypeError, match=r"edge_index must be a torch.Tensor \[2, E\] of dtype torch.long, got "):
+        conv(torch.randn(N, 4), edge_index)
+    net = mg.ModuleGraph.from_dict({"nodes": {"x": {"op": "input", "features": 4},
+                                              "c": {"op": "attention_conv", "out_features": 6}},
+                                    "edges": [["x", "c"]]})
+    with pytest.raises(TypeError, match=r"edge_index must be a torch.Tensor \[2, E\] of dtype torch.long, got "):
+        net(torch.randn(N, 4), edge_index)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"heads": 0}, "heads must be a positive integer, got 0"),
+    ({"out_channels": 0}, "out_channels must be a positive integer, got 0"),
+    ({"in_channels": 2.5}, "in_channels must be a positive integer, got 2.5"),
+    ({"attention_dropout": 1.0}, r"attention_dropout must be a number in \[0, 1\), got 1.0"),
+    ({"concat": "yes"}, "concat must be true or false, got 'yes'"),
+])
+def test_graph_attention_conv_arguments_are_checked(kwargs, message):
+    args = {"in_channels": 4, "out_channels": 6, **kwargs}
+    with pytest.raises(ValueError, match=message):  # before: heads=0 a ZeroDivisionError, out_channels=0 built
+        GraphAttentionConv(**args)
