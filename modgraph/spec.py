@@ -409,12 +409,15 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
 
     Numpy scalars (``np.int64(4)``) are written as the Python numbers they hold; any other value that is not plain
     data (an object, a key that is not a string, a value that contains itself; in JSON also NaN or infinity) raises
-    :class:`GraphSpecError` naming it, and nothing is written."""
+    :class:`GraphSpecError` naming it, and nothing is written; so does a spec whose structure
+    :func:`graph_from_dict` refuses (no ``nodes`` mapping, unknown top-level keys, an edge that is not two names).
+    """
     path = Path(path)
     kind = _fmt(path)
     spec = plain(spec)
     # names a value that is not data: json would write the key 1 as "1", yaml a loop as an anchor inside itself
     _check_data(spec, str(path), loop_hint=" (a list or dict inside itself)")
+    graph_from_dict(spec, str(path))  # a spec that load_spec + from_dict would refuse is not written either
     try:
         if kind == "json":
             text = json.dumps(spec, indent=2, allow_nan=False) + "\n"

@@ -341,6 +341,17 @@ def test_saving_a_value_that_is_not_data_names_it(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("spec, pattern", [
+    ({"nodes": 5}, r"'nodes' must be a non-empty mapping"),
+    ({"nodes": {"x": {"op": "input", "features": 2}}, "edge": []}, r"unknown key\(s\) 'edge'"),
+    ([{"x": 1}], r"a spec is a mapping"),
+])
+def test_saving_a_spec_that_could_not_be_loaded_writes_nothing(tmp_path, spec, pattern):
+    with pytest.raises(mg.GraphSpecError, match=r"a\.json: " + pattern):
+        mg.save_spec(spec, tmp_path / "a.json")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
     """Nine levels of ten aliases each are 10**9 items once expanded; the check visits each shared part once."""
     levels = ["&j1 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
