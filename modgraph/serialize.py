@@ -27,6 +27,7 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
 def safe_torch_load(path: str | os.PathLike, map_location=None):
     """``torch.load(weights_only=True)`` with errors that name the file."""
     path = Path(path)
+    _check_map_location(map_location)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     try:
@@ -34,6 +35,19 @@ def safe_torch_load(path: str | os.PathLike, map_location=None):
     except Exception as err:  # truncated, corrupted, or holding objects weights_only refuses
         raise CheckpointError(f"{path}: not a readable modgraph file ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def _check_map_location(map_location) -> None:
+    """A device named for ``torch.load`` must be one (else its error would read as a damaged file)."""
+    if map_location is None or callable(map_location) or isinstance(map_location, dict):
+        return  # torch.load's other forms: a function of (storage, location), or a mapping of locations
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda:0' (or None: the CPU), got "
+                         f"{map_location!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"map_location {map_location!r}: this machine has no CUDA device; load with None or 'cpu'")
 
 
 def save_network(net, path: str | os.PathLike) -> Path:

@@ -75,8 +75,11 @@ def test_a_network_saved_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
     other = mg.load_network(path)
     x = torch.randn(3, 5)
     assert torch.equal(other(x), net(x))
-    with pytest.raises(mg.CheckpointError, match="net.pt: not a readable modgraph file"):
-        mg.load_network(path, map_location="cuda:0")  # asked for explicitly: the file's error, named
+    with pytest.raises(ValueError, match=r"map_location 'cuda:0': this machine has no CUDA device"):
+        mg.load_network(path, map_location="cuda:0")  # asked for explicitly: the argument is at fault, not the file
+    with pytest.raises(ValueError, match=r"map_location must be a device such as 'cpu' .* got 'gpu'"):
+        mg.load_network(path, map_location="gpu")
+    assert torch.equal(mg.load_network(path, map_location=torch.device("cpu"))(x), net(x))
 
 
 def test_a_network_file_holding_other_objects_is_refused_without_running_them(tmp_path):
