@@ -42,9 +42,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], binary: 
     else ``0o666`` less the umask (``mkstemp`` alone makes it readable by its owner only).
     """
     path = Path(path)
+    if path.is_dir():  # else os.replace fails naming the temporary file, not the folder given
+        raise IsADirectoryError(errno.EISDIR, "Is a directory (give a file name)", str(path))
     _make_parent(path)
-    if path.is_dir():  # else the rename fails naming the temporary file
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:

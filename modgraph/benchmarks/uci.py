@@ -83,11 +83,17 @@ class Protocol:
     tol: float = 1e-3  # a network's alternation stops when a round changes its validation accuracy less than this
 
     def __post_init__(self):  # every setting checked in turn, kept as plain Python data (to_dict gives JSON)
+        if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
+            raise TypeError(f"Protocol: seeds must be a list of seeds, one repetition each (e.g. range(3) for 3), "
+                            f"got {self.seeds!r}")
         self.seeds = tuple(self.seeds)
         self.folds = checks.integer("Protocol: folds", self.folds, least=2)
         if not self.seeds or not all(checks.is_integer(s) and s >= 0 for s in self.seeds):
             raise ValueError(f"Protocol: seeds must be one or more non-negative integers, got {self.seeds!r}")
         self.seeds = tuple(int(s) for s in self.seeds)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Protocol: seeds must be distinct (a seed twice repeats the same runs), got "
+                             f"{self.seeds!r}")
         self.val_fraction = checks.number("Protocol: val_fraction", self.val_fraction, low=0, high=1, low_open=True,
                                           high_open=True)
         if self.schedule not in SCHEDULES:
@@ -261,8 +267,12 @@ def build_program(data: UCIDataset, method: str | Method, protocol: Protocol | N
     """The ensemble of ``seeds x folds x candidates`` networks for ``method`` on ``data``, with its loss (the sum of
     the members' losses: mean cross-entropy on their fitted part plus their ``lam`` times the method's penalty) and
     its validation score (:func:`validation_score` per member)."""
-    protocol = protocol or Protocol()
+    protocol = _protocol(protocol)
+    _check_dataset(data, "data")
     check_data(data, protocol)
+    if not isinstance(method, (str, Method)):
+        raise TypeError(f"method must be a method name ({', '.join(METHODS)}) or a Method, got "
+                        f"{type(method).__name__}")
     method = get_method(method) if isinstance(method, str) else method
     hidden, steps = budget(data.name, protocol)
     splits = cv_splits(data.y, protocol.folds, protocol.seeds, protocol.val_fraction)
@@ -297,6 +307,21 @@ def build_program(data: UCIDataset, method: str | Method, protocol: Protocol | N
     return Program(data, method, splits, ens, tensors, loss_fn, evaluate, optimizer, schedule, steps, hidden)
 
 
+def _protocol(protocol) -> Protocol:
+    """``protocol`` (``None``: the default), if it is a :class:`Protocol`; TypeError otherwise."""
+    if protocol is None:
+        return Protocol()
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a Protocol (e.g. Protocol(folds=5)), got {type(protocol).__name__}")
+    return protocol
+
+
+def _check_dataset(data, where: str) -> None:
+    if not isinstance(data, UCIDataset):
+        hint = f"; load it first, e.g. load_uci({data!r}) or load_csv(...)" if isinstance(data, str) else ""
+        raise TypeError(f"{where} must be a UCIDataset (load_uci, load_csv), got {type(data).__name__}{hint}")
+
+
 def run_method(data: UCIDataset, method: str | Method, protocol: Protocol | None = None,
                device: str | torch.device = "cpu", progress: bool = False, checkpoint: str | os.PathLike | None = None,
                checkpoint_every: int = 200) -> MethodResult:
@@ -304,7 +329,7 @@ def run_method(data: UCIDataset, method: str | Method, protocol: Protocol | None
 
     ``checkpoint``/``checkpoint_every``: the training's periodic save, see :meth:`Program.fit`.
     """
-    protocol = protocol or Protocol()
+    protocol = _protocol(protocol)
     program = build_program(data, method, protocol, device)
     method, splits, cands = program.method, program.splits, program.candidates
     start = time.perf_counter()
@@ -396,9 +421,19 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
     finishes and skipped when the folder already holds it, and the program in progress saves its training every
     ``checkpoint_every`` steps and continues from there. Results pass through JSON (as saved) either way.
     """
-    protocol = protocol or Protocol()
+    protocol = _protocol(protocol)
+    for arg, value, example in (("datasets", datasets, "[load_uci('glass')]"), ("methods", methods, "['plain']")):
+        if isinstance(value, (str, bytes, UCIDataset)) or not isinstance(value, Sequence):
+            raise TypeError(f"run_benchmark: {arg} must be a list, e.g. {example}, got {type(value).__name__} "
+                            f"{value!r:.60}")
+    for i, d in enumerate(datasets):
+        _check_dataset(d, f"run_benchmark: datasets[{i}]")
     for m in methods:
         get_method(m)
+    if store is not None and not isinstance(store, RunDir):
+        raise TypeError(f"run_benchmark: store must be a modgraph.train.RunDir (or None), got {type(store).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"run_benchmark: callback must be a function callback(result), got {type(callback).__name__}")
     for d in datasets:  # before any training: a table that cannot be split fails now, not after the others ran
         check_data(d, protocol)
     workers = checks.positive_int("workers", workers)

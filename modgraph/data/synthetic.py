@@ -72,6 +72,7 @@ def sbm_graph(
     """
     num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split = _check(
         num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split)
+    seed = checks.integer("sbm_graph: seed", seed, error=DataError)
     g = torch.Generator().manual_seed(seed)
     N, C = num_nodes, num_classes
 

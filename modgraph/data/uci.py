@@ -60,6 +60,31 @@ class UCIDataset:
     class_names: tuple[str, ...]
     source_files: tuple[Path, ...]
 
+    def __post_init__(self) -> None:
+        """DataError naming the data set when the fields do not fit together (a hand-built data set: the loaders'
+        always do): every later step reads ``X [n, d]``, ``y [n]`` in ``0..C-1`` and one name per column."""
+        what = f"UCIDataset {self.name!r}"
+        X, y = np.asarray(self.X), np.asarray(self.y)
+        if X.ndim != 2 or not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            raise DataError(f"{what}: X must be a numeric array [n, d], got shape {X.shape} of {X.dtype}")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{what}: y must be an integer array [n] of class indices 0..C-1, got shape {y.shape} of "
+                            f"{y.dtype}")
+        if len(y) != len(X):
+            raise DataError(f"{what}: X has {len(X)} rows but y has {len(y)} labels; one label per row")
+        if len(self.feature_names) != X.shape[1]:
+            raise DataError(f"{what}: {len(self.feature_names)} feature names for {X.shape[1]} columns of X")
+        bad = (y < 0) | (y >= len(self.class_names))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{what}: y must be in [0, {len(self.class_names)}) (one per class name), got {y[i]} at "
+                            f"row {i} ({int(bad.sum())} out of range)")
+        finite = np.isfinite(X)
+        if not finite.all():
+            row, col = (int(v) for v in np.argwhere(~finite)[0])
+            raise DataError(f"{what}: X holds {int((~finite).sum())} NaN/Inf values; the first at row {row}, column "
+                            f"{self.feature_names[col]!r}; impute or drop them first")
+
     @property
     def num_samples(self) -> int:
         """Rows of the table."""
@@ -375,7 +400,7 @@ def load_csv(
         label_column: header name of the label column. Its values (any text) are mapped to ``0..C-1`` in
             sorted order: numerically if every label is a number, else as strings.
         drop_columns: header names of columns to ignore (identifiers, row numbers); one name may be given as a
-            string.
+            string; ``None``: none.
         delimiter: field separator (default ``","``). Quoted fields are handled by :mod:`csv`.
         name: the data set's name (default: the file's stem).
 
@@ -392,7 +417,9 @@ def load_csv(
     Example:
         >>> ds = load_csv("iris.csv", label_column="species")   # doctest: +SKIP
     """
-    if isinstance(drop_columns, str):  # one name, not its characters
+    if drop_columns is None:
+        drop_columns = ()
+    elif isinstance(drop_columns, str):  # one name, not its characters
         drop_columns = (drop_columns,)
     path = Path(path).expanduser()
     if not path.is_file():

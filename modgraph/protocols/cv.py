@@ -30,7 +30,27 @@ def _labels(y) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"expected a non-empty 1-D array of labels, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(y)).tolist()
+    elif y.dtype.kind == "O":
+        missing = [i for i, v in enumerate(y.tolist()) if v is None or (isinstance(v, float) and math.isnan(v))]
+    else:
+        missing = []
+    if missing:  # a NaN sorts after every class (numpy) or anywhere (objects): a class of its own, silently
+        raise ValueError(f"labels: {len(missing)} missing (NaN or None), the first at position {missing[0]}; drop "
+                         f"those samples or give them a class")
+    if y.dtype.kind == "O":
+        try:
+            np.argsort(y, kind="stable")
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise TypeError(f"labels must be of one comparable kind (numbers or strings), got a mix of "
+                            f"{', '.join(kinds)}") from None
     return y
+
+
+def _seed(name: str, seed) -> int:
+    return checks.integer(name, seed, least=0, why="a random seed")
 
 
 def _class_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -60,7 +80,7 @@ def stratified_kfold(y, folds: int = 10, seed: int = 0) -> list[tuple[np.ndarray
     """
     y = _labels(y)
     folds = checks.integer("folds", folds, least=2, most=y.size, why="the number of samples")
-    order = _class_order(y, np.random.default_rng(seed))
+    order = _class_order(y, np.random.default_rng(_seed("seed", seed)))
     fold_of = np.empty(y.size, dtype=np.int64)
     fold_of[order] = np.arange(y.size) % folds
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(folds)]
@@ -85,7 +105,7 @@ def stratified_holdout(y, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     held_count = int(np.floor(y.size * fraction))
     if held_count < 1 or held_count >= y.size:
         raise ValueError(f"a holdout of fraction {fraction} of {y.size} samples leaves an empty part")
-    order = _class_order(y, np.random.default_rng(seed))
+    order = _class_order(y, np.random.default_rng(_seed("seed", seed)))
     rank = np.arange(y.size)
     held = np.floor((rank + 1) * fraction) > np.floor(rank * fraction)  # evenly spaced, floor(n*fraction) in all
     return np.sort(order[~held]), np.sort(order[held])
@@ -156,9 +176,14 @@ def cv_splits(y, folds: int = 10, seeds: Sequence[int] = (0,), val_fraction: flo
         ValueError: fewer samples than :func:`min_samples` (the message says how many are needed).
     """
     y = _labels(y)
-    seeds = list(seeds)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a list of seeds, one repetition each (e.g. range(3) for 3), got {seeds!r}")
+    seeds = [_seed(f"seeds[{i}]", s) for i, s in enumerate(seeds)]
     if not seeds:
         raise ValueError("seeds must name at least one repetition, got none")
+    if len(set(seeds)) != len(seeds):
+        twice = next(s for s in seeds if seeds.count(s) > 1)
+        raise ValueError(f"seeds must be distinct: seed {twice} twice would repeat the same splits, got {seeds}")
     need = min_samples(folds, val_fraction)
     if y.size < need:
         raise ValueError(f"{folds}-fold cross-validation with val_fraction {val_fraction} needs at least {need} "
@@ -181,6 +206,11 @@ def fit_standardizer(X) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"expected a non-empty 2-D array [n, d], got shape {X.shape}")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, col = (int(v) for v in np.argwhere(~finite)[0])
+        raise ValueError(f"X holds {int((~finite).sum())} NaN/Inf values, the first at row {row}, column {col}; the "
+                         f"statistics would be NaN: impute or drop them first")
     mean = X.mean(axis=0)
     std = X.std(axis=0)
     return mean, np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
@@ -191,4 +221,8 @@ def standardize(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != np.shape(mean)[0]:
         raise ValueError(f"expected X of shape [n, {np.shape(mean)[0]}], got {X.shape}")
+    std = np.asarray(std, dtype=np.float64)
+    if not (np.isfinite(std) & (std > 0)).all():
+        raise ValueError(f"std must be finite and > 0 in every column (fit_standardizer gives 1 to a constant "
+                         f"column), got {std.tolist()}")
     return ((X - mean) / std).astype(np.float32)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import checks
 from ..errors import PruneError
 
 #: op name -> how it treats channels: "elementwise" (passes them on), "per_channel" (passes them on, with
@@ -35,6 +36,14 @@ CHANNEL_RULES: dict[str, str] = {
     "batch_norm": "per_channel",
 }  # fmt: skip
 RULE_KINDS = ("elementwise", "per_channel", "produce")
+
+
+def check_network(net, who: str) -> None:
+    """TypeError unless ``net`` is a :class:`~modgraph.ModuleGraph` (what pruning reads: its plan, graph, nodes)."""
+    from ..module_graph import ModuleGraph
+
+    if not isinstance(net, ModuleGraph):
+        raise TypeError(f"{who}: expected a modgraph.ModuleGraph, got {type(net).__name__}")
 
 
 def register_channel_rule(op: str, kind: str) -> None:
@@ -76,6 +85,7 @@ class DependencyGraph:
     """
 
     def __init__(self, net):
+        check_network(net, "DependencyGraph")
         self.net = net
         self._parent: list[int] = []
         self._reason: dict[int, str] = {}
@@ -212,7 +222,17 @@ class DependencyGraph:
     # ----------------------------------------------------------------------------------------- queries
     def group_of(self, node: str, position: int, side: str = "out") -> int | None:
         """The group of ``node``'s output (``side="out"``) or merged input (``"in"``) position, if prunable."""
-        atoms = self.out_atoms[node] if side == "out" else self.in_atoms[node]
+        if side not in ("out", "in"):
+            raise ValueError(f"group_of: side must be 'out' or 'in', got {side!r}")
+        table = self.out_atoms if side == "out" else self.in_atoms
+        if node not in table:
+            known = "every node" if side == "out" else "every node but the inputs"
+            raise ValueError(f"group_of: no node {node!r} with an {side}put here ({known} has one: "
+                             f"{', '.join(map(repr, table))})")
+        atoms = table[node]
+        if not checks.is_integer(position) or not 0 <= position < len(atoms):
+            raise ValueError(f"group_of: position must be an integer in [0, {len(atoms)}) (node {node!r}'s "
+                             f"{side}put width), got {position!r}")
         return self._root_group.get(self.find(atoms[position]))
 
     def layers(self) -> dict[str, list[int]]:
@@ -234,7 +254,13 @@ class DependencyGraph:
         ``in_keep[v]`` indexes ``v``'s merged input, ``out_keep[v]`` its output, both in the original layout.
         Raises :class:`PruneError` when a node without a channel rule would see its width change.
         """
-        gone = {g if isinstance(g, int) else g.index for g in removed_groups}
+        gone = set()
+        for g in removed_groups:
+            index = g.index if isinstance(g, Group) else g
+            if not checks.is_integer(index) or not 0 <= index < len(self.groups):
+                raise ValueError(f"keep: removed_groups must be groups or their indices in [0, {len(self.groups)}) "
+                                 f"(deps.groups), got {g!r}")
+            gone.add(int(index))
         removed_atom = [self._root_group.get(self.find(a)) in gone for a in range(len(self._parent))]
         removed_edges, removed_nodes = set(map(tuple, removed_edges)), set(removed_nodes)
         in_keep, out_keep = {}, {}

@@ -15,10 +15,25 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from ..errors import PruneError
 from .select import check_amount
 
 SELF_LOOPS = ("keep", "drop", "prune")
+
+
+def check_edge_index(edge_index, name: str = "edge_index") -> None:
+    """TypeError/PruneError unless ``edge_index`` is an integer tensor ``[2, E]`` of node ids ``>= 0``."""
+    if not isinstance(edge_index, torch.Tensor):
+        raise TypeError(f"{name} must be a LongTensor [2, E], got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise PruneError(f"{name} must be [2, E], got {tuple(edge_index.shape)}")
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer node ids (torch.long), got {edge_index.dtype}")
+    if edge_index.numel() and bool((edge_index < 0).any()):
+        e = int((edge_index < 0).any(0).nonzero()[0])
+        raise PruneError(f"{name}: node ids must be >= 0, got {edge_index[0, e].item()} -> "
+                         f"{edge_index[1, e].item()} in column {e}")
 
 
 def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: float | None = None,
@@ -52,8 +67,10 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
     check_amount(sparsity, threshold)
     if self_loops not in SELF_LOOPS:
         raise PruneError(f"self_loops must be one of {', '.join(SELF_LOOPS)}, got {self_loops!r}")
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise PruneError(f"edge_index must be [2, E], got {tuple(edge_index.shape)}")
+    checks.flag("symmetric", symmetric, error=TypeError)
+    check_edge_index(edge_index)
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"scores must be a tensor [E], one per column of edge_index, got {type(scores).__name__}")
     if scores.shape != (edge_index.shape[1],):
         raise PruneError(f"expected one score per edge, [{edge_index.shape[1]}], got {tuple(scores.shape)}")
     E = edge_index.shape[1]
@@ -61,6 +78,11 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
     ei = edge_index.detach().cpu()
     loop = ei[0] == ei[1]
     counted = ~loop if self_loops != "prune" else torch.ones(E, dtype=torch.bool)
+    nan = torch.isnan(scores) & counted
+    if bool(nan.any()):  # argsort would rank a NaN above every number: kept, silently
+        e = int(nan.nonzero()[0])
+        raise PruneError(f"scores: NaN for edge {ei[0, e].item()} -> {ei[1, e].item()} (column {e}, "
+                         f"{int(nan.sum())} NaN in all); every edge that is ranked needs a score")
     keep = torch.ones(E, dtype=torch.bool)
     if self_loops == "drop":
         keep &= ~loop

@@ -83,8 +83,15 @@ class AttentionImportance(Importance):
 
     def __init__(self, recorder, epoch: int = -1, weighted: bool = False, reduce: str = "mean",
                  relative: bool = False):
+        from ..record import EdgeRecorder
+
+        if not isinstance(recorder, EdgeRecorder):
+            raise TypeError(f"AttentionImportance: recorder must be a modgraph.record.EdgeRecorder that saw the "
+                            f"network run, got {type(recorder).__name__}")
         if reduce not in ("mean", "max"):
             raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+        weighted = checks.flag("AttentionImportance: weighted", weighted, error=TypeError)
+        relative = checks.flag("AttentionImportance: relative", relative, error=TypeError)
         epoch = checks.integer("AttentionImportance: epoch", epoch, why="a recorded epoch number; -1: the last",
                                error=TypeError)
         self.recorder, self.epoch, self.weighted, self.reduce = recorder, epoch, weighted, reduce
@@ -125,6 +132,9 @@ class AttentionImportance(Importance):
 
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
         conns = self.connections(net)
+        if not conns:
+            raise PruneError("the network has no neuron-level attention gates, so the attention criterion has no "
+                             "scores for its hidden units; use magnitude, sgl or random")
         scores = torch.full((len(deps.groups),), float("nan"))
         pred_of = {v: key for key, (u, v) in _neuron_gated(net).items()}
         for group in deps.groups:
@@ -189,7 +199,8 @@ class MagnitudeImportance(Importance):
     def __init__(self, p: float = 1.0, side: str = "both"):
         if side not in ("both", "in", "out"):
             raise ValueError(f"side must be 'both', 'in' or 'out', got {side!r}")
-        self.p, self.side = float(p), side
+        self.p = checks.number("MagnitudeImportance: p", p, low=0, low_open=True, why="the norm: 1 L1, 2 L2")
+        self.side = side
 
     def __repr__(self) -> str:
         return f"MagnitudeImportance(p={self.p}, side={self.side!r})"
@@ -227,7 +238,7 @@ class RandomImportance(Importance):
     name = "random"
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed = checks.integer("RandomImportance: seed", seed, error=TypeError)
 
     def __repr__(self) -> str:
         return f"RandomImportance(seed={self.seed})"

@@ -20,9 +20,10 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import prune as torch_prune
 
+from .. import checks
 from ..errors import PruneError
-from .dependency import DependencyGraph
-from .graph_edges import sparsify_edges
+from .dependency import DependencyGraph, check_network
+from .graph_edges import check_edge_index, sparsify_edges
 from .importance import Importance
 from .report import PruneReport, count_connections, count_macs, count_neurons, count_params
 from .select import check_amount, check_scope, select_lowest
@@ -62,6 +63,7 @@ def prune(net, importance: Importance, *, level: str = "neuron", sparsity: float
             of a layer, every connection of a gate, every in-edge of a node or every path from an input; a
             criterion without scores for the level.
     """
+    check_network(net, "prune")
     if level not in LEVELS:
         raise PruneError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     if not isinstance(importance, Importance):
@@ -71,6 +73,12 @@ def prune(net, importance: Importance, *, level: str = "neuron", sparsity: float
     check_scope(scope)
     if level == "graph" and edge_index is None:
         raise PruneError("level='graph' needs the graph: pass edge_index=[2, E]")
+    num_nodes = checks.integer("num_nodes", num_nodes, least=0, optional=True, why="the graph's node count")
+    if edge_index is not None:
+        check_edge_index(edge_index)
+        if num_nodes is not None and edge_index.numel() and num_nodes <= int(edge_index.max()):
+            raise PruneError(f"num_nodes {num_nodes} is too small: edge_index holds node id "
+                             f"{int(edge_index.max())}; give the graph's node count (x.size(0))")
     amount = {"sparsity": sparsity, "threshold": threshold, "scope": scope}
     report = PruneReport(level, importance.name, sparsity, threshold, scope)
     if edge_index is not None and num_nodes is None:

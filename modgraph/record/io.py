@@ -26,6 +26,7 @@ Both are written atomically. Reading rebuilds the statistics tensors from the ro
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import is_integer
 from ..errors import DataError
 from ..io import atomic_write_text
 from .stats import STAT_FIELDS, EdgeStats
@@ -48,7 +50,7 @@ _OPTIONAL_INT = ("source_index", "target_index")
 
 def recorder_rows(recorder, epochs=None) -> list[dict]:
     """The rows of every closed epoch of ``recorder`` (or of the epochs listed in ``epochs``)."""
-    wanted = None if epochs is None else set(epochs)
+    wanted = None if epochs is None else _check_epochs(recorder, epochs)
     rows = []
     for info in recorder.gates.values():
         for epoch, stats in info.history:
@@ -56,6 +58,19 @@ def recorder_rows(recorder, epochs=None) -> list[dict]:
                 rows.extend(_gate_rows(info, epoch, stats, recorder.threshold))
     rows.sort(key=lambda r: r["epoch"])  # stable: gates keep their order within an epoch
     return rows
+
+
+def _check_epochs(recorder, epochs) -> set:
+    """``epochs`` as a set, if it lists recorded epoch numbers; else ValueError/TypeError naming the first that is
+    not (an epoch not recorded would give no rows, and a file that :func:`read_rows` refuses)."""
+    if isinstance(epochs, (str, bytes)) or not hasattr(epochs, "__iter__"):
+        raise TypeError(f"epochs must be a list of epoch numbers (or None: all), got {epochs!r}")
+    epochs = list(epochs)
+    recorded = set(recorder.epochs)
+    for e in epochs:
+        if not is_integer(e) or e not in recorded:
+            raise ValueError(f"epochs: {e!r} is not a recorded epoch; recorded epochs: {sorted(recorded)}")
+    return set(epochs)
 
 
 def _gate_rows(info, epoch: int, stats: EdgeStats, threshold: float) -> list[dict]:
@@ -84,8 +99,23 @@ def _clean(x: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------- files
+def _check_target(rows: list[dict], path: Path, suffix: str, writer: str) -> None:
+    """ValueError unless :func:`read_rows` will read the file back: some rows, a name ending in ``suffix``."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"Is a directory (give a file name ending in {suffix})", str(path))
+    if path.suffix.lower() != suffix:
+        other = {".csv": ".json", ".json": ".csv"}[suffix]
+        hint = f"; use to_{other[1:]} for a {other} file" if path.suffix.lower() == other else ""
+        raise ValueError(f"{writer}: {path}: the name must end in {suffix} (load() tells the format by the "
+                         f"suffix){hint}")
+    if not rows:
+        raise ValueError(f"{writer}: {path}: nothing to write: no closed epoch has statistics (run the network, "
+                         f"then call epoch_end())")
+
+
 def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
     path = Path(path)
+    _check_target(rows, path, ".csv", "to_csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -97,6 +127,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
 
 def write_json(rows: list[dict], path: str | os.PathLike) -> Path:
     path = Path(path)
+    _check_target(rows, path, ".json", "to_json")
     atomic_write_text(path, json.dumps({"format": FORMAT, "rows": rows}) + "\n")
     return path
 
@@ -159,15 +190,25 @@ def _typed(row, where: str) -> dict:
     out = {"level": row["level"], "gate": row["gate"], "source": row["source"], "target": row["target"]}
     if out["level"] not in ("neuron", "branch", "graph"):
         raise DataError(f"{where}: level must be neuron, branch or graph, got {out['level']!r}")
+    for k in ("gate", "source", "target"):
+        if not isinstance(out[k], str):
+            raise DataError(f"{where}: {k} must be a string (a node name or gate key), got {out[k]!r}")
     try:
         for k in _INT:
-            out[k] = int(row[k])
+            out[k] = _int(row[k], k)
         for k in _OPTIONAL_INT:
-            out[k] = None if row[k] in ("", None) else int(row[k])
+            out[k] = None if row[k] in ("", None) else _int(row[k], k)
         for k in _FLOAT:
             out[k] = float("nan") if row[k] in ("", None) else float(row[k])
     except (TypeError, ValueError) as err:
         raise DataError(f"{where}: {err}") from None
+    for k in ("mean", "min", "max"):
+        if math.isinf(out[k]):
+            raise DataError(f"{where}: {k} must be a finite number (or empty), got {row[k]!r}")
+    if not (out["std"] >= 0 or math.isnan(out["std"])) or math.isinf(out["std"]):
+        raise DataError(f"{where}: std must be a finite number >= 0 (or empty), got {row['std']!r}")
+    if not (0.0 <= out["under"] <= 1.0 or math.isnan(out["under"])):
+        raise DataError(f"{where}: under must be a fraction in [0, 1] (or empty), got {row['under']!r}")
     for k, meaning in zip(_OPTIONAL_INT, _INDEX_MEANING.get(out["level"], ())):
         if out[k] is None:
             raise DataError(f"{where}: {k} is empty; a {out['level']} row needs it ({meaning})")
@@ -177,6 +218,20 @@ def _typed(row, where: str) -> dict:
     if not 0.0 <= out["threshold"] <= 1.0:  # NaN fails too
         raise DataError(f"{where}: threshold must be a number in [0, 1] (the recorder's), got {row['threshold']!r}")
     return out
+
+
+def _int(value, column: str) -> int:
+    """An integer field: a whole number, as text (CSV) or a JSON number; never a fraction or a bool."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{column} must be an integer, got {value!r}")
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, (int, str)):
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{column} must be an integer, got {value!r}") from None
+    raise TypeError(f"{column} must be an integer, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------- rebuild

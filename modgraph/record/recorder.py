@@ -108,7 +108,23 @@ class EdgeRecorder:
             raise RuntimeError("EdgeRecorder is already attached; call detach() first")
         if (net is None) == (gates is None):
             raise ValueError("attach needs a network or a list of gates (exactly one)")
-        chosen = net.gates() if gates is None else list(gates)
+        if gates is None:
+            if not callable(getattr(net, "gates", None)):
+                raise TypeError(f"attach: expected a modgraph.ModuleGraph (a network with gates()), got "
+                                f"{type(net).__name__}; for an Ensemble attach to a standalone member, "
+                                f"ens.member(k)")
+            chosen = net.gates()
+            if not chosen:
+                raise ValueError("attach: the network has no attention gates (no edge or node with attention=...); "
+                                 "there is nothing to record")
+        else:
+            if isinstance(gates, Gate) or not isinstance(gates, (list, tuple)):
+                raise TypeError(f"attach: gates must be a list of Gate, got {type(gates).__name__}")
+            chosen = list(gates)
+            for i, gate in enumerate(chosen):
+                if not isinstance(gate, Gate):
+                    raise TypeError(f"attach: gates[{i}] is {type(gate).__name__}, not a modgraph Gate "
+                                    f"(net.gates() lists a network's)")
         seen: dict[str, str] = {key: info.level for key, info in self.gates.items()}
         for gate in chosen:
             if gate.level not in LEVELS:
@@ -222,7 +238,8 @@ class EdgeRecorder:
         """Close the epoch: summarise and reset the running statistics. Returns the epoch number (0, 1, ...)."""
         if epoch is None:
             epoch = self.epochs[-1] + 1 if self.epochs else 0
-        elif self.epochs and epoch <= self.epochs[-1]:
+        epoch = checks.integer("epoch_end: epoch", epoch, least=0, why="an epoch number; stats(key, -1) is the last")
+        if self.epochs and epoch <= self.epochs[-1]:
             raise ValueError(f"epoch numbers must increase: got {epoch} after {self.epochs[-1]}")
         for key, running in self._running.items():
             if running.count:  # gates not recorded in this epoch get no entry for it

@@ -48,6 +48,10 @@ def _device(forward, device) -> torch.device:
 
 def _inputs(batch, device: torch.device) -> tuple[Tensor, Tensor, Tensor, int]:
     """``(x, edge_index, y, batch_size)`` of a sampled batch, on ``device`` (only what the step needs moves)."""
+    for key, what in (("x", "the node features"), ("edge_index", "the sampled edges"), ("y", "the labels")):
+        if not isinstance(getattr(batch, key, None), Tensor):
+            raise ValueError(f"a batch has no {key} ({what}); the loader's graph needs x, edge_index and y "
+                             f"(Data(x=..., edge_index=..., y=...)), got {type(batch).__name__}")
     n = int(batch.batch_size) if hasattr(batch, "batch_size") else batch.num_nodes
     return (batch.x.to(device, non_blocking=True), batch.edge_index.to(device, non_blocking=True),
             batch.y.to(device, non_blocking=True), n)
@@ -68,6 +72,15 @@ def seed_loss(forward: Forward, batch, device: torch.device | str | None = None,
     return loss(out[:n], y[:n])
 
 
+def _check_loader(loader, who: str) -> None:
+    """TypeError for a graph given where a loader of its batches belongs (iterating a Data gives its attributes)."""
+    from torch_geometric.data.data import BaseData
+
+    if isinstance(loader, BaseData):
+        raise TypeError(f"{who}: expected a loader of sampled batches (e.g. neighbor_loader(data, [10, 10], "
+                        f"batch_size=...)), got the graph itself ({type(loader).__name__})")
+
+
 class BatchStream(Iterator):
     """The batches of a loader, epoch after epoch, without end; ``set_epoch`` reaches a distributed sampler.
 
@@ -77,11 +90,15 @@ class BatchStream(Iterator):
     """
 
     def __init__(self, loader: Iterable, start_epoch: int = 0):
+        _check_loader(loader, "BatchStream")
+        if not hasattr(loader, "__len__"):
+            raise TypeError(f"BatchStream: the loader must be re-iterable with a length (a NeighborLoader, a list of "
+                            f"batches), got {type(loader).__name__}")
         self.loader = loader
         self.steps_per_epoch = len(loader)
         if self.steps_per_epoch == 0:
             raise ValueError("the loader yields no batches (no seed nodes?)")
-        self.epoch = start_epoch
+        self.epoch = checks.integer("BatchStream: start_epoch", start_epoch, least=0)
         self._it = None
 
     def __next__(self):
@@ -107,6 +124,7 @@ def evaluate_loader(forward: Forward, loader: Iterable, device: torch.device | s
     process returns the same numbers. Call it on a network in eval mode. ``device``: default where ``forward``'s
     parameters are.
     """
+    _check_loader(loader, "evaluate_loader")
     device = _device(forward, device)
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # correct, loss sum, seeds
     for batch in loader:
@@ -179,6 +197,10 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
     """
     # checked before the loop: 0 would still take one step
     max_batches = checks.positive_int("train_epoch: max_batches", max_batches, optional=True)
+    if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
+        raise TypeError(f"train_epoch: optimizer must be a torch.optim.Optimizer over the network's parameters, "
+                        f"got {type(optimizer).__name__}")
+    _check_loader(loader, "train_epoch")
     device = _device(forward, device)
     start = time.perf_counter()
     total, batches, seeds, nodes, edges = 0.0, 0, 0, 0, 0
@@ -189,11 +211,14 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
         optimizer.step()
         total += float(value.detach())
         batches += 1
-        seeds += int(batch.batch_size)
+        seeds += int(batch.batch_size) if hasattr(batch, "batch_size") else batch.num_nodes
         nodes += batch.num_nodes
         edges += batch.edge_index.size(1)
         if max_batches is not None and batches >= max_batches:
             break
+    if batches == 0:  # a loss of 0.0 over no batch would look like a perfect fit
+        raise ValueError("train_epoch: the loader gave no batches (no seed nodes? an empty training split?); "
+                         "nothing was trained")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return {"loss": total / max(batches, 1), "batches": batches, "seeds": seeds, "seconds": time.perf_counter() - start,

@@ -78,6 +78,62 @@ def sample_neighbors(colptr: Tensor, row: Tensor, nodes: Tensor, k: int, replace
     return start[target[keep]] + offset[keep], target[keep]
 
 
+def check_graph(data, who: str) -> None:
+    """ValueError/TypeError unless ``data`` is a ``Data`` graph a sampler can read: an integer ``edge_index [2, E]``
+    whose node ids lie in ``[0, num_nodes)`` (an id beyond corrupts memory in the CSC conversion), and node
+    features ``x`` with one row per node when present. One pass over the edges."""
+    edge_index = getattr(data, "edge_index", None)
+    if edge_index is None:
+        raise ValueError(f"{who}: the graph has no edge_index (Data(x=..., edge_index=..., y=...)); without it "
+                         f"there are no neighbours to sample")
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        got = f"shape {tuple(edge_index.shape)}" if isinstance(edge_index, Tensor) else type(edge_index).__name__
+        raise ValueError(f"{who}: edge_index must be a tensor [2, E], got {got}")
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise TypeError(f"{who}: edge_index must hold integer node ids (torch.long), got {edge_index.dtype}")
+    n = data.num_nodes
+    x = getattr(data, "x", None)
+    if isinstance(x, Tensor) and x.dim() >= 1 and x.shape[0] != n:
+        raise ValueError(f"{who}: x has {x.shape[0]} rows, but the graph has {n} nodes (num_nodes); one row per node")
+    if edge_index.numel():
+        low, high = int(edge_index.min()), int(edge_index.max())
+        if low < 0 or high >= n:
+            bad = (edge_index < 0) | (edge_index >= n)
+            e = int(bad.any(0).nonzero()[0])
+            raise ValueError(f"{who}: edge {edge_index[0, e].item()} -> {edge_index[1, e].item()} (column {e} of "
+                             f"edge_index) names a node outside [0, {n}) (the graph has {n} nodes"
+                             f"{', x has ' + str(x.shape[0]) + ' rows' if isinstance(x, Tensor) else ''})")
+
+
+def _check_input_nodes(input_nodes, num_nodes: int) -> None:
+    """ValueError/TypeError for seed nodes that are not node ids in ``[0, num_nodes)`` or a mask of ``num_nodes``."""
+    if not isinstance(input_nodes, Tensor):
+        return  # None (all), or a form PyG checks (a node type of a heterogeneous graph)
+    if input_nodes.dtype == torch.bool:
+        if input_nodes.shape != (num_nodes,):
+            raise ValueError(f"neighbor_loader: input_nodes is a mask of shape {tuple(input_nodes.shape)}, but the "
+                             f"graph has {num_nodes} nodes; a mask needs one entry per node")
+        return
+    if input_nodes.is_floating_point() or input_nodes.is_complex():
+        raise TypeError(f"neighbor_loader: input_nodes must be node ids (torch.long) or a bool mask, got "
+                        f"{input_nodes.dtype}")
+    if input_nodes.numel() and (int(input_nodes.min()) < 0 or int(input_nodes.max()) >= num_nodes):
+        bad = input_nodes[(input_nodes < 0) | (input_nodes >= num_nodes)]
+        raise ValueError(f"neighbor_loader: input_nodes holds node {bad[0].item()} ({bad.numel()} out of range); "
+                         f"the graph's nodes are 0..{num_nodes - 1}")
+
+
+def _check_num_neighbors(num_neighbors) -> list[int]:
+    if isinstance(num_neighbors, (str, bytes)) or not hasattr(num_neighbors, "__len__"):
+        raise TypeError(f"num_neighbors must be a list with one count per hop, e.g. [10, 10] (-1: all), got "
+                        f"{num_neighbors!r}")
+    bad = [k for k in num_neighbors if not checks.is_integer(k) or k == 0 or k < -1]
+    if not len(num_neighbors) or bad:
+        raise ValueError(f"num_neighbors must be a non-empty list of positive ints or -1 (all), got "
+                         f"{list(num_neighbors)!r}")
+    return [int(k) for k in num_neighbors]
+
+
 class TorchNeighborSampler(NeighborSampler):
     """PyG's ``NeighborSampler`` with the sampling step in plain torch (homogeneous graphs, directional subgraphs).
 
@@ -93,19 +149,19 @@ class TorchNeighborSampler(NeighborSampler):
     Raises:
         NotImplementedError: heterogeneous, temporal, weighted or disjoint sampling, or another subgraph type
             (install ``pyg-lib`` for those).
+        ValueError: no ``edge_index``, or one that is not ``[2, E]``, a node id outside ``[0, num_nodes)``, ``x``
+            with another number of rows than the graph has nodes (TypeError: ``edge_index`` not of integers).
     """
 
     def __init__(self, data: Data, num_neighbors: Sequence[int], replace: bool = False):
         if not isinstance(data, Data):
             raise NotImplementedError(f"TorchNeighborSampler samples homogeneous Data graphs, got "
                                       f"{type(data).__name__}; install pyg-lib for heterogeneous graphs")
-        bad = [k for k in num_neighbors if not checks.is_integer(k) or k == 0 or k < -1]
-        if not len(num_neighbors) or bad:
-            raise ValueError(f"num_neighbors must be a non-empty list of positive ints or -1 (all), got "
-                             f"{list(num_neighbors)!r}")
+        num_neighbors = _check_num_neighbors(num_neighbors)
+        check_graph(data, "TorchNeighborSampler")
         with warnings.catch_warnings():  # "NeighborSampler without pyg-lib is deprecated": this class is the fix
             warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation.*")
-            super().__init__(data, [int(k) for k in num_neighbors], replace=replace)
+            super().__init__(data, num_neighbors, replace=replace)
         self._position: Tensor | None = None  # (N,) node id -> position in the batch being built, -1 elsewhere
 
     def _sample(self, seed, seed_time=None, **kwargs) -> SamplerOutput:
@@ -162,7 +218,12 @@ def neighbor_loader(data: Data, num_neighbors: Sequence[int], batch_size: int, i
         **kwargs: further ``NeighborLoader`` / ``DataLoader`` arguments (``num_workers``, ``drop_last``, ``sampler``
             (which seeds, e.g. a ``DistributedSampler``; then ``shuffle=False``) ...).
     """
+    num_neighbors = _check_num_neighbors(num_neighbors)
     if neighbor_sampler is None and not has_compiled_sampler():
-        neighbor_sampler = TorchNeighborSampler(data, num_neighbors, replace=replace)
+        neighbor_sampler = TorchNeighborSampler(data, num_neighbors, replace=replace)  # checks the graph
+    elif isinstance(data, Data):
+        check_graph(data, "neighbor_loader")
+    if isinstance(data, Data):
+        _check_input_nodes(input_nodes, data.num_nodes)
     return NeighborLoader(data, list(num_neighbors), input_nodes=input_nodes, batch_size=batch_size,
                           shuffle=shuffle, replace=replace, neighbor_sampler=neighbor_sampler, **kwargs)

@@ -7,6 +7,7 @@ uninterrupted run with the same seed, because everything the remaining steps dep
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -63,8 +64,61 @@ def _spec_of(net):
         return None
 
 
+#: what :meth:`Trainer.load_state_dict` reads from a checkpoint's ``trainer`` entry
+_TRAINER_KEYS = ("net", "optimizer", "phases", "phase_index", "phase_step", "step", "best_score", "best_step",
+                 "best_phase", "best_state", "best_attention", "phase_best", "since_best", "round_scores", "history",
+                 "phase_log")
+
+
+def _check_trainer(trainer, who: str) -> None:
+    if not all(hasattr(trainer, a) for a in ("net", "state_dict", "load_state_dict", "step")):
+        raise TypeError(f"{who}: expected a modgraph.train.Trainer (a checkpoint holds a whole training), got "
+                        f"{type(trainer).__name__}; a network alone is saved and read with modgraph.save_network "
+                        f"and modgraph.load_network")
+
+
+def _first_unreadable(value, where: str) -> str | None:
+    """Where in ``value`` the first object is that ``torch.load(weights_only=True)`` refuses (for the message)."""
+    if isinstance(value, torch.Tensor) or type(value) in (type(None), bool, int, float, complex, str, bytes):
+        return None
+    if type(value) in (list, tuple, set, frozenset):
+        for i, v in enumerate(value):
+            if (found := _first_unreadable(v, f"{where}[{i}]")) is not None:
+                return found
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _first_unreadable(k, f"{where} key {k!r}") or _first_unreadable(v, f"{where}[{k!r}]")
+            if found is not None:
+                return found
+        return None
+    return f"{where} is {type(value).__module__}.{type(value).__qualname__}"
+
+
+def _check_extra(extra) -> None:
+    """TypeError unless ``extra`` reads back from a checkpoint (``weights_only=True``): else a file is written that
+    :func:`load_checkpoint` can never read."""
+    buffer = io.BytesIO()
+    try:
+        torch.save(extra, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
+    except Exception as err:  # an object pickle cannot write, or one weights_only refuses to read
+        where = _first_unreadable(extra, "extra") or f"extra ({type(err).__name__}: {str(err).splitlines()[0]})"
+        raise TypeError(f"save_checkpoint: {where}, which a checkpoint cannot hold (it is read back with "
+                        f"torch.load(weights_only=True)); give plain data: numbers, strings, lists, dicts, tensors "
+                        f"(float(x), x.tolist(), str(path)); nothing written") from None
+
+
 def save_checkpoint(path: str | os.PathLike, trainer, extra: dict | None = None) -> Path:
-    """Write the trainer's whole state (and ``extra`` plain data, e.g. finished runs) to ``path`` atomically."""
+    """Write the trainer's whole state (and ``extra`` plain data, e.g. finished runs) to ``path`` atomically.
+
+    Raises TypeError, before writing anything, for an ``extra`` the checkpoint could not be read back with (a numpy
+    number, a ``Path``, any other object ``torch.load(weights_only=True)`` refuses).
+    """
+    _check_trainer(trainer, "save_checkpoint")
+    if extra is not None:
+        _check_extra(extra)
     return atomic_torch_save({"format": CKPT_FORMAT, "spec": _spec_of(trainer.net), "trainer": trainer.state_dict(),
                               "rng": rng_state(), "extra": extra or {}}, path)
 
@@ -78,9 +132,18 @@ def load_checkpoint(path: str | os.PathLike, trainer, map_location=None) -> dict
     Raises :class:`CheckpointError` naming the file when it is unreadable, not a checkpoint, or was written for
     another architecture.
     """
+    _check_trainer(trainer, "load_checkpoint")
     blob = safe_torch_load(path, "cpu" if map_location is None else map_location)
     if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
         raise CheckpointError(f"{path}: not a modgraph training checkpoint (expected format {CKPT_FORMAT!r})")
+    missing = [k for k in ("spec", "trainer", "rng", "extra") if k not in blob]
+    if not missing and not isinstance(blob["trainer"], dict):
+        raise CheckpointError(f"{path}: damaged checkpoint: 'trainer' is {type(blob['trainer']).__name__}, "
+                              f"expected a dict")
+    if not missing:
+        missing = [f"trainer.{k}" for k in _TRAINER_KEYS if k not in blob["trainer"]]
+    if missing:
+        raise CheckpointError(f"{path}: damaged checkpoint: no {', '.join(map(repr, missing))}")
     ours = _spec_of(trainer.net)
     if blob["spec"] != ours:
         raise CheckpointError(f"{path}: the checkpoint was written for another architecture: "

@@ -25,12 +25,16 @@ attention weights of ``ModuleGraph.edge_weights()`` are not recorded inside the 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
+
+from .. import checks
+from ..errors import GraphSpecError
 
 SEP = "/"  # parameter names "nodes.h.weight" are registered as "nodes/h/weight" ("." is not allowed in a name)
 
@@ -58,9 +62,18 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module]):
         super().__init__()
-        members = list(members)
+        try:
+            if isinstance(members, nn.Module) and not isinstance(members, nn.ModuleList):
+                raise TypeError
+            members = list(members)
+        except TypeError:
+            raise TypeError(f"Ensemble needs a list of member networks, got {type(members).__name__}; for one network "
+                            f"write Ensemble([net])") from None
         if not members:
             raise ValueError("Ensemble needs at least one member network, got none")
+        for i, m in enumerate(members):
+            if not isinstance(m, nn.Module):
+                raise TypeError(f"Ensemble: member {i} must be a network (an nn.Module), got {type(m).__name__}")
         first = dict(members[0].named_parameters())
         for i, m in enumerate(members[1:], start=1):
             shapes = {n: tuple(p.shape) for n, p in m.named_parameters()}
@@ -69,6 +82,7 @@ class Ensemble(nn.Module):
                 diff = sorted(set(shapes.items()) ^ set(want.items()))[:3]
                 raise ValueError(f"Ensemble members must share one architecture; member {i} differs from member 0 "
                                  f"in parameters {diff}")
+        _check_specs(members)
         params, buffers = stack_module_state(members)
         self.size = len(members)
         self._keys = {n: _escape(n) for n in [*params, *buffers]}
@@ -142,6 +156,7 @@ class Ensemble(nn.Module):
 
     def member(self, k: int) -> nn.Module:
         """A standalone copy of member ``k`` (an ordinary network with that member's parameters and attention)."""
+        k = checks.integer("Ensemble.member: k", k, error=TypeError)
         if not -self.size <= k < self.size:
             raise IndexError(f"member {k} out of range for an ensemble of {self.size}")
         device = next(iter(self.params.values())).device
@@ -179,6 +194,13 @@ class Ensemble(nn.Module):
     def forward(self, inputs, *args, shared: bool = False, **kwargs):
         """Every member's forward pass at once; extra ``args``/``kwargs`` (e.g. ``edge_index``) are shared."""
         in_dims = None if shared else 0
+        if not shared:  # O(number of inputs): member k gets inputs[k]
+            for t in tree_leaves(inputs):
+                if not isinstance(t, torch.Tensor) or t.dim() == 0 or t.shape[0] != self.size:
+                    got = f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+                    raise ValueError(f"Ensemble of {self.size}: inputs must be tensors [{self.size}, B, ...] (member k "
+                                     f"gets inputs[k]), or [B, ...] with shared=True (every member gets the same "
+                                     f"batch), got {got}")
         index = self._active if self.training else None
         if index is None:
             return self._forward(inputs, in_dims, args, kwargs, None)
@@ -204,6 +226,44 @@ class Ensemble(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, member={type(self.base).__name__}"
+
+
+def _spec(net: nn.Module) -> tuple | None:
+    """``net``'s spec as ``(nodes, edges)`` (edges in a fixed order), or ``None`` for a network without one (a ready
+    module in a node): then the parameters' names and shapes alone are compared."""
+    to_dict = getattr(net, "to_dict", None)
+    if to_dict is None:
+        return None
+    try:
+        spec = to_dict()
+    except GraphSpecError:
+        return None
+    edges = sorted(spec.get("edges", []), key=lambda e: json.dumps(e, sort_keys=True, default=str))
+    return spec.get("nodes", {}), edges
+
+
+def _check_specs(members: list) -> None:
+    """ValueError naming the first member whose spec differs from member 0's (equal shapes are not enough: the
+    ensemble runs every member with member 0's structure: its activations, gate settings, ...)."""
+    first, seen = _spec(members[0]), {id(members[0])}
+    if first is None:
+        return
+    for i, m in enumerate(members[1:], start=1):
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        spec = _spec(m)
+        if spec is None or spec == first:
+            continue
+        (nodes0, edges0), (nodes, edges) = first, spec
+        diff = next((f"node {n!r} is {nodes.get(n)} in member {i} but {nodes0.get(n)} in member 0"
+                     for n in sorted(set(nodes0) | set(nodes)) if nodes0.get(n) != nodes.get(n)), None)
+        if diff is None:
+            a = [e for e in edges0 if e not in edges]
+            b = [e for e in edges if e not in edges0]
+            diff = f"edge {b[0] if b else None} in member {i} but {a[0] if a else None} in member 0"
+        raise ValueError(f"Ensemble members must share one architecture (the ensemble runs member 0's for all); "
+                         f"member {i} differs: {diff}")
 
 
 def _attention_parameters(net: nn.Module) -> list:
@@ -233,8 +293,9 @@ class MemberAdam(torch.optim.Adam):
 
     def __init__(self, params, lr: torch.Tensor, **kwargs):
         lr = torch.as_tensor(lr, dtype=torch.float64)
-        if lr.dim() != 1 or not bool((lr > 0).all()):
-            raise ValueError(f"MemberAdam: lr must be a 1-D tensor [K] of positive learning rates, got {lr.tolist()}")
+        if lr.dim() != 1 or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
+            raise ValueError(f"MemberAdam: lr must be a 1-D tensor [K] of finite positive learning rates, got "
+                             f"{lr.tolist()}")
         super().__init__(params, lr=float(lr.max()), **kwargs)
         for group in self.param_groups:
             for p in group["params"]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -75,8 +76,17 @@ class Trainer:
         for name in ("main_parameters", "attention_parameters", "set_attention"):
             if not hasattr(net, name):
                 raise TypeError(f"fit needs a network with {name}() (a modgraph.ModuleGraph), got {type(net).__name__}")
+        for name, fn, what in (("loss_fn", loss_fn, "net -> scalar loss tensor"),
+                               ("evaluate", evaluate, "net -> validation score")):
+            if not callable(fn):
+                raise TypeError(f"{name} must be a function {what}, got {type(fn).__name__} {fn!r:.60}")
+        if isinstance(optimizer, torch.optim.Optimizer) or (optimizer is not None and not callable(optimizer)):
+            raise TypeError(f"optimizer must be a factory params -> Optimizer (e.g. lambda p: torch.optim.SGD(p, "
+                            f"lr=0.1)), called afresh for every phase, got {type(optimizer).__name__}")
         patience = checks.positive_int("patience", patience, optional=True)
         eval_every = checks.positive_int("eval_every", eval_every)
+        tol = checks.number("tol", tol, finite=False, why="the change of the validation score below which the "
+                            "alternation ends; 0 or less: never early")
         self.net, self.loss_fn, self.evaluate = net, loss_fn, evaluate
         self.phases = make_schedule(schedule, steps, rounds) if isinstance(schedule, str) else as_phases(schedule)
         self.make_optimizer = optimizer or default_optimizer
@@ -125,6 +135,9 @@ class Trainer:
             raise ValueError(f"phase {phase.name!r} trains the {phase.trains} parameters, but the network has none "
                              f"(use schedule='joint' for a network without attention)")
         self.optimizer = self.make_optimizer(trainable)
+        if not (hasattr(self.optimizer, "step") and hasattr(self.optimizer, "zero_grad")):
+            raise TypeError(f"optimizer(params) must return a torch.optim.Optimizer, got "
+                            f"{type(self.optimizer).__name__}")
         self.phase_best, self.since_best = None, None
         self._set_active()
         if self.phase_step == 0:
@@ -168,9 +181,9 @@ class Trainer:
         was_training = self.net.training
         self.net.eval()
         with torch.no_grad():
-            score = self.evaluate(self.net)
+            score = self._checked_score(self.evaluate(self.net))
         self.net.train(was_training)
-        if isinstance(score, torch.Tensor) and score.dim() == 1:
+        if isinstance(score, torch.Tensor):
             score = score.detach().to("cpu", torch.float64)
             nan = torch.isnan(score)
             if bool(nan.all()):
@@ -186,10 +199,41 @@ class Trainer:
                                 "keeps its best state before it (best_score -inf if it had none)", self.step, shown,
                                 len(members), score.numel())
             return score
-        score = float(score)
         if math.isnan(score):
             raise TrainingDiverged(f"evaluate returned NaN at step {self.step}; the training diverged")
         return score
+
+    def _checked_score(self, score):
+        """``evaluate``'s value as a float, or a ``[K]`` tensor of an ensemble's scores; TypeError/ValueError naming
+        what came otherwise (a string, ``None``, a tensor of several elements, ``[K]`` scores of a network whose
+        parameters have no leading member dimension ``K``, a kind that changed since the last evaluation)."""
+        want = "a number, higher is better (a [K] tensor of scores for an ensemble of K members)"
+        if isinstance(score, torch.Tensor) and score.dim() == 1:
+            k = score.numel()
+            if isinstance(self.best_score, torch.Tensor):
+                if self.best_score.numel() != k:
+                    raise ValueError(f"evaluate returned {k} scores at step {self.step}, "
+                                     f"{self.best_score.numel()} before; an ensemble's members do not change")
+            elif self.best_score is not None:
+                raise ValueError(f"evaluate returned a tensor of shape ({k},) at step {self.step}, a number before")
+            else:  # the first evaluation: the K scores must be those of a network of K stacked members
+                for name, p in self.net.named_parameters():
+                    if p.dim() == 0 or p.shape[0] != k:
+                        raise ValueError(
+                            f"evaluate returned a tensor of shape ({k},), the scores of an ensemble of {k} members, "
+                            f"but the network's parameter {name!r} has shape {tuple(p.shape)}, without that leading "
+                            f"member dimension; evaluate of a single network returns a number (e.g. acc.item())")
+            return score
+        if isinstance(score, torch.Tensor):
+            if score.numel() != 1:
+                raise ValueError(f"evaluate must return {want}, got a tensor of shape {tuple(score.shape)}")
+        elif isinstance(score, (str, bytes, bool)) or not (isinstance(score, numbers.Real)
+                                                          or hasattr(score, "__float__")):
+            raise TypeError(f"evaluate must return {want}, got {type(score).__name__} {score!r:.60}")
+        if isinstance(self.best_score, torch.Tensor):
+            raise ValueError(f"evaluate returned a number at step {self.step}, a tensor of "
+                             f"{self.best_score.numel()} scores before")
+        return float(score)
 
     def _select(self, score) -> None:
         phase = self.phases[self.phase_index]
@@ -269,6 +313,15 @@ class Trainer:
                         held.append((p, idx, p.detach().index_select(0, idx)))
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.net)
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(f"loss_fn must return the loss as a scalar tensor (backward runs through it), got "
+                            f"{type(loss).__name__} {loss!r:.60}")
+        if loss.numel() != 1:
+            raise ValueError(f"loss_fn must return a scalar tensor, got shape {tuple(loss.shape)}; reduce it "
+                             f"(e.g. .mean() or .sum())")
+        if not loss.requires_grad:
+            raise ValueError("loss_fn returned a tensor that does not require grad (computed under torch.no_grad(), "
+                             "detached, or not from the network's parameters); backward needs its graph")
         loss.backward()
         self.optimizer.step()
         with torch.no_grad():
@@ -279,6 +332,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ the loop
     def run(self, callback: Callable | None = None) -> FitResult:
         """Train to the end of the schedule (or continue a resumed run); ``callback(trainer)`` after each step."""
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be a function callback(trainer), got {type(callback).__name__}")
         total = sum(p.budget for p in self.phases)
         bar = tqdm(total=total, initial=min(self.step, total), disable=None if self.progress else True,
                    desc="train", leave=False)

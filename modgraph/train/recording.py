@@ -19,6 +19,10 @@ class Recording:
     """The recorder's part in a training: wraps ``evaluate`` and the step callback, closes the last epoch."""
 
     def __init__(self, recorder, every: int):
+        from ..record import EdgeRecorder
+
+        if not isinstance(recorder, EdgeRecorder):
+            raise TypeError(f"fit: recorder must be a modgraph.record.EdgeRecorder, got {type(recorder).__name__}")
         every = checks.positive_int("fit: record_every", every, why="steps per recorded epoch")
         if recorder.epochs:
             raise ValueError(f"fit: the recorder already holds epochs up to {recorder.epochs[-1]}; fit numbers its "

@@ -77,6 +77,9 @@ def make_schedule(kind: str, steps: int, rounds: int = 2, warmup: float = 0.3, f
     if kind == "main":
         return [Phase("main", "main", False, steps)]
     rounds = checks.positive_int("rounds", rounds)
+    warmup = checks.number("warmup", warmup, low=0, high=1, low_open=True, high_open=True, why="a share of steps")
+    finetune = checks.number("finetune", finetune, low=0, high=1, low_open=True, high_open=True,
+                             why="a share of steps")
     if not (0 < warmup < 1 and 0 < finetune < 1 and warmup + finetune < 1):
         raise ValueError(f"warmup and finetune are fractions with warmup + finetune < 1, got {warmup}, {finetune}")
     if steps < 4:

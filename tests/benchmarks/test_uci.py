@@ -517,3 +517,31 @@ def test_protocol_steps_override_table1_and_seeds_become_a_tuple():
     assert budget("glass", Protocol(steps=7)) == (22, 7)
     assert budget("glass", Protocol(budget_scale=0.5)) == (22, 20_000)
     assert Protocol(seeds=[0, 1]).seeds == (0, 1)
+
+
+def test_arguments_of_the_wrong_kind_are_named_before_training():
+    data = toy(n=60)
+    protocol = Protocol(folds=2, steps=20, eval_every=10)
+    with pytest.raises(TypeError, match=r"^run_benchmark: methods must be a list, e\.g\. \['plain'\], got str "
+                                        r"'plain'$"):
+        run_benchmark([data], "plain", protocol)  # "unknown method 'p'" before
+    with pytest.raises(TypeError, match=r"^run_benchmark: datasets must be a list, e\.g\. \[load_uci\('glass'\)\], got "
+                                        r"UCIDataset"):
+        run_benchmark(data, ["plain"], protocol)
+    with pytest.raises(TypeError, match=r"^run_benchmark: datasets\[0\] must be a UCIDataset \(load_uci, load_csv\), "
+                                        r"got str; load it first, e\.g\. load_uci\('glass'\)"):
+        run_benchmark(["glass"], ["plain"], protocol)  # an AttributeError before
+    with pytest.raises(TypeError, match=r"^protocol must be a Protocol \(e\.g\. Protocol\(folds=5\)\), got dict$"):
+        run_benchmark([data], ["plain"], {"folds": 2})
+    with pytest.raises(TypeError, match=r"^run_benchmark: store must be a modgraph\.train\.RunDir \(or None\), got "
+                                        r"str$"):
+        run_benchmark([data], ["plain"], protocol, store="runs")
+    with pytest.raises(TypeError, match=r"^run_benchmark: callback must be a function callback\(result\), got int$"):
+        run_benchmark([data], ["plain"], protocol, callback=5)  # after the first program had trained, before
+    with pytest.raises(TypeError, match=r"^method must be a method name \(plain, .*\) or a Method, got NoneType$"):
+        run_method(data, None, protocol)
+    with pytest.raises(TypeError, match=r"^Protocol: seeds must be a list of seeds, one repetition each .* got 3$"):
+        Protocol(seeds=3)
+    with pytest.raises(ValueError, match=r"^Protocol: seeds must be distinct \(a seed twice repeats the same runs\), "
+                                         r"got \(0, 0\)$"):
+        Protocol(seeds=(0, 0))

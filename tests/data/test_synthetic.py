@@ -113,6 +113,8 @@ def test_edge_homophily_on_a_hand_made_graph() -> None:
         ({"num_nodes": 10, "feature_noise": -0.5}, r"feature_noise must be a finite number >= 0, got -0.5"),
         ({"num_nodes": 10, "feature_noise": float("nan")}, r"feature_noise must be a finite number >= 0, got nan"),
         ({"num_nodes": 10, "feature_noise": float("inf")}, r"feature_noise must be a finite number >= 0, got inf"),
+        ({"num_nodes": 10, "seed": "a"}, r"seed must be an integer, got 'a'"),  # torch's RuntimeError before
+        ({"num_nodes": 10, "seed": 1.5}, r"seed must be an integer, got 1\.5"),
     ],
 )
 def test_bad_arguments(kwargs: dict, pattern: str) -> None:

@@ -463,3 +463,29 @@ def test_load_csv_drop_columns_may_be_one_name(tmp_path: Path) -> None:
     path.write_text("id,i,d,label\n7,1,2,x\n8,3,4,y\n")  # "id" as characters would drop the columns i and d
     ds = load_csv(path, "label", drop_columns="id")
     assert ds.feature_names == ("i", "d") and ds.X.tolist() == [[1, 2], [3, 4]]
+
+
+def test_a_hand_built_data_set_that_does_not_fit_together_is_named() -> None:
+    """X with more rows than y trained on the first rows silently; a label past the class names, a float label, a
+    1-D X or a NaN feature failed deep inside the benchmark (a zip, a cast, an index, 'the training diverged')."""
+    X, y = np.random.default_rng(0).random((6, 2)).astype(np.float32), np.array([0, 1] * 3)
+    fields = dict(name="t", X=X, y=y, feature_names=("a", "b"), class_names=("p", "q"), source_files=())
+    cases = [
+        ({"y": y[:4]}, r"X has 6 rows but y has 4 labels; one label per row"),
+        ({"y": y * 2}, r"y must be in \[0, 2\) \(one per class name\), got 2 at row 1 \(3 out of range\)"),
+        ({"y": y.astype(float)}, r"y must be an integer array \[n\] of class indices 0\.\.C-1, got shape \(6,\) of "
+                                 r"float64"),
+        ({"X": X[:, 0]}, r"X must be a numeric array \[n, d\], got shape \(6,\) of float32"),
+        ({"feature_names": ("a",)}, r"1 feature names for 2 columns of X"),
+        ({"X": np.where(np.arange(12).reshape(6, 2) == 3, np.nan, X)}, r"X holds 1 NaN/Inf values; the first at row "
+                                                                         r"1, column 'b'; impute or drop them first"),
+    ]
+    for change, message in cases:
+        with pytest.raises(DataError, match=rf"^UCIDataset 't': {message}$"):
+            UCIDataset(**{**fields, **change})
+
+
+def test_load_csv_takes_none_for_no_dropped_columns(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,y\n")
+    assert load_csv(path, "label", drop_columns=None).feature_names == ("a", "b")  # a TypeError from * before

@@ -155,3 +155,41 @@ def test_more_errors():
         min_samples(3, 1)
     with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), got 1.0"):
         stratified_holdout([0, 1, 0, 1], fraction=1.0)
+
+
+def test_seeds_must_be_distinct_non_negative_integers():
+    y = np.arange(20) % 2
+    with pytest.raises(TypeError, match=r"^seeds must be a list of seeds, one repetition each \(e\.g\. range\(3\) for "
+                                        r"3\), got 3$"):
+        cv_splits(y, folds=2, seeds=3)  # 'int' object is not iterable before
+    for bad in (1.5, -1, True):  # numpy's SeedSequence errors, or True taken as 1
+        with pytest.raises(ValueError, match=rf"^seeds\[1\] must be a non-negative integer \(a random seed\), got "
+                                             rf"{bad!r}$"):
+            cv_splits(y, folds=2, seeds=[0, bad])
+    with pytest.raises(ValueError, match=r"^seeds must be distinct: seed 0 twice would repeat the same splits, got "
+                                         r"\[0, 1, 0\]$"):
+        cv_splits(y, folds=2, seeds=[0, 1, 0])  # the same repetition twice, silently
+    for call in (lambda: stratified_kfold(y, folds=2, seed=None), lambda: stratified_holdout(y, 0.2, seed=None)):
+        with pytest.raises(ValueError, match=r"^seed must be a non-negative integer \(a random seed\), got None$"):
+            call()  # fresh randomness, silently, before
+
+
+def test_labels_with_missing_or_mixed_values_are_named():
+    y = (np.arange(20) % 2).astype(float)
+    y[7] = np.nan  # a NaN became a class of its own, silently
+    with pytest.raises(ValueError, match=r"^labels: 1 missing \(NaN or None\), the first at position 7; drop those "
+                                         r"samples or give them a class$"):
+        cv_splits(y, folds=2)
+    with pytest.raises(ValueError, match=r"^labels: 10 missing .* the first at position 1;"):
+        cv_splits([0, None] * 10, folds=2)
+    with pytest.raises(TypeError, match=r"^labels must be of one comparable kind \(numbers or strings\), got a mix of "
+                                        r"int, str$"):
+        cv_splits(np.array([0, "a"] * 10, dtype=object), folds=2)
+
+
+def test_standardisation_refuses_non_finite_statistics():
+    with pytest.raises(ValueError, match=r"^X holds 1 NaN/Inf values, the first at row 0, column 1; the statistics "
+                                         r"would be NaN"):
+        fit_standardizer(np.array([[1.0, np.nan], [2.0, 3.0]]))  # a NaN mean, silently, before
+    with pytest.raises(ValueError, match=r"^std must be finite and > 0 in every column .*, got \[1\.0, 0\.0\]$"):
+        standardize(np.ones((2, 2)), np.zeros(2), np.array([1.0, 0.0]))  # inf features before

@@ -69,3 +69,22 @@ def test_multi_head_branches_and_unknown_ops_block(monkeypatch):
     assert DependencyGraph(mg.ModuleGraph(g2)).blocked["h"] == "it feeds node 'e': op 'elu' has no channel rule"
     register_channel_rule("elu", "elementwise")
     assert len(DependencyGraph(mg.ModuleGraph(g2)).groups) == 6
+
+
+def test_bad_queries_are_named():
+    import pytest
+    import torch
+
+    with pytest.raises(TypeError, match=r"^DependencyGraph: expected a modgraph\.ModuleGraph, got Linear$"):
+        DependencyGraph(torch.nn.Linear(3, 3))
+    deps = DependencyGraph(mg.ModuleGraph(mlp_graph(5, 6, 3)))
+    with pytest.raises(ValueError, match=r"^group_of: no node 'zz' with an output here"):
+        deps.group_of("zz", 0)  # a KeyError before
+    with pytest.raises(ValueError, match=r"^group_of: side must be 'out' or 'in', got 'up'$"):
+        deps.group_of("h", 0, side="up")  # None (not prunable) before
+    with pytest.raises(ValueError, match=r"^group_of: position must be an integer in \[0, 6\) .*, got 6$"):
+        deps.group_of("h", 6)
+    for bad in (6, -1):  # ignored before: nothing removed, silently
+        with pytest.raises(ValueError, match=rf"^keep: removed_groups must be groups or their indices in \[0, 6\) "
+                                             rf"\(deps\.groups\), got {bad}$"):
+            deps.keep([bad])

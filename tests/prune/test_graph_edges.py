@@ -64,3 +64,17 @@ def test_magnitude_scores_graph_edges_by_their_gcn_coefficient():
     ref = {(int(s), int(d)): float(w) for (s, d), w in zip(ref_index.t(), ref_weight)}
     scores = MagnitudeImportance().graph_edges(None, edge_index)
     assert scores.tolist() == pytest.approx([ref[(int(s), int(d))] for s, d in edge_index.t()])
+
+
+def test_bad_scores_and_graphs_are_named():
+    with pytest.raises(TypeError, match=r"^scores must be a tensor \[E\], one per column of edge_index, got list$"):
+        sparsify_edges(EI, SCORES.tolist(), sparsity=0.5)
+    nan = SCORES.clone()
+    nan[2] = float("nan")  # ranked above every number by argsort: kept, silently
+    with pytest.raises(mg.PruneError, match=r"^scores: NaN for edge 1 -> 2 \(column 2, 1 NaN in all\); every edge "
+                                            r"that is ranked needs a score$"):
+        sparsify_edges(EI, nan, sparsity=0.5)
+    with pytest.raises(TypeError, match=r"^edge_index must hold integer node ids \(torch\.long\), got torch\.float32$"):
+        sparsify_edges(EI.float(), SCORES, sparsity=0.5)
+    with pytest.raises(TypeError, match=r"^symmetric must be true or false, got 'no'$"):
+        sparsify_edges(EI, SCORES, sparsity=0.5, symmetric="no")

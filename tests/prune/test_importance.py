@@ -130,3 +130,29 @@ def test_graph_edge_scores_need_a_closed_and_existing_epoch():
     with pytest.raises(mg.PruneError, match=r"gate 'conv' has no recorded epoch 2; recorded epochs: \[0\]"):
         AttentionImportance(rec, epoch=2).graph_edges(None, edge_index)
     assert AttentionImportance(rec).graph_edges(None, edge_index).shape == (4,)
+
+
+def test_criterion_settings_are_checked_when_made():
+    """p=0 was a ZeroDivisionError at pruning, p<0 or inf ranked units silently by a meaningless score; a seed that
+    is not an integer failed inside torch; a recorder that is not one, an AttributeError; weighted='no' was true."""
+    for p in (0, -1, float("inf"), float("nan"), "l2"):
+        with pytest.raises(ValueError, match=rf"^MagnitudeImportance: p must be a finite number > 0 \(the norm: 1 L1, "
+                                             rf"2 L2\), got {p!r}$"):
+            MagnitudeImportance(p=p)
+    for seed in (1.5, "a", None):
+        with pytest.raises(TypeError, match=rf"^RandomImportance: seed must be an integer, got {seed!r}$"):
+            RandomImportance(seed=seed)
+    with pytest.raises(TypeError, match=r"^AttentionImportance: recorder must be a modgraph\.record\.EdgeRecorder "
+                                        r"that saw the network run, got str$"):
+        AttentionImportance("rec")
+    _, rec, _ = recorded_mlp()
+    with pytest.raises(TypeError, match=r"^AttentionImportance: weighted must be true or false, got 'no'$"):
+        AttentionImportance(rec, weighted="no")
+
+
+def test_attention_on_a_network_without_neuron_gates_says_so():
+    _, rec, _ = recorded_mlp()
+    plain = mg.ModuleGraph(mlp_graph(5, 6, 3, attention=None))
+    with pytest.raises(mg.PruneError, match=r"^the network has no neuron-level attention gates, so the attention "
+                                            r"criterion has no scores for its hidden units; use magnitude"):
+        prune(plain, AttentionImportance(rec), sparsity=0.5)  # "there are no scored hidden units" before

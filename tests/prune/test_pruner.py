@@ -294,3 +294,22 @@ def test_pruned_networks_save_and_load(tmp_path):
     x = torch.randn(6, 4)
     assert torch.equal(back(x), smaller(x))
     assert back.to_dict() == smaller.to_dict()
+
+
+def test_a_network_and_a_graph_of_the_wrong_kind_are_named():
+    with pytest.raises(TypeError, match=r"^prune: expected a modgraph\.ModuleGraph, got Linear$"):
+        prune(torch.nn.Linear(5, 3), MagnitudeImportance(), sparsity=0.5)  # AttributeError 'plan' before
+    net = mg.ModuleGraph(mlp_graph(5, 4, 3))
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    graph = dict(level="graph", sparsity=0.5)
+    with pytest.raises(TypeError, match=r"^edge_index must be a LongTensor \[2, E\], got ndarray$"):
+        prune(net, MagnitudeImportance(), edge_index=edge_index.numpy(), **graph)
+    with pytest.raises(TypeError, match=r"^edge_index must hold integer node ids \(torch\.long\), got torch\.float32$"):
+        prune(net, MagnitudeImportance(), edge_index=edge_index.float(), **graph)  # a float graph back before
+    with pytest.raises(mg.PruneError, match=r"^edge_index: node ids must be >= 0, got -1 -> 0 in column 0$"):
+        prune(net, MagnitudeImportance(), edge_index=edge_index - 1, **graph)  # an IndexError before
+    with pytest.raises(mg.PruneError, match=r"^num_nodes 2 is too small: edge_index holds node id 2; give the graph's "
+                                            r"node count \(x\.size\(0\)\)$"):
+        prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes=2, **graph)  # wrong MACs before
+    with pytest.raises(ValueError, match=r"^num_nodes must be a non-negative integer or None .*, got '3'$"):
+        prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes="3", **graph)

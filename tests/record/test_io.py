@@ -327,3 +327,45 @@ def test_rows_of_one_gate_and_epoch_that_disagree_on_the_count_are_named(tmp_pat
     with pytest.raises(mg.DataError, match=r"cnt\.csv, line 9: .*count 999 for .*, but \d+ at line \d+; a gate's rows "
                                            r"of one epoch share one count"):
         EdgeRecorder.load(_damage(tmp_path, "cnt.csv", edit))
+
+
+def test_epochs_to_write_must_be_recorded_ones(tmp_path):
+    rec = recorded()  # epochs 0 and 1
+    with pytest.raises(TypeError, match=r"^epochs must be a list of epoch numbers \(or None: all\), got 1$"):
+        rec.to_rows(1)
+    with pytest.raises(ValueError, match=r"^epochs: 5 is not a recorded epoch; recorded epochs: \[0, 1\]$"):
+        rec.to_csv(tmp_path / "r.csv", epochs=[5])  # a header-only file before, which load() refuses
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_only_files_that_load_reads_back_are_written(tmp_path):
+    rec = recorded()
+    with pytest.raises(ValueError, match=r"^to_json: .*r\.csv: the name must end in \.json \(load\(\) tells the format "
+                                         r"by the suffix\); use to_csv for a \.csv file$"):
+        rec.to_json(tmp_path / "r.csv")  # JSON in a .csv file, which load() then read as CSV
+    with pytest.raises(ValueError, match=r"^to_csv: .*weights: the name must end in \.csv"):
+        rec.to_csv(tmp_path / "weights")
+    with pytest.raises(ValueError, match=r"^to_csv: .*e\.csv: nothing to write: no closed epoch has statistics"):
+        EdgeRecorder().to_csv(tmp_path / "e.csv")
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"Is a directory \(give a file name ending in \.csv\): '.*out\.csv'$"):
+        rec.to_csv(tmp_path / "out.csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("epoch", 1.5, r"epoch must be an integer, got 1\.5"),  # truncated to 1 before
+    ("count", True, r"count must be an integer, got True"),
+    ("gate", ["h", "z"], r"gate must be a string \(a node name or gate key\), got \['h', 'z'\]"),  # unhashable
+    ("std", -1.0, r"std must be a finite number >= 0 \(or empty\), got -1\.0"),
+    ("under", 3, r"under must be a fraction in \[0, 1\] \(or empty\), got 3"),
+    ("mean", "Infinity", r"mean must be a finite number \(or empty\), got 'Infinity'"),
+])
+def test_damaged_values_in_a_json_recording_are_named(tmp_path, column, value, message):
+    path = recorded().to_json(tmp_path / "r.json")
+    blob = json.loads(path.read_text())
+    for row in blob["rows"]:
+        row[column] = value
+    path.write_text(json.dumps(blob))
+    with pytest.raises(mg.DataError, match=rf"r\.json, row 0: {message}$"):
+        EdgeRecorder.load(path)

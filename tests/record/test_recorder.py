@@ -261,3 +261,31 @@ def test_float64_weights_keep_a_tiny_spread_and_their_side_of_the_threshold(n_ba
     assert stats.under.item() == 0.25 and stats.mean.dtype == torch.float32
     torch.testing.assert_close(stats.std.double(), w.std(0, correction=0), rtol=1e-6, atol=0)
     assert stats.min.item() == torch.tensor(0.1 - 1e-10).float().item()  # the float32 nearest each
+
+
+def test_attach_names_what_is_not_a_network_or_has_nothing_to_record():
+    with pytest.raises(TypeError, match=r"^attach: expected a modgraph\.ModuleGraph \(a network with gates\(\)\), got "
+                                        r"Sequential"):
+        EdgeRecorder().attach(torch.nn.Sequential(torch.nn.Linear(5, 3)))  # an AttributeError before
+    net = mg.ModuleGraph(mlp_graph())
+    with pytest.raises(TypeError, match=r"^attach: gates must be a list of Gate, got Gate$"):
+        EdgeRecorder().attach(gates=net.gates()[0])
+    with pytest.raises(TypeError, match=r"^attach: gates\[1\] is Tensor, not a modgraph Gate"):
+        EdgeRecorder().attach(gates=[net.gates()[0], torch.zeros(1)])
+    plain = mg.ModuleGraph(mlp_graph(attention=None))  # recorded nothing, silently (and stayed "not attached")
+    with pytest.raises(ValueError, match=r"^attach: the network has no attention gates .*; there is nothing to "
+                                         r"record$"):
+        EdgeRecorder().attach(plain)
+
+
+def test_epoch_numbers_are_non_negative_integers():
+    """1.5 or True were taken as epoch numbers (and then written to files load() refuses); '3' was a TypeError."""
+    net = mg.ModuleGraph(mlp_graph())
+    rec = EdgeRecorder().attach(net)
+    net(torch.randn(4, 5))
+    for bad in (1.5, True, "3", -1):
+        with pytest.raises(ValueError, match=rf"^epoch_end: epoch must be a non-negative integer \(an epoch number; "
+                                             rf"stats\(key, -1\) is the last\), got {bad!r}$"):
+            rec.epoch_end(bad)
+    assert rec.epochs == [] and rec.pending
+    assert rec.epoch_end(3) == 3

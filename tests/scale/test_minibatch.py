@@ -224,3 +224,34 @@ def test_train_epoch_refuses_a_max_batches_that_is_not_a_positive_integer(bad):
     with pytest.raises(ValueError, match=rf"max_batches must be a positive integer or None, got {bad!r}"):
         train_epoch(net, [batch], torch.optim.SGD(net.parameters(), lr=0.1), max_batches=bad)
     assert torch.equal(net.scale, before)
+
+
+def test_train_epoch_over_no_batch_or_without_an_optimiser_is_an_error():
+    net = Logits()
+    with pytest.raises(ValueError, match=r"^train_epoch: the loader gave no batches \(no seed nodes\? an empty "
+                                         r"training split\?\); nothing was trained$"):
+        train_epoch(net, [], torch.optim.SGD(net.parameters(), lr=0.1))  # {"loss": 0.0, "batches": 0} before
+    for bad in (None, lambda p: torch.optim.SGD(p, lr=0.1)):
+        with pytest.raises(TypeError, match=r"^train_epoch: optimizer must be a torch\.optim\.Optimizer over the "
+                                            rf"network's parameters, got {type(bad).__name__}$"):
+            train_epoch(net, [hand_batch(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), 3)], bad)
+
+
+def test_batches_and_loaders_of_the_wrong_kind_are_named():
+    net = Logits()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for missing in ("x", "y"):
+        batch = hand_batch(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), 3)
+        del batch[missing]
+        with pytest.raises(ValueError, match=rf"^a batch has no {missing} \(.*\); the loader's graph needs x, "
+                                             r"edge_index and y"):
+            train_epoch(net, [batch], opt)  # 'NoneType' object has no attribute 'to' before
+    data = sbm_graph(30, num_classes=3, num_features=3, seed=0)
+    with pytest.raises(TypeError, match=r"^BatchStream: expected a loader of sampled batches .*, got the graph itself "
+                                        r"\(Data\)$"):
+        MiniBatchTask(data, [data])  # iterated the Data's attributes before
+    with pytest.raises(TypeError, match=r"^BatchStream: the loader must be re-iterable with a length .*, got "
+                                        r"generator$"):
+        MiniBatchTask((b for b in [data]), [data])
+    whole = train_epoch(net, [data], opt)  # the whole graph as one batch: every node a seed
+    assert whole["seeds"] == 30 and whole["batches"] == 1

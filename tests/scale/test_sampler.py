@@ -254,3 +254,44 @@ def test_either_extension_makes_the_compiled_sampler_available(monkeypatch):
         monkeypatch.setattr(pyg_typing, "WITH_PYG_LIB", pyg_lib)
         monkeypatch.setattr(pyg_typing, "WITH_TORCH_SPARSE", torch_sparse)
         assert has_compiled_sampler() == (pyg_lib or torch_sparse)
+
+
+def test_a_graph_the_sampler_cannot_read_is_named():
+    """A node id past num_nodes in edge_index (or x with fewer rows than the ids reach) corrupted the heap in the CSC
+    conversion (``malloc(): unaligned tcache chunk detected``, the process aborted); a source id past it or a negative
+    one was an IndexError or a negative-size RuntimeError at the first batch; no edge_index sampled no edges."""
+    data = sbm_graph(50, num_classes=3, num_features=4, seed=0)
+    x, y, ei = data.x, data.y, data.edge_index
+    for bad, (s, t) in (((0, 0), (999, 4)), ((1, 0), (0, 999)), ((0, 0), (-1, 4))):
+        edges = ei.clone()
+        edges[bad] = s if bad[0] == 0 else t
+        with pytest.raises(ValueError, match=rf"^(neighbor_loader|TorchNeighborSampler): edge {s} -> {t} \(column "
+                                             rf"0 of edge_index\) names a node outside \[0, 50\) \(the graph has 50 "
+                                             rf"nodes, x has 50 rows\)$"):
+            neighbor_loader(Data(x=x, y=y, edge_index=edges), [5], batch_size=8)
+    with pytest.raises(ValueError, match=r"edge \d+ -> \d+ \(column \d+ of edge_index\) names a node outside \[0, 20\) "
+                                         r"\(the graph has 20 nodes, x has 20 rows\)$"):
+        neighbor_loader(Data(x=x[:20], y=y, edge_index=ei), [5], batch_size=8)
+    with pytest.raises(ValueError, match=r": the graph has no edge_index .*; without it there are no neighbours"):
+        neighbor_loader(Data(x=x, y=y), [5], batch_size=8)
+    with pytest.raises(TypeError, match=r": edge_index must hold integer node ids \(torch\.long\), got "
+                                        r"torch\.float32$"):
+        neighbor_loader(Data(x=x, y=y, edge_index=ei.float()), [5], batch_size=8)
+    with pytest.raises(ValueError, match=r": edge_index must be a tensor \[2, E\], got shape \(\d+, 2\)$"):
+        neighbor_loader(Data(x=x, y=y, edge_index=ei.t().contiguous()), [5], batch_size=8)
+
+
+def test_seeds_and_hops_of_the_wrong_kind_are_named():
+    data = sbm_graph(50, num_classes=3, num_features=4, seed=0)
+    with pytest.raises(TypeError, match=r"^num_neighbors must be a list with one count per hop, e\.g\. \[10, 10\] "
+                                        r"\(-1: all\), got 5$"):
+        neighbor_loader(data, 5, batch_size=8)  # 'int' object is not iterable before
+    with pytest.raises(ValueError, match=r"^neighbor_loader: input_nodes is a mask of shape \(10,\), but the graph has "
+                                         r"50 nodes; a mask needs one entry per node$"):
+        neighbor_loader(data, [5], batch_size=8, input_nodes=torch.ones(10, dtype=torch.bool))  # seeds 0..9 before
+    with pytest.raises(ValueError, match=r"^neighbor_loader: input_nodes holds node 100 \(1 out of range\); the "
+                                         r"graph's nodes are 0\.\.49$"):
+        neighbor_loader(data, [5], batch_size=8, input_nodes=torch.tensor([0, 100]))
+    with pytest.raises(TypeError, match=r"^neighbor_loader: input_nodes must be node ids \(torch\.long\) or a bool "
+                                        r"mask, got torch\.float32$"):
+        neighbor_loader(data, [5], batch_size=8, input_nodes=torch.tensor([0.0, 1.0]))  # cast silently before

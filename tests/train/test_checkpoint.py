@@ -223,3 +223,38 @@ def test_a_file_that_is_not_a_checkpoint_or_lost_weights_is_named(tmp_path):
     with pytest.raises(mg.CheckpointError, match=rf"c\.pt: the weights come from another architecture: missing "
                                                  rf"{lost}"):
         load_checkpoint(path, trainer)
+
+
+def _small_trainer():
+    x, y = torch.randn(8, 5), torch.zeros(8, dtype=torch.long)
+    trainer = Trainer(mg.ModuleGraph(mlp_graph()), lambda n: torch.nn.functional.cross_entropy(n(x), y),
+                      lambda n: 0.0, steps=2)
+    trainer.run()
+    return trainer
+
+
+def test_extra_that_cannot_be_read_back_is_refused_before_writing(tmp_path):
+    """A numpy number or a Path in ``extra`` was written, and the file then refused by every load (weights_only)."""
+    import numpy as np
+
+    trainer = _small_trainer()
+    for value, kind in ((np.float64(0.5), r"numpy\.float64"), (Path("runs"), r"pathlib\.\w*Path")):
+        with pytest.raises(TypeError, match=rf"^save_checkpoint: extra\['done'\]\[0\] is {kind}, which a checkpoint "
+                                            r"cannot hold .*; nothing written$"):
+            save_checkpoint(tmp_path / "a.pt", trainer, extra={"done": [value]})
+    assert list(tmp_path.iterdir()) == []
+    path = save_checkpoint(tmp_path / "a.pt", trainer, extra={"done": [0.5, "runs", (1, 2)]})
+    assert load_checkpoint(path, _small_trainer()) == {"done": [0.5, "runs", (1, 2)]}
+
+
+def test_a_wrong_target_or_trainer_is_named(tmp_path):
+    trainer = _small_trainer()
+    with pytest.raises(IsADirectoryError, match=rf"Is a directory \(give a file name\): '{tmp_path}'$"):
+        save_checkpoint(tmp_path, trainer)  # named the temporary file before
+    for fn in (save_checkpoint, load_checkpoint):
+        with pytest.raises(TypeError, match=rf"^{fn.__name__}: expected a modgraph\.train\.Trainer .*, got "
+                                            r"ModuleGraph; a network alone is saved .* modgraph\.save_network"):
+            fn(tmp_path / "a.pt", trainer.net)
+    torch.save({"format": "modgraph-checkpoint/1", "spec": None}, tmp_path / "damaged.pt")
+    with pytest.raises(mg.CheckpointError, match=r"damaged\.pt: damaged checkpoint: no 'trainer', 'rng', 'extra'$"):
+        load_checkpoint(tmp_path / "damaged.pt", trainer)  # a KeyError before

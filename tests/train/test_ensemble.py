@@ -273,3 +273,42 @@ def test_member_adam_step_is_adams_step_scaled_per_member_bit_for_bit():
         member.step()
         for p, q in zip(params, plain):
             assert torch.equal(p, q)
+
+
+def test_members_must_be_networks_of_one_spec():
+    """Equal parameter shapes are not enough: the ensemble runs member 0's structure for every member, so a member
+    with another activation or gate ran silently as member 0's network."""
+    with pytest.raises(TypeError, match=r"^Ensemble needs a list of member networks, got ModuleGraph; for one network "
+                                        r"write Ensemble\(\[net\]\)$"):
+        Ensemble(members(1)[0])
+    with pytest.raises(TypeError, match=r"^Ensemble: member 1 must be a network \(an nn\.Module\), got Tensor$"):
+        Ensemble([members(1)[0], torch.zeros(3)])
+    relu = mlp_graph()
+    relu.nodes["h"]["activation"] = "relu"
+    with pytest.raises(ValueError, match=r"^Ensemble members must share one architecture \(the ensemble runs member "
+                                         r"0's for all\); member 1 differs: node 'h' is .*'relu'.* in member 1 but "
+                                         r".*'sigmoid'.* in member 0$"):
+        Ensemble([mg.ModuleGraph(mlp_graph()), mg.ModuleGraph(relu)])
+    with pytest.raises(ValueError, match=r"member 2 differs: edge .*'softmax'.* in member 2 but .*'sigmoid'.*"):
+        Ensemble(members(2) + [mg.ModuleGraph(mlp_graph(attention="softmax"))])
+    assert Ensemble(torch.nn.ModuleList(members(2))).size == 2
+
+
+def test_inputs_without_the_member_dimension_are_named():
+    ens = Ensemble(members())
+    for shape in ((K + 1, 7, 5), (7, 5)):  # a vmap "size mismatch" before; [B, ...] needs shared=True
+        with pytest.raises(ValueError, match=rf"^Ensemble of {K}: inputs must be tensors \[{K}, B, \.\.\.\] \(member k "
+                                             rf"gets inputs\[k\]\), or \[B, \.\.\.\] with shared=True .* got shape "
+                                             rf"\({', '.join(map(str, shape))}\)$"):
+            ens(torch.randn(*shape))
+    assert ens(torch.randn(7, 5), shared=True).shape == (K, 7, 3)
+    with pytest.raises(TypeError, match=r"^Ensemble\.member: k must be an integer, got '0'$"):
+        ens.member("0")
+
+
+def test_member_adam_refuses_an_infinite_learning_rate():
+    """lr.max() = inf scaled every other member's step to 0 (and the infinite one's to NaN), silently."""
+    ens = Ensemble(members(2))
+    with pytest.raises(ValueError, match=r"^MemberAdam: lr must be a 1-D tensor \[K\] of finite positive learning "
+                                         r"rates, got \[0\.1.*, inf\]$"):
+        MemberAdam(ens.parameters(), lr=torch.tensor([0.1, float("inf")]))

@@ -94,3 +94,62 @@ def test_a_diverged_member_is_remembered_across_a_resume(caplog):
         again.run()
     assert caplog.text.count("they diverged") == 1
     assert again.state_dict()["diverged"].tolist() == [False, True, False, False]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what loss_fn and evaluate return, and the callables given: named at once, never a torch traceback or a silent run
+
+def single():
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    return net, (lambda n: torch.nn.functional.cross_entropy(n(x), y)), (lambda n: 0.5)
+
+
+def test_evaluate_must_return_a_number_or_the_scores_of_ensemble_members():
+    net, loss_fn, _ = single()
+    for bad in ("0.5", None, {"acc": 0.5}, True):
+        with pytest.raises(TypeError, match=r"^evaluate must return a number, higher is better \(a \[K\] tensor .*"
+                                            rf"got {type(bad).__name__} "):
+            fit(net, loss_fn, lambda n, bad=bad: bad, steps=2)
+    with pytest.raises(ValueError, match=r"evaluate must return a number, .* got a tensor of shape \(2, 2\)$"):
+        fit(net, loss_fn, lambda n: torch.ones(2, 2), steps=2)
+    # a [1] tensor from a single network used to select only parameters with a leading dimension 1 (none): the
+    # network silently ended at its first evaluation's state while best_step named a later one
+    with pytest.raises(ValueError, match=r"evaluate returned a tensor of shape \(1,\), the scores of an ensemble of 1 "
+                                         r"members, but the network's parameter 'nodes\.h\.weight' has shape \(6, 5\)"):
+        fit(net, loss_fn, lambda n: torch.ones(1), steps=2)
+    assert fit(net, loss_fn, lambda n: torch.tensor(0.5), steps=2).best_score == 0.5  # a 0-d tensor is a number
+    ens, x = ensemble()
+    with pytest.raises(ValueError, match=r"shape \(3,\), the scores of an ensemble of 3 members, but .* shape \(4, "):
+        fit(ens, lambda e: e(x).square().mean(), lambda e: torch.ones(3), steps=2)
+
+
+def test_loss_fn_must_return_a_scalar_tensor_with_its_graph():
+    net, loss_fn, evaluate = single()
+    with pytest.raises(TypeError, match=r"^loss_fn must return the loss as a scalar tensor .* got float 0\.5$"):
+        fit(net, lambda n: 0.5, evaluate, steps=2)
+    with pytest.raises(ValueError, match=r"^loss_fn must return a scalar tensor, got shape \(8,\); reduce it"):
+        fit(net, lambda n: n(torch.randn(8, 5)).sum(1), evaluate, steps=2)
+    with pytest.raises(ValueError, match=r"^loss_fn returned a tensor that does not require grad"):
+        fit(net, lambda n: loss_fn(n).detach(), evaluate, steps=2)
+
+
+def test_callables_and_tol_are_checked_before_training():
+    net, loss_fn, evaluate = single()
+    with pytest.raises(TypeError, match=r"^loss_fn must be a function net -> scalar loss tensor, got int 3$"):
+        fit(net, 3, evaluate)
+    with pytest.raises(TypeError, match=r"^evaluate must be a function net -> validation score, got str 'acc'$"):
+        fit(net, loss_fn, "acc")
+    sgd = torch.optim.SGD(net.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^optimizer must be a factory params -> Optimizer .* got SGD$"):
+        fit(net, loss_fn, evaluate, optimizer=sgd)
+    with pytest.raises(TypeError, match=r"^optimizer\(params\) must return a torch\.optim\.Optimizer, got NoneType$"):
+        fit(net, loss_fn, evaluate, optimizer=lambda p: None)
+    with pytest.raises(TypeError, match=r"^callback must be a function callback\(trainer\), got int$"):
+        fit(net, loss_fn, evaluate, steps=2, callback=5)
+    for bad in (float("nan"), "0.1"):  # NaN never ended the alternation early; a string failed in its second round
+        with pytest.raises(ValueError, match=rf"^tol must be a number \(.*\), got {bad!r}$"):
+            fit(net, loss_fn, evaluate, schedule="alternating", steps=10, tol=bad)
+    with pytest.raises(TypeError, match=r"^fit: recorder must be a modgraph\.record\.EdgeRecorder, got str$"):
+        fit(net, loss_fn, evaluate, steps=2, recorder="rec")

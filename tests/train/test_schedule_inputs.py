@@ -105,3 +105,10 @@ def test_normal_budgets_keep_their_phases():
             ("attention", "attention", True, 2), ("main", "main", True, 2), ("joint", "all", True, 0)]
         assert make_schedule("joint", steps) == [Phase("joint", "all", True, steps)]
         assert make_schedule("main", steps) == [Phase("main", "main", False, steps)]
+
+
+def test_alternating_shares_must_be_numbers():
+    with pytest.raises(ValueError, match=r"^warmup must be a number in \(0, 1\) \(a share of steps\), got '0\.3'$"):
+        make_schedule("alternating", 20, warmup="0.3")  # was a TypeError from a comparison
+    with pytest.raises(ValueError, match=r"^finetune must be a number in \(0, 1\) \(a share of steps\), got nan$"):
+        make_schedule("alternating", 20, finetune=float("nan"))
