@@ -11,10 +11,14 @@ Layout of the folder::
 A unit's result must depend on the configuration and the unit's key only (each unit seeds its own RNGs), so a
 resumed run ends with exactly the results of an uninterrupted one. :meth:`RunDir.unit` returns the result as it
 reads back from JSON in both cases (tuples become lists), so later steps see the same values either way.
+
+A key names its files as it is, ``/`` written ``--``; a key with other characters (which become ``_``) or with
+``--`` of its own gets a short hash of itself appended, so two keys never share a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -129,7 +133,10 @@ class RunDir:
     def _name(self, key: str) -> str:
         if not isinstance(key, str) or not key:
             raise ValueError(f"a unit key is a non-empty string, got {key!r}")
-        return _UNSAFE.sub("_", key.replace("/", "--"))
+        name = _UNSAFE.sub("_", key.replace("/", "--"))
+        if name != key.replace("/", "--") or "--" in key:  # the mapping alone could give two keys one file
+            name += "-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+        return name
 
     def unit_path(self, key: str) -> Path:
         return self.path / "units" / f"{self._name(key)}.json"

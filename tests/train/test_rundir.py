@@ -197,3 +197,14 @@ def test_the_unit_checkpointer_resumes_a_unit_in_progress(tmp_path):
     assert second.step == 3
     assert second.run(callback).history == whole.history
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+
+
+def test_keys_that_would_map_to_one_file_keep_their_own_results(tmp_path):
+    """'a b' and 'a_b' (and 'a/b' and 'a--b') once shared a file: the second finish overwrote the first's result."""
+    store = RunDir(tmp_path / "run", {"x": 1})
+    keys = ["a b", "a_b", "a/b", "a--b", "seed0/glass"]
+    for i, key in enumerate(keys):
+        store.finish(key, {"i": i})
+    assert [store.done(key) for key in keys] == [{"i": i} for i in range(len(keys))]
+    assert len({store.unit_path(key) for key in keys}) == len(keys) == len(store.finished())
+    assert store.unit_path("a_b").name == "a_b.json" and store.unit_path("seed0/glass").name == "seed0--glass.json"
