@@ -430,6 +430,12 @@ def run_benchmark(datasets: Sequence[UCIDataset], methods: Sequence[str], protoc
         _check_dataset(d, f"run_benchmark: datasets[{i}]")
     for m in methods:
         get_method(m)
+    for arg, names in (("datasets", [d.name for d in datasets]), ("methods", list(methods))):
+        if not names:
+            raise ValueError(f"run_benchmark: {arg} is empty; nothing to run")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # the same program twice: run again, and one result (and checkpoint unit) would hide the other
+            raise ValueError(f"run_benchmark: {arg} names {', '.join(map(repr, twice))} more than once")
     if store is not None and not isinstance(store, RunDir):
         raise TypeError(f"run_benchmark: store must be a modgraph.train.RunDir (or None), got {type(store).__name__}")
     if callback is not None and not callable(callback):

@@ -32,6 +32,9 @@ def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
         >>> resolve_data_root("/work/shared/data")
         PosixPath('/work/shared/data')
     """
+    if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
+        raise TypeError(f"data_root must be a folder path (a str or a Path), got {type(data_root).__name__} "
+                        f"{data_root!r}")
     if data_root is not None and str(data_root) != "":
         chosen: str | os.PathLike = data_root
     elif os.environ.get(DATA_ENV):
@@ -71,6 +74,9 @@ def is_writable_dir(path: Path) -> bool:
 
 def data_root_origin(data_root: str | os.PathLike | None = None) -> str:
     """Say where :func:`resolve_data_root` took the root from, for "not found" messages."""
+    if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
+        raise TypeError(f"data_root must be a folder path (a str or a Path), got {type(data_root).__name__} "
+                        f"{data_root!r}")
     if data_root is not None and str(data_root) != "":
         return "the data_root argument"
     if os.environ.get(DATA_ENV):

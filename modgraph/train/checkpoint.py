@@ -172,6 +172,9 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, name: str = "last.pt", every: int = 50,
                  extra: Callable[[], dict] | None = None):
         every = checks.positive_int("every", every)
+        for arg, value in (("directory", directory), ("name", name)):
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError(f"Checkpointer: {arg} must be a path (a str or a Path), got {type(value).__name__}")
         self.path = Path(directory) / name
         self.every, self.extra = every, extra
 

@@ -133,6 +133,11 @@ class Ensemble(nn.Module):
 
     def set_attention(self, enabled) -> None:
         """Attention on or off for every member (a bool), or per member (a ``[K]`` bool tensor, as ``fit`` passes)."""
+        flags = isinstance(enabled, (list, tuple)) and all(isinstance(e, bool) for e in enabled)
+        mask = isinstance(enabled, torch.Tensor) and enabled.dtype == torch.bool
+        if not (isinstance(enabled, bool) or flags or mask):
+            raise TypeError(f"set_attention: expected a bool or a [{self.size}] bool tensor, got "
+                            f"{enabled!r:.80}")  # torch.as_tensor would take 0.5 or a float tensor as True
         value = torch.as_tensor(enabled, dtype=torch.bool, device=self.attention_enabled.device)
         if value.dim() not in (0, 1) or (value.dim() == 1 and value.numel() != self.size):
             raise ValueError(f"set_attention: expected a bool or a [{self.size}] bool tensor, got shape "

@@ -137,6 +137,12 @@ def test_worker_processes_give_the_same_results(caplog):
         assert a.row["test_acc_runs"] == b.row["test_acc_runs"] and a.runs == b.runs
     with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
         run_benchmark(data, ["plain"], protocol, workers=0)
+    with pytest.raises(ValueError, match=r"run_benchmark: methods names 'plain' more than once"):
+        run_benchmark(data, ["plain", "attention", "plain"], protocol)  # ran twice, one result hiding the other
+    with pytest.raises(ValueError, match=r"run_benchmark: datasets names 'one' more than once"):
+        run_benchmark([data[0], data[0]], ["plain"], protocol)
+    with pytest.raises(ValueError, match=r"run_benchmark: methods is empty; nothing to run"):
+        run_benchmark(data, [], protocol)  # returned [] silently
 
 
 def test_data_that_cannot_be_run_is_named_before_training(tmp_path):

@@ -16,6 +16,11 @@ def test_empty_data_root_falls_through_to_the_environment(tmp_path: Path, monkey
     assert data_root_origin(tmp_path) == "the data_root argument"
 
 
+def test_a_data_root_that_is_not_a_path_is_named() -> None:
+    with pytest.raises(TypeError, match=r"data_root must be a folder path \(a str or a Path\), got int 5"):
+        resolve_data_root(5)
+
+
 def test_data_root_expands_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_data_root("~/data") == tmp_path / "data"

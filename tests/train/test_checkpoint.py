@@ -96,6 +96,8 @@ def test_corrupted_checkpoint_names_the_file(tmp_path):
         load_checkpoint(path, trainer)
     with pytest.raises(ValueError, match="every must be a positive integer"):
         Checkpointer(tmp_path, every=0)
+    with pytest.raises(TypeError, match="Checkpointer: directory must be a path .*, got NoneType"):
+        Checkpointer(None)
 
 
 def test_same_seed_same_numbers():

@@ -69,6 +69,11 @@ def test_attention_switch_per_member():
         torch.testing.assert_close(ens(x)[2], nets[2](x[2]))
     with pytest.raises(ValueError, match=r"expected a bool or a \[3\] bool tensor, got shape \(2,\)"):
         ens.set_attention(torch.tensor([True, False]))
+    for bad in ("yes", 0.5, torch.tensor([1.0, 0.0, 1.0]), 1):  # torch.as_tensor took 0.5 and 1.0 as True
+        with pytest.raises(TypeError, match=r"set_attention: expected a bool or a \[3\] bool tensor, got"):
+            ens.set_attention(bad)
+    ens.set_attention([True, False, False])  # a list of bools, as a checkpoint's JSON log holds it
+    assert ens.attention_enabled.tolist() == [True, False, False]
 
 
 def test_active_members_only_in_training():
