@@ -205,6 +205,12 @@ def _typed(row, where: str) -> dict:
     for k in ("mean", "min", "max"):
         if math.isinf(out[k]):
             raise DataError(f"{where}: {k} must be a finite number (or empty), got {row[k]!r}")
+    lo, mean, hi = out["min"], out["mean"], out["max"]
+    if not any(math.isnan(v) for v in (lo, mean, hi)):  # float32 rounding may put the mean an ulp past an extreme
+        slack = 1e-5 * (1.0 + abs(lo) + abs(hi))
+        if lo > hi or not lo - slack <= mean <= hi + slack:
+            raise DataError(f"{where}: mean {row['mean']!r} must lie within [min, max] = [{row['min']!r}, "
+                            f"{row['max']!r}]")
     if not (out["std"] >= 0 or math.isnan(out["std"])) or math.isinf(out["std"]):
         raise DataError(f"{where}: std must be a finite number >= 0 (or empty), got {row['std']!r}")
     if not (0.0 <= out["under"] <= 1.0 or math.isnan(out["under"])):

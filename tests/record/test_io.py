@@ -360,6 +360,8 @@ def test_only_files_that_load_reads_back_are_written(tmp_path):
     ("std", -1.0, r"std must be a finite number >= 0 \(or empty\), got -1\.0"),
     ("under", 3, r"under must be a fraction in \[0, 1\] \(or empty\), got 3"),
     ("mean", "Infinity", r"mean must be a finite number \(or empty\), got 'Infinity'"),
+    ("mean", 7.0, r"mean 7\.0 must lie within \[min, max\] = \[.*\]"),  # accepted before
+    ("min", 2.0, r"mean .* must lie within \[min, max\] = \[2\.0, .*\]"),  # min above max
 ])
 def test_damaged_values_in_a_json_recording_are_named(tmp_path, column, value, message):
     path = recorded().to_json(tmp_path / "r.json")
