@@ -39,9 +39,36 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
-def _plain(value):
-    """``value`` as it reads back from JSON (NaN allowed); a TypeError names what is not plain data."""
-    return json.loads(json.dumps(value, allow_nan=True))
+def _plain(value, where: str):
+    """``value`` as it reads back from JSON (NaN allowed); a TypeError names where the first value that is not plain
+    data sits (``config['root'] is PosixPath``), else json's own message."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError, RecursionError) as err:
+        found = _not_plain(value, where, set())
+        raise TypeError(f"{found or f'{where}: {err}'}; a run's config and unit results are plain data (numbers, "
+                        f"strings, bools, None, lists, dicts with string keys): convert it (str(path), float(x), "
+                        f"x.tolist())") from None
+
+
+def _not_plain(value, where: str, seen: set) -> str | None:
+    """Where the first value json cannot write sits in ``value``, or ``None``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if id(value) in seen:
+        return f"{where} contains itself"
+    if isinstance(value, (list, tuple)):
+        seen.add(id(value))
+        return next((f for i, v in enumerate(value) if (f := _not_plain(v, f"{where}[{i}]", seen))), None)
+    if isinstance(value, dict):
+        seen.add(id(value))
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                return f"{where} has the key {k!r} ({type(k).__name__})"
+            if (found := _not_plain(v, f"{where}[{k!r}]", seen)) is not None:
+                return found
+        return None
+    return f"{where} is {type(value).__name__} {value!r:.40}"
 
 
 def _read_json(path: Path, what: str):
@@ -87,7 +114,8 @@ class RunDir:
                  check_unit: Callable[[object], str | None] | None = None, clean: bool = True):
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict of plain data, got {type(config).__name__}")
-        self.path, self.config, self.resume = (None if path is None else Path(path)), _plain(config), bool(resume)
+        self.path = None if path is None else Path(path)
+        self.config, self.resume = _plain(config, "config"), bool(resume)
         self.check_unit = check_unit
         if self.path is None:
             return
@@ -176,7 +204,7 @@ class RunDir:
 
     def finish(self, key: str, result):
         """Save ``result`` as unit ``key``'s (atomically), drop its progress checkpoint; return it as saved."""
-        plain = _plain(result)
+        plain = _plain(result, f"unit {key!r}: result")
         if self.path is None:
             return plain
         atomic_write_json(self.unit_path(key), {"key": key, "result": plain}, indent=None, allow_nan=True)

@@ -208,3 +208,17 @@ def test_keys_that_would_map_to_one_file_keep_their_own_results(tmp_path):
     assert [store.done(key) for key in keys] == [{"i": i} for i in range(len(keys))]
     assert len({store.unit_path(key) for key in keys}) == len(keys) == len(store.finished())
     assert store.unit_path("a_b").name == "a_b.json" and store.unit_path("seed0/glass").name == "seed0--glass.json"
+
+
+def test_a_config_or_result_that_is_not_plain_data_is_named(tmp_path):
+    """json's own message ('Object of type float32 is not JSON serializable') said what, not where."""
+    from pathlib import Path
+
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"^config\['root'\] is PosixPath .*; a run's config and unit results are"):
+        RunDir(tmp_path / "a", {"seed": 0, "root": Path("data")})
+    store = RunDir(tmp_path / "b", {"seed": 0})
+    with pytest.raises(TypeError, match=r"^unit 'u': result\['runs'\]\[1\]\['acc'\] is float32 "):
+        store.finish("u", {"runs": [{"acc": 0.5}, {"acc": np.float32(0.25)}]})
+    assert store.done("u") is None and not (tmp_path / "b" / "units" / "u.json").exists()  # nothing written
