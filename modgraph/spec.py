@@ -358,8 +358,18 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
 def load_spec(path: str | os.PathLike) -> dict:
     """Read a spec dict from a YAML (``safe_load``) or JSON file; errors name the file, line and column.
 
-    A key given twice in one mapping (two ``h:`` nodes, two ``edges:`` blocks) is an error, not 'the last wins'."""
+    A key given twice in one mapping (two ``h:`` nodes, two ``edges:`` blocks) is an error, not 'the last wins'; so is
+    a file that holds no mapping (empty, a list, a number)."""
     path = Path(path)
+    spec = _read_spec(path)
+    if not isinstance(spec, dict):
+        got = "nothing (an empty file)" if spec is None else f"{type(spec).__name__} {spec!r:.40}"
+        raise GraphSpecError(f"{path}: a spec is a mapping with keys {', '.join(TOP_KEYS)}, got {got}")
+    return spec
+
+
+def _read_spec(path: Path):
+    """The data of a YAML or JSON spec file, whatever it is (see :func:`load_spec`)."""
     kind = _fmt(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -352,6 +352,19 @@ def test_saving_a_spec_that_could_not_be_loaded_writes_nothing(tmp_path, spec, p
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, text, got", [
+    ("empty.yaml", "", r"nothing \(an empty file\)"),
+    ("comment.yaml", "# only a comment\n", r"nothing \(an empty file\)"),
+    ("list.yaml", "- x\n- y\n", r"list \['x', 'y'\]"),
+    ("number.json", "5", "int 5"),
+])
+def test_load_spec_of_a_file_that_holds_no_mapping_names_it(tmp_path, name, text, got):
+    """load_spec is typed -> dict: it returned None for an empty file and a list for a list."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(mg.GraphSpecError, match=rf"{name}: a spec is a mapping with keys format, .*, got {got}$"):
+        mg.load_spec(tmp_path / name)
+
+
 def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
     """Nine levels of ten aliases each are 10**9 items once expanded; the check visits each shared part once."""
     levels = ["&j1 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
