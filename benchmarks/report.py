@@ -94,6 +94,9 @@ def load(path: str) -> tuple[list[dict], dict]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print("usage: python benchmarks/report.py bench.json\n\nMarkdown tables of a benchmarks/run.py --json file.")
+        return 0
     if len(argv) != 1:
         print("usage: python benchmarks/report.py bench.json", file=sys.stderr)
         return 2

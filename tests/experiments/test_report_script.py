@@ -49,3 +49,10 @@ def test_a_bad_file_is_one_line(report, tmp_path, capsys, content, message):
     assert report.main([str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_is_help_not_a_file_name(report, capsys, flag):
+    """'--help' was read as the name of a file: 'error: --help: cannot read it'."""
+    assert report.main([flag]) == 0
+    assert capsys.readouterr().out.startswith("usage: python benchmarks/report.py bench.json")
