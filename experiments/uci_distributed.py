@@ -17,6 +17,7 @@ experiments/uci.py's. The folder must be one that every process can reach (a sha
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.description = __doc__.splitlines()[0]
     parser.epilog = __doc__
     parser.set_defaults(workers=None)
+    for action in parser._actions:  # kept (so that giving it is named below), not offered
+        if "--workers" in action.option_strings:
+            action.help = argparse.SUPPRESS
     args = parser.parse_args(argv)
     if args.workers is not None:
         raise UsageError("--workers: the processes are torchrun's here (torchrun --nproc_per_node N ...)")

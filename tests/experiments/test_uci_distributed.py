@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "experiments"))
 
@@ -30,3 +32,11 @@ def test_one_process_gives_the_rows_of_run_method(data_root, tmp_path, capsys):
 def test_workers_flag_is_refused(capsys):
     assert uci_distributed.run_main(uci_distributed.main, ["--workers", "2"]) == 2
     assert capsys.readouterr().err.strip().startswith("error: --workers: the processes are torchrun's here")
+
+
+def test_help_does_not_offer_workers(capsys):
+    """--help listed '--workers' among the options, a flag the script refuses."""
+    with pytest.raises(SystemExit):
+        uci_distributed.main(["--help"])
+    options = capsys.readouterr().out.split("The flags are")[0]  # the options, before the epilog's prose
+    assert "--workers" not in options and "--seeds" in options
