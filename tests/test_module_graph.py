@@ -742,3 +742,50 @@ def test_set_attention_takes_a_bool_only(value):
     assert all(g.enabled for g in net.gates())
     net.set_attention(False)
     assert not any(g.enabled for g in net.gates())
+
+
+# ------------------------------------------------------------------------------------------ devices and dtypes
+# No GPU is needed to check that a network follows its input's device: on the ``meta`` device every shape is
+# computed and any tensor made on the CPU inside forward or backward mixes devices and raises.
+def _meta_forward_backward(net, x):
+    net = net.to("meta")
+    y = net(x.to("meta"))
+    assert y.device.type == "meta"
+    y.sum().backward()
+    grads = [p.grad for p in net.parameters()]
+    assert grads and all(g is not None and g.device.type == "meta" for g in grads)
+    return net
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["modules", "fused"])
+def test_the_paper_mlp_runs_forward_and_backward_on_the_meta_device(fused, monkeypatch):
+    calls = []
+    kernel = mg.merge.neuron_scaled_linear
+    monkeypatch.setattr(mg.merge, "neuron_scaled_linear", lambda *a: calls.append(1) or kernel(*a))
+    net = mg.ModuleGraph(mlp_graph(5, 8, 3, "sigmoid"))
+    with mg.merge.fused_neuron_attention(fused):
+        net = _meta_forward_backward(net, torch.randn(4, 5))
+    assert len(calls) == fused  # the fused kernel ran exactly when asked for
+    assert net.edge_weights()[("h", "y")].shape == (4, 8, 3)
+
+
+@pytest.mark.parametrize("attention", ["softmax", "sparsemax", "sigmoid"])
+def test_a_dag_with_branch_attention_runs_forward_and_backward_on_the_meta_device(attention):
+    net = mg.ModuleGraph(random_dag(6, 0.6, seed=1, attention=attention))
+    assert any(step.branch for step in net.plan.steps)  # a merge weighted by branch attention
+    _meta_forward_backward(net, torch.randn(4, 8))
+
+
+@pytest.mark.parametrize("build", [lambda: mlp_graph(5, 8, 3, "sigmoid"),
+                                   lambda: random_dag(6, 0.6, seed=1, attention="sparsemax")], ids=["mlp", "dag"])
+@pytest.mark.parametrize("fused", [False, True], ids=["modules", "fused"])
+def test_a_float64_network_computes_in_float64(build, fused):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(build()).to(torch.float64)
+    x = torch.randn(4, net.plan.widths[net.inputs[0]], dtype=torch.float64)
+    with mg.merge.fused_neuron_attention(fused):
+        y = net(x)
+    y.sum().backward()
+    assert y.dtype == torch.float64
+    assert all(p.grad.dtype == torch.float64 for p in net.parameters())
+    assert all(w.dtype == torch.float64 for w in net.edge_weights().values())

@@ -93,7 +93,7 @@ def _check_segments(scores: Tensor, index: Tensor, num_segments: int | None, whe
     if index.numel() == 0:
         low, high = 0, -1
     else:
-        low, high = (int(v) for v in torch.aminmax(index))
+        low, high = torch.stack(torch.aminmax(index)).tolist()  # one read from the device, not two
     if low < 0:
         raise ValueError(f"{where}: index must be non-negative, got minimum {low}")
     if num_segments is None:

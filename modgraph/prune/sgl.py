@@ -31,11 +31,17 @@ def unit_weights(net, deps: DependencyGraph | None = None) -> torch.Tensor:
         for v, col in group.consumers:
             consumers.setdefault(v, []).append((group.index, col))
     n = len(deps.groups)
+    # the index tensors, made once per layer and device and kept on ``deps``: as a penalty this runs every step,
+    # and a tensor made from a list on a GPU is a copy the host waits for
+    indices = deps.__dict__.setdefault("_sgl_indices", {})
     blocks = []
     for v, pairs in consumers.items():
         weight = net.nodes[v].weight  # (out, in)
-        rows = torch.as_tensor([g for g, _ in pairs], device=weight.device)
-        cols = torch.as_tensor([c for _, c in pairs], device=weight.device)
+        key = (v, weight.device)
+        if key not in indices:
+            indices[key] = (torch.as_tensor([g for g, _ in pairs], device=weight.device),
+                            torch.as_tensor([c for _, c in pairs], device=weight.device))
+        rows, cols = indices[key]
         block = weight.new_zeros(n, weight.shape[0]).index_add(0, rows, weight[:, cols].t())
         blocks.append(block)
     if not blocks:

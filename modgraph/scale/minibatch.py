@@ -132,7 +132,7 @@ def evaluate_loader(forward: Forward, loader: Iterable, device: torch.device | s
         out = forward(x, edge_index=edge_index)[:n]
         totals += torch.stack([(out.argmax(-1) == y[:n]).sum().double(),
                                F.cross_entropy(out, y[:n], reduction="sum").double(),
-                               torch.tensor(float(n), dtype=torch.float64, device=device)])
+                               totals.new_full((), float(n))])  # filled on the device: no copy from the host
     if reduce is not None:
         totals = reduce(totals)
     correct, loss_sum, seen = totals.tolist()
@@ -203,13 +203,16 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
     _check_loader(loader, "train_epoch")
     device = _device(forward, device)
     start = time.perf_counter()
-    total, batches, seeds, nodes, edges = 0.0, 0, 0, 0, 0
+    # the loss summed on the device in float64 (as the float additions it replaces), read once after the loop: a
+    # read per batch would wait for the GPU at every step
+    total, batches, seeds, nodes, edges = None, 0, 0, 0, 0
     for batch in (progress(loader) if progress is not None else loader):
         optimizer.zero_grad(set_to_none=True)
         value = seed_loss(forward, batch, device, loss)
         value.backward()
         optimizer.step()
-        total += float(value.detach())
+        value = value.detach().double()
+        total = value if total is None else total + value
         batches += 1
         seeds += int(batch.batch_size) if hasattr(batch, "batch_size") else batch.num_nodes
         nodes += batch.num_nodes
@@ -221,5 +224,6 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
                          "nothing was trained")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    total = float(total)
     return {"loss": total / max(batches, 1), "batches": batches, "seeds": seeds, "seconds": time.perf_counter() - start,
             "mean_batch_nodes": nodes / max(batches, 1), "mean_batch_edges": edges / max(batches, 1)}

@@ -94,7 +94,7 @@ class Ensemble(nn.Module):
             self.register_buffer("buf" + SEP + self._keys[n], b.detach().clone())
         # the per-member attention switch; a buffer, so per-member selection in fit() snapshots and restores it
         self.register_buffer("attention_enabled", torch.ones(self.size, dtype=torch.bool))
-        self._active = None  # indices of the members the training forward pass computes (None: all)
+        self._active = None  # indices (on the CPU) of the members the training forward pass computes (None: all)
         base = copy.deepcopy(members[0]).to("meta")  # structure only: functional_call supplies every tensor
         if hasattr(base, "keep_weights"):
             base.keep_weights = False  # no side effects inside vmap
@@ -138,11 +138,35 @@ class Ensemble(nn.Module):
         if not (isinstance(enabled, bool) or flags or mask):
             raise TypeError(f"set_attention: expected a bool or a [{self.size}] bool tensor, got "
                             f"{enabled!r:.80}")  # torch.as_tensor would take 0.5 or a float tensor as True
-        value = torch.as_tensor(enabled, dtype=torch.bool, device=self.attention_enabled.device)
+        value = torch.as_tensor(enabled, dtype=torch.bool, device="cpu")
         if value.dim() not in (0, 1) or (value.dim() == 1 and value.numel() != self.size):
             raise ValueError(f"set_attention: expected a bool or a [{self.size}] bool tensor, got shape "
                              f"{tuple(value.shape)}")
         self.attention_enabled.copy_(value.expand(self.size))
+        self._hold_flags(value.expand(self.size).clone())
+
+    def _hold_flags(self, flags: torch.Tensor) -> None:
+        buf = self.attention_enabled
+        self.__dict__["_host_flags"] = (buf, None if buf.is_inference() else buf._version, flags)
+
+    def _flags(self) -> torch.Tensor:
+        """``attention_enabled`` on the CPU (``[K]`` bool). The forward pass decides from it which passes to run;
+        it is read from the buffer only after the buffer changed (``load_state_dict``, an in-place write, a new
+        tensor), so a forward on a GPU does not wait for the device to read ``K`` flags."""
+        buf = self.attention_enabled
+        held = self.__dict__.get("_host_flags")
+        if held is None or held[0] is not buf or held[1] is None or buf.is_inference() or held[1] != buf._version:
+            self._hold_flags(buf.detach().cpu())
+            held = self.__dict__["_host_flags"]
+        return held[2]
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) / .to("meta") / .half() make a new buffer with the same flags: carry the host copy over (a
+        # buffer on the meta device has no values to read back)
+        flags = self._flags()
+        out = super()._apply(fn, recurse)
+        self._hold_flags(flags)
+        return out
 
     def set_active(self, active) -> None:
         """Which members the forward pass computes in training mode: ``None`` (all) or a ``[K]`` bool tensor.
@@ -157,7 +181,16 @@ class Ensemble(nn.Module):
         if active.shape != (self.size,):
             raise ValueError(f"set_active: expected None or a [{self.size}] bool tensor, got shape "
                              f"{tuple(active.shape)}")
-        self._active = None if bool(active.all()) else active.nonzero().squeeze(1).to(self.attention_enabled.device)
+        active = active.cpu()
+        self._active = None if bool(active.all()) else active.nonzero().squeeze(1)
+
+    def _active_index(self) -> torch.Tensor:
+        """``_active`` on the device of the members' state, copied there once per :meth:`set_active`."""
+        device = self.attention_enabled.device
+        held = self.__dict__.get("_active_on")
+        if held is None or held[0] is not self._active or held[1] != device:
+            held = self.__dict__["_active_on"] = (self._active, device, self._active.to(device))
+        return held[2]
 
     def member(self, k: int) -> nn.Module:
         """A standalone copy of member ``k`` (an ordinary network with that member's parameters and attention)."""
@@ -172,7 +205,7 @@ class Ensemble(nn.Module):
         state.update({n: self._buffer(n)[k].clone() for n in self.buffer_names})
         net.load_state_dict(state)
         if hasattr(net, "set_attention"):
-            net.set_attention(bool(self.attention_enabled[k]))
+            net.set_attention(bool(self._flags()[k]))
         return net
 
     def train(self, mode: bool = True) -> "Ensemble":
@@ -206,27 +239,30 @@ class Ensemble(nn.Module):
                     raise ValueError(f"Ensemble of {self.size}: inputs must be tensors [{self.size}, B, ...] (member k "
                                      f"gets inputs[k]), or [B, ...] with shared=True (every member gets the same "
                                      f"batch), got {got}")
-        index = self._active if self.training else None
-        if index is None:
-            return self._forward(inputs, in_dims, args, kwargs, None)
-        out = self._forward(inputs, in_dims, args, kwargs, index)
+        if self._active is None or not self.training:
+            return self._forward(inputs, in_dims, args, kwargs, None, None)
+        index = self._active_index()
+        out = self._forward(inputs, in_dims, args, kwargs, self._active, index)
         # every member's place in the output; the stopped members' rows are zeros
         return tree_map(lambda t: t.new_zeros((self.size, *t.shape[1:])).index_copy(0, index, t), out)
 
-    def _forward(self, inputs, in_dims, args, kwargs, index):
-        on = self.attention_enabled if index is None else self.attention_enabled.index_select(0, index)
+    def _forward(self, inputs, in_dims, args, kwargs, members, index):
+        """The members ``members`` (CPU indices; ``None``: all), ``index`` the same on the state's device. Which
+        passes run is decided on the CPU copy of the flags: no read from the device."""
+        flags = self._flags() if members is None else self._flags().index_select(0, members)
         set_gates = getattr(self.base, "set_attention", None)
-        if set_gates is None or bool(on.all()):
+        if set_gates is None or bool(flags.all()):
             if set_gates is not None:
                 set_gates(True)
             return self._run(inputs, in_dims, args, kwargs, index)
         set_gates(False)
         off_out = self._run(inputs, in_dims, args, kwargs, index)
-        if not bool(on.any()):
+        if not bool(flags.any()):
             return off_out
         # members differ (after per-member selection): run both and pick per member
         set_gates(True)
         on_out = self._run(inputs, in_dims, args, kwargs, index)
+        on = self.attention_enabled if index is None else self.attention_enabled.index_select(0, index)
         return tree_map(lambda a, b: torch.where(on.view(-1, *[1] * (a.dim() - 1)), a, b), on_out, off_out)
 
     def extra_repr(self) -> str:

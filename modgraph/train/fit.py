@@ -249,9 +249,12 @@ class Trainer:
             if better.any():
                 self.best_score = torch.where(better, score, self.best_score)
                 self.best_step[better] = self.step
+                on_device = {}  # `better` copied once per device, not once per state entry
                 for k, v in state.items():
                     if v.dim() and v.shape[0] == score.shape[0]:
-                        mask = better.to(v.device).view(-1, *[1] * (v.dim() - 1))
+                        if v.device not in on_device:
+                            on_device[v.device] = better.to(v.device)
+                        mask = on_device[v.device].view(-1, *[1] * (v.dim() - 1))
                         self.best_state[k] = torch.where(mask, v.detach(), self.best_state[k])
                 self.best_attention = torch.where(better, phase.attention, self.best_attention)
                 self.best_phase = [phase.name if b else old for b, old in zip(better.tolist(), self.best_phase)]
@@ -305,11 +308,10 @@ class Trainer:
         stopped = self._stopped()
         held = []
         if stopped is not None:
-            rows = stopped.nonzero().squeeze(1)
             for group in self.optimizer.param_groups:
                 for p in group["params"]:
                     if p.dim() and p.shape[0] == stopped.numel():
-                        idx = rows.to(p.device)
+                        idx = self._rows(stopped, p.device)
                         held.append((p, idx, p.detach().index_select(0, idx)))
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.net)
@@ -328,6 +330,18 @@ class Trainer:
             for p, idx, values in held:
                 p.index_copy_(0, idx, values)
         return loss
+
+    def _rows(self, stopped: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The indices of the ``stopped`` members on ``device``. ``stopped`` (on the CPU) changes only at an
+        evaluation: the indices are copied to a device once per change, not once per parameter and step."""
+        key = tuple(stopped.tolist())
+        cache = self.__dict__.setdefault("_rows_on", {})
+        if cache.get("key") != key:
+            cache.clear()
+            cache["key"] = key
+        if device not in cache:
+            cache[device] = stopped.nonzero().squeeze(1).to(device)
+        return cache[device]
 
     # ------------------------------------------------------------------------------------------ the loop
     def run(self, callback: Callable | None = None) -> FitResult:

@@ -495,3 +495,16 @@ def test_threshold_of_weights_that_are_not_a_tensor_is_named(weights):
     # before: AttributeError "'list' object has no attribute 'masked_fill'"
     with pytest.raises(TypeError, match=r"threshold\(\): expected weights to be a torch.Tensor, got "):
         threshold(weights, 0.3)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sparsemax", "sigmoid"])
+def test_segment_validation_reads_the_index_range_once(kind):
+    """The graph gates validate their segment index at every forward; on a GPU each read of a value waits for the
+    device, so the minimum and maximum are read together."""
+    from ..helpers import TensorCalls
+
+    scores, index = torch.randn(6, 2), torch.tensor([0, 0, 1, 2, 2, 2])
+    with TensorCalls("item", "__int__", "__float__", "__bool__", "tolist", "__index__") as calls:
+        normalize(scores, kind, index=index, num_segments=3)
+    # sparsemax reads one more value: whether any score is NaN (a segment holding one is NaN throughout)
+    assert calls.total() == 1 + (kind == "sparsemax") and calls.counts["tolist"] == 1, calls.counts

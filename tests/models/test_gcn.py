@@ -152,3 +152,57 @@ def test_fixed_teleport_appnp_is_pyg_appnp():
 def test_gcnii_propagation_choice():
     assert models.attention_gcnii(10, 3, layers=2).nodes["p1"]["op"] == "attention_propagate"
     assert models.attention_gcnii(10, 3, layers=2, propagation="gcn").nodes["p2"] == {"op": "gcn_propagate"}
+
+
+# ------------------------------------------------------------------------------------------ devices and dtypes
+# The graph networks read their graph's data (edge_index validation, PyG's self-loops, ranges of the segment index),
+# which the meta device cannot run. Instead they run on CPU tensors while every tensor made without a device goes to
+# meta: one made inside forward or backward without the device of its inputs mixes devices and raises.
+DEVICE_MODELS = {
+    "gcn": lambda: models.gcn(10, 3),
+    "attention_gcn": lambda: models.attention_gcn(10, 3, hidden=16, heads=2),
+    "attention_gcn_sparsemax": lambda: models.attention_gcn(10, 3, attention="sparsemax", hidden=16, heads=2),
+    "attention_gcn_sigmoid": lambda: models.attention_gcn(10, 3, attention="sigmoid", hidden=16, heads=2),
+    "hop_attention": lambda: models.hop_attention(10, 3, hidden=8, steps=3),
+    "hop_attention_softmax": lambda: models.hop_attention(10, 3, hidden=8, steps=3, attention="softmax"),
+    "attention_appnp": lambda: models.attention_appnp(10, 3, hidden=8, steps=2, propagation="attention",
+                                                      teleport="softmax"),
+    "attention_gcnii": lambda: models.attention_gcnii(10, 3, layers=2, hidden=8),
+}
+
+
+def test_the_meta_check_of_graph_networks_catches_a_tensor_made_on_the_default_device():
+    from ..helpers import unplaced_tensors_on_meta
+
+    x = torch.rand(5, 10)
+    with unplaced_tensors_on_meta(), pytest.raises(RuntimeError, match="meta"):
+        x * torch.ones(10)  # what a forward writing torch.ones(F) instead of x.new_ones(F) would do
+
+
+@pytest.mark.parametrize("name", list(DEVICE_MODELS))
+def test_graph_networks_make_every_tensor_on_their_inputs_device(name):
+    from ..helpers import unplaced_tensors_on_meta
+
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(DEVICE_MODELS[name]())
+    x, edge_index = torch.rand(5, 10), EDGE_INDEX.clone()
+    with unplaced_tensors_on_meta():
+        for _ in range(2):  # the second forward reuses the cached normalisation
+            out = net(x, edge_index=edge_index)
+            out.sum().backward()
+    assert out.device.type == "cpu" and out.shape == (5, 3)
+    assert all(p.grad is not None and p.grad.device.type == "cpu" for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", list(DEVICE_MODELS))
+def test_graph_networks_in_float64_compute_in_float64(name):
+    torch.manual_seed(0)
+    net = mg.ModuleGraph(DEVICE_MODELS[name]())
+    out = net(torch.rand(5, 10), edge_index=EDGE_INDEX)  # the normalisation is cached in float32 first
+    net = net.to(torch.float64)
+    out = net(torch.rand(5, 10, dtype=torch.float64), edge_index=EDGE_INDEX)
+    out.sum().backward()
+    assert out.dtype == torch.float64
+    assert all(p.grad.dtype == torch.float64 for p in net.parameters() if p.grad is not None)
+    assert all(w.dtype == torch.float64 for w in net.edge_weights().values())
+    assert all(w.dtype == torch.float64 for _, w in net.graph_weights().values())

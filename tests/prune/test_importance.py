@@ -156,3 +156,20 @@ def test_attention_on_a_network_without_neuron_gates_says_so():
     with pytest.raises(mg.PruneError, match=r"^the network has no neuron-level attention gates, so the attention "
                                             r"criterion has no scores for its hidden units; use magnitude"):
         prune(plain, AttentionImportance(rec), sparsity=0.5)  # "there are no scored hidden units" before
+
+
+def test_sgl_penalty_makes_its_index_tensors_once_per_dependency_graph():
+    """As a training penalty it runs every step; a tensor made from a Python list on a GPU is a copy the host waits
+    for. With ``deps`` given, the second call makes none, and it gives the same value, on the meta device too."""
+    from ..helpers import TensorCalls
+
+    torch.manual_seed(0)
+    net = wide_dag()
+    deps = DependencyGraph(net)
+    first = sgl_penalty(net, deps)
+    with TensorCalls("tensor", "as_tensor") as calls:
+        again = sgl_penalty(net, deps)
+    assert calls.total() == 0, calls.counts
+    torch.testing.assert_close(again, first)
+    meta = sgl_penalty(net.to("meta"), deps)  # a new device: index tensors made there
+    assert meta.device.type == "meta" and meta.shape == first.shape

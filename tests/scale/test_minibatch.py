@@ -255,3 +255,44 @@ def test_batches_and_loaders_of_the_wrong_kind_are_named():
         MiniBatchTask((b for b in [data]), [data])
     whole = train_epoch(net, [data], opt)  # the whole graph as one batch: every node a seed
     assert whole["seeds"] == 30 and whole["batches"] == 1
+
+
+# ------------------------------------------------------------------------------------------ host and device
+HOST_READS = ("item", "__float__", "__int__", "__bool__", "tolist", "numpy")
+
+
+def _batches(count=4):
+    torch.manual_seed(0)
+    return [hand_batch(torch.randn(3, 2), torch.tensor([0, 1, 0]), 2) for _ in range(count)]
+
+
+def test_an_epoch_reads_its_loss_from_the_device_once_not_per_batch():
+    """On CUDA each read of a value waits for the GPU: the epoch's losses are summed where they are and read once
+    (plain SGD: its step reads nothing). The mean is the one summed batch by batch in Python floats."""
+    from ..helpers import TensorCalls
+
+    batches = _batches()
+    net = Logits()
+    with TensorCalls(*HOST_READS) as calls:
+        out = train_epoch(net, batches, torch.optim.SGD(net.parameters(), lr=0.1))
+    assert out["batches"] == 4 and calls.total() == 1, calls.counts
+    net, expect = Logits(), 0.0
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for batch in batches:
+        opt.zero_grad()
+        value = seed_loss(net, batch)
+        value.backward()
+        opt.step()
+        expect += float(value)
+    assert out["loss"] == expect / 4
+
+
+def test_evaluation_makes_no_tensor_from_host_data_per_batch():
+    """A tensor built from a Python number on a GPU is a copy the host waits for; the seed count is filled in on
+    the device instead, and the totals are read once."""
+    from ..helpers import TensorCalls
+
+    net, batches = Logits().eval(), _batches()
+    with TensorCalls("tensor", "as_tensor", *HOST_READS) as calls:
+        out = evaluate_loader(net, batches)
+    assert out["seeds"] == 8 and calls.total() == 1 and calls.counts["tolist"] == 1, calls.counts

@@ -317,3 +317,49 @@ def test_member_adam_refuses_an_infinite_learning_rate():
     with pytest.raises(ValueError, match=r"^MemberAdam: lr must be a 1-D tensor \[K\] of finite positive learning "
                                          r"rates, got \[0\.1.*, inf\]$"):
         MemberAdam(ens.parameters(), lr=torch.tensor([0.1, float("inf")]))
+
+
+# ------------------------------------------------------------------------------------------ devices
+@pytest.mark.parametrize("fused", [False, True], ids=["modules", "fused"])
+@pytest.mark.parametrize("switches", ["all on", "per member", "active members"])
+def test_the_ensemble_runs_forward_and_backward_on_the_meta_device(fused, switches):
+    """No GPU needed: on ``meta`` any read of a value (which on CUDA waits for the device at every forward, such as
+    the per-member attention switches) or tensor made on the CPU raises."""
+    ens = Ensemble(members(attention="sigmoid"))
+    if switches != "all on":
+        ens.set_attention(torch.tensor([True, False, True]))
+    if switches == "active members":
+        ens.set_active(torch.tensor([False, True, True]))
+    ens = ens.to("meta").train()
+    assert ens.attention_enabled.device.type == "meta"
+    with mg.merge.fused_neuron_attention(fused):
+        out = ens(torch.randn(K, 6, 5, device="meta"))
+    assert out.shape == (K, 6, 3) and out.device.type == "meta"
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.device.type == "meta" for p in ens.parameters())
+
+
+def test_the_attention_switches_follow_every_change_of_the_buffer():
+    """The forward decides on a CPU copy of ``attention_enabled``; a state loaded into the buffer, an in-place write,
+    and ``.to()`` all reach it."""
+    nets = members()
+    ens = Ensemble(nets)
+    x = torch.randn(K, 6, 5)
+    state = copy.deepcopy(ens.state_dict())
+    ens.set_attention(torch.tensor([True, False, True]))
+    off = ens(x)
+    with nets[1].attention_off():
+        torch.testing.assert_close(off[1], nets[1](x[1]))
+    ens.load_state_dict(state)  # all on again
+    torch.testing.assert_close(ens(x)[1], nets[1](x[1]))
+    with torch.no_grad():
+        ens.attention_enabled[1] = False
+    torch.testing.assert_close(ens(x), off)
+    ens = ens.to(torch.float64)
+    assert ens.attention_enabled.tolist() == [True, False, True]
+    torch.testing.assert_close(ens(x.double()), off.double(), rtol=1e-5, atol=1e-6)
+    ens.attention_enabled = torch.tensor([False, True, True])  # a new buffer object
+    with nets[0].attention_off():
+        torch.testing.assert_close(ens(x.double())[0], nets[0](x[0]).double(), rtol=1e-5, atol=1e-6)
+    ens.attention_enabled = torch.tensor([True, False, True])
+    assert ens.member(1).gates()[0].enabled is False

@@ -170,7 +170,7 @@ def test_an_ensemble_members_patience_restarts_after_each_improvement():
     rows = [[0.1, 0.1], [0.1, 0.2], [0.2, 0.3], [0.2, 0.4], [0.2, 0.5], [0.2, 0.6], [0.2, 0.7]]
     scores = iter(torch.tensor(rows))
     seen = []
-    fit(net, lambda n: -n.w.sum(), lambda n: next(scores), steps=7, patience=2,
+    fit(net, lambda n: -n.w.sum(), lambda n, scores=scores: next(scores), steps=7, patience=2,
         optimizer=lambda p: torch.optim.SGD(p, lr=1.0), callback=lambda t: seen.append(t.net.w.detach().clone()))
     # SGD lr 1 on -w: +1 per step while the member trains
     assert [float(w[0]) for w in seen] == [1, 2, 3, 4, 5, 5, 5]
@@ -206,3 +206,40 @@ def test_an_ensemble_member_whose_rounds_ended_stays_held_even_if_its_score_move
         callback=lambda t: seen.append((t.net.w[0].item(), t.net.a[0].item())))
     # member 0: warm-up w=1; round 1 a=1, w=2; round 2 a=2, w=3; held in rounds 3 and 4; fine-tune w=4, a=3
     assert seen == [(1, 0), (1, 1), (2, 1), (2, 2), (3, 2), (3, 2), (3, 2), (3, 2), (3, 2), (4, 3)]
+
+
+class ManyStacked(torch.nn.Module):
+    """Two members with ``count`` stacked parameters ``[2, 1]`` each (as an ensemble has one per layer)."""
+
+    def __init__(self, count: int):
+        super().__init__()
+        self.ws = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(2, 1)) for _ in range(count))
+
+    def main_parameters(self):
+        return list(self.ws)
+
+    def attention_parameters(self):
+        return []
+
+    def set_attention(self, enabled):
+        pass
+
+
+def test_ensemble_selection_and_holding_copy_their_masks_once_not_once_per_parameter():
+    """The per-member masks live on the CPU; on a GPU every copy of one to the parameters' device is a copy the host
+    waits for. They are copied once per evaluation and device (selection) and once per change of the stopped members
+    (holding them), however many parameters the network has: the count of copies does not grow with them."""
+    from ..helpers import TensorCalls
+
+    rows = [[0.1, 0.1], [0.1, 0.2], [0.2, 0.3], [0.2, 0.4], [0.2, 0.5], [0.2, 0.6], [0.2, 0.7]]  # member 0 stops
+    counts, finals = [], []
+    for count in (1, 8):
+        net, scores = ManyStacked(count), iter(torch.tensor(rows))
+        with TensorCalls("to") as calls:
+            fit(net, lambda n: -sum(w.sum() for w in n.ws), lambda n, scores=scores: next(scores), steps=7, patience=2,
+                optimizer=lambda p: torch.optim.SGD(p, lr=1.0))
+        counts.append(calls.counts["to"])
+        finals.append([w.detach().flatten().tolist() for w in net.ws])
+    assert counts[0] == counts[1], counts
+    # each member's best state is restored: member 0's of step 3 (its first 0.2), member 1's of step 7
+    assert finals[1] == [[3.0, 7.0]] * 8 and finals[0] == [[3.0, 7.0]]
