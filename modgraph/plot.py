@@ -27,8 +27,6 @@ from matplotlib.ticker import MaxNLocator
 from . import checks
 from .io import atomic_write
 
-STAT_FIELDS = ("mean", "std", "min", "max", "under")  # the [in, out] tensors of an EdgeStats
-
 
 def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | None = None):
     cols = cols or min(panels, 3)
@@ -188,8 +186,10 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
 
 def neuron_heatmaps(recorder, path, epoch: int = -1, field: str = "mean") -> Path:
     """One heatmap per neuron-level gate: ``field`` (``mean``, ``std``, ``under``, ...) as ``[in, out]``."""
+    from .record.stats import STAT_FIELDS
+
     _check_recorder("neuron_heatmaps", recorder)
-    checks.choice("neuron_heatmaps: field", field, STAT_FIELDS)
+    checks.choice("neuron_heatmaps: field", field, tuple(f for f in STAT_FIELDS if f != "count"))  # the tensors
     keys = [k for k, info in recorder.gates.items() if info.level == "neuron" and info.history]
     if not keys:
         raise ValueError("the recorder has no neuron-level gate with a closed epoch")
