@@ -472,13 +472,13 @@ def test_a_hand_built_data_set_that_does_not_fit_together_is_named() -> None:
     fields = dict(name="t", X=X, y=y, feature_names=("a", "b"), class_names=("p", "q"), source_files=())
     cases = [
         ({"y": y[:4]}, r"X has 6 rows but y has 4 labels; one label per row"),
-        ({"y": y * 2}, r"y must be in \[0, 2\) \(one per class name\), got 2 at row 1 \(3 out of range\)"),
+        ({"y": y * 2}, r"labels must be in \[0, 2\), got 2 at row 1 \(3 out of range\)"),
         ({"y": y.astype(float)}, r"y must be an integer array \[n\] of class indices 0\.\.C-1, got shape \(6,\) of "
                                  r"float64"),
         ({"X": X[:, 0]}, r"X must be a numeric array \[n, d\], got shape \(6,\) of float32"),
         ({"feature_names": ("a",)}, r"1 feature names for 2 columns of X"),
-        ({"X": np.where(np.arange(12).reshape(6, 2) == 3, np.nan, X)}, r"X holds 1 NaN/Inf values; the first at row "
-                                                                         r"1, column 'b'; impute or drop them first"),
+        ({"X": np.where(np.arange(12).reshape(6, 2) == 3, np.nan, X)}, r"1 non-finite values \(NaN\); the first at "
+                                                                         r"row 1, column 1; impute or drop them first"),
     ]
     for change, message in cases:
         with pytest.raises(DataError, match=rf"^UCIDataset 't': {message}$"):
