@@ -26,7 +26,6 @@ Both are written atomically. Reading rebuilds the statistics tensors from the ro
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
@@ -101,8 +100,6 @@ def _clean(x: float) -> float | None:
 # ---------------------------------------------------------------------------------------------- files
 def _check_target(rows: list[dict], path: Path, suffix: str, writer: str) -> None:
     """ValueError unless :func:`read_rows` will read the file back: some rows, a name ending in ``suffix``."""
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"Is a directory (give a file name ending in {suffix})", str(path))
     if path.suffix.lower() != suffix:
         other = {".csv": ".json", ".json": ".csv"}[suffix]
         hint = f"; use to_{other[1:]} for a {other} file" if path.suffix.lower() == other else ""

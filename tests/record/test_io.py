@@ -348,7 +348,7 @@ def test_only_files_that_load_reads_back_are_written(tmp_path):
     with pytest.raises(ValueError, match=r"^to_csv: .*e\.csv: nothing to write: no closed epoch has statistics"):
         EdgeRecorder().to_csv(tmp_path / "e.csv")
     (tmp_path / "out.csv").mkdir()
-    with pytest.raises(IsADirectoryError, match=r"Is a directory \(give a file name ending in \.csv\): '.*out\.csv'$"):
+    with pytest.raises(IsADirectoryError, match=r"Is a directory \(give a file name\): '.*out\.csv'$"):
         rec.to_csv(tmp_path / "out.csv")
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
