@@ -27,6 +27,7 @@ import yaml
 
 from .errors import GraphSpecError
 from .io import atomic_write_text
+from .plaindata import Policy, first_fault
 
 FORMAT = "modgraph/1"
 TOP_KEYS = ("format", "name", "outputs", "nodes", "edges")
@@ -41,36 +42,29 @@ MAX_ITEMS = 1_000_000  # items of one value with YAML aliases expanded (an alias
 LOOP_FROM_FILE = " (a YAML alias inside its own anchor, such as '&a {y: *a}')"
 
 
-def _check_data(value, where: str, _path: tuple = (), _sizes: dict | None = None,
-                loop_hint: str = LOOP_FROM_FILE) -> int:
+def _check_data(value, where: str, loop_hint: str = LOOP_FROM_FILE, finite: bool = False) -> None:
     """Spec values are plain data: scalars, lists and string-keyed dicts, without loops, at most ``MAX_DEPTH`` deep
-    and ``MAX_ITEMS`` large. Returns the value's size with shared parts (YAML aliases) counted each time they
-    appear; each part is visited once, so an alias bomb is refused in linear time."""
-    if isinstance(value, SCALARS):
-        return 1
-    if isinstance(value, (list, tuple, dict)):
-        if any(value is outer for outer in _path):
-            raise GraphSpecError(f"{where}: the value contains itself{loop_hint}; spec data cannot loop")
-        if len(_path) >= MAX_DEPTH:
-            raise GraphSpecError(f"{where}: the value is nested more than {MAX_DEPTH} levels deep")
-        sizes = {} if _sizes is None else _sizes
-        if id(value) in sizes:  # a shared part, checked already
-            return sizes[id(value)]
-        path, size = _path + (value,), 1
-        if isinstance(value, dict):
-            for k, item in value.items():
-                if not isinstance(k, str):
-                    raise GraphSpecError(f"{where}: keys must be strings, got {k!r}")
-                size += _check_data(item, f"{where}.{k}", path, sizes, loop_hint)
-        else:
-            for i, item in enumerate(value):
-                size += _check_data(item, f"{where}[{i}]", path, sizes, loop_hint)
-        sizes[id(value)] = size
-        if _sizes is None and size > MAX_ITEMS:
-            raise GraphSpecError(f"{where}: the value holds {size:,} items once YAML aliases are expanded; a spec "
-                                 f"value holds at most {MAX_ITEMS:,}")
-        return size
-    raise GraphSpecError(f"{where}: expected plain data (number, string, bool, list, dict), got {type(value).__name__}")
+    and ``MAX_ITEMS`` large (shared parts, YAML aliases, counted each time they appear; each is walked once, so an
+    alias bomb is refused in linear time); with ``finite``, no NaN or infinity (a JSON file has neither)."""
+    fault = first_fault(value, Policy(leaf=lambda v: isinstance(v, SCALARS), key=lambda k: isinstance(k, str),
+                                      finite=finite, max_depth=MAX_DEPTH, max_items=MAX_ITEMS))
+    if fault is None:
+        return
+    at = fault.where(where, dotted=True)
+    if fault.kind == "key":
+        raise GraphSpecError(f"{at}: keys must be strings, got {fault.value!r}")
+    if fault.kind == "loop":
+        raise GraphSpecError(f"{at}: the value contains itself{loop_hint}; spec data cannot loop")
+    if fault.kind == "depth":
+        raise GraphSpecError(f"{at}: the value is nested more than {MAX_DEPTH} levels deep")
+    if fault.kind == "size":
+        raise GraphSpecError(f"{at}: the value holds {fault.size:,} items once YAML aliases are expanded; a spec "
+                             f"value holds at most {MAX_ITEMS:,}")
+    if fault.kind == "nonfinite":
+        raise GraphSpecError(f"{at}: expected a finite number, got {fault.value!r} (JSON has no NaN or infinity; "
+                             f"YAML writes .nan and .inf)")
+    raise GraphSpecError(f"{at}: expected plain data (number, string, bool, list, dict), got "
+                         f"{type(fault.value).__name__}")
 
 
 def _is_numpy_scalar(value) -> bool:
@@ -425,15 +419,16 @@ def save_spec(spec: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     kind = _fmt(path)
     spec = plain(spec)
-    # names a value that is not data: json would write the key 1 as "1", yaml a loop as an anchor inside itself
-    _check_data(spec, str(path), loop_hint=" (a list or dict inside itself)")
+    # names a value that is not data: json would write the key 1 as "1", yaml a loop as an anchor inside itself,
+    # and json.dumps would say "Out of range float values" without saying where
+    _check_data(spec, str(path), loop_hint=" (a list or dict inside itself)", finite=kind == "json")
     graph_from_dict(spec, str(path))  # a spec that load_spec + from_dict would refuse is not written either
     try:
         if kind == "json":
             text = json.dumps(spec, indent=2, allow_nan=False) + "\n"
         else:
             text = yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, default_flow_style=None)
-    except ValueError as err:  # only JSON's NaN and infinity get here
+    except ValueError as err:  # JSON's NaN and infinity, which _check_data names first
         raise GraphSpecError(f"{path}: cannot write the spec: {err} (JSON has no NaN or infinity; YAML writes "
                              f".nan and .inf)") from None
     except (TypeError, RecursionError, yaml.YAMLError) as err:

@@ -694,7 +694,9 @@ def test_saving_refuses_a_value_that_contains_itself(tmp_path, suffix):
 
 def test_json_spec_files_are_strict_json(tmp_path):
     spec = {"name": float("nan"), "nodes": {"x": {"op": "input", "features": 3}}}
-    with pytest.raises(mg.GraphSpecError, match=r"a\.json: cannot write the spec: .*JSON has no NaN or infinity"):
+    # the place is named (json.dumps said "Out of range float values are not JSON compliant: nan", not where)
+    with pytest.raises(mg.GraphSpecError, match=r"a\.json\.name: expected a finite number, got nan \(JSON has no NaN "
+                                                r"or infinity; YAML writes \.nan and \.inf\)$"):
         mg.save_spec(spec, tmp_path / "a.json")
     assert not list(tmp_path.iterdir())
     path = mg.save_spec(spec, tmp_path / "a.yaml")  # YAML has .nan
@@ -712,3 +714,26 @@ def test_graph_to_dict_takes_a_digraph(make, shown):
     # network gave "graph attribute(s) 'x', 'h', 'y' cannot be saved in a spec"
     with pytest.raises(mg.GraphSpecError, match=rf"graph_to_dict: expected a networkx.DiGraph, got {shown}"):
         mg.graph_to_dict(make())
+
+
+def test_a_value_that_is_not_data_is_named_with_its_path_in_the_spec(tmp_path):
+    """The spec's values go through modgraph.plaindata with the spec policy: the place inside the value is named."""
+    spec = {"nodes": {"x": {"op": "input", "features": 2}, "y": {"op": "relu"}},
+            "edges": [{"source": "x", "target": "y", "weight": [1.0, {"k": {1, 2}}]}]}
+    with pytest.raises(mg.GraphSpecError, match=r"^spec: edges\[0\]\.weight\[1\]\.k: expected plain data \(number, "
+                                                r"string, bool, list, dict\), got set$"):
+        mg.graph_from_dict(spec)
+    with pytest.raises(mg.GraphSpecError, match=r"a\.json\.edges\[0\]\.weight\[1\]\.k: expected plain data"):
+        mg.save_spec(spec, tmp_path / "a.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_yaml_alias_that_nests_a_value_deeper_than_max_depth_is_refused(tmp_path):
+    """An alias is walked once, but counts where it appears deepest: 40 levels inside 40 levels are 80 (before: the
+    alias was checked only at its first, shallow place, and the 80 levels accepted)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: {a: &a " + "[" * 40 + "]" * 40 + ", b: " + "[" * 40 + "*a" + "]" * 40 + "}\n"
+                    "nodes: {x: {op: input, features: 2}, y: {op: relu}}\nedges: [[x, y]]\n")
+    with pytest.raises(mg.GraphSpecError, match=r"deep\.yaml\.name\.b(\[0\]){40}: the value is nested more than "
+                                                r"64 levels deep"):
+        mg.ModuleGraph.from_file(path)

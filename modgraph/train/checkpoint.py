@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ import torch
 
 from .. import checks
 from ..errors import CheckpointError, GraphSpecError
+from ..plaindata import Policy, first_fault
 from ..serialize import atomic_torch_save, load_state, safe_torch_load
 
 CKPT_FORMAT = "modgraph-checkpoint/1"
@@ -77,22 +79,25 @@ def _check_trainer(trainer, who: str) -> None:
                         f"and modgraph.load_network")
 
 
-def _first_unreadable(value, where: str) -> str | None:
-    """Where in ``value`` the first object is that ``torch.load(weights_only=True)`` refuses (for the message)."""
+def _reads_back(value) -> bool:
+    """Whether ``value`` on its own comes back from ``torch.load(weights_only=True)``: tensors and Python scalars
+    at once, anything else (a dtype, a ``torch.Size``, a numpy number, a ``Path``) by trying."""
     if isinstance(value, torch.Tensor) or type(value) in (type(None), bool, int, float, complex, str, bytes):
-        return None
-    if type(value) in (list, tuple, set, frozenset):
-        for i, v in enumerate(value):
-            if (found := _first_unreadable(v, f"{where}[{i}]")) is not None:
-                return found
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = _first_unreadable(k, f"{where} key {k!r}") or _first_unreadable(v, f"{where}[{k!r}]")
-            if found is not None:
-                return found
-        return None
-    return f"{where} is {type(value).__module__}.{type(value).__qualname__}"
+        return True
+    buffer = io.BytesIO()
+    try:
+        torch.save(value, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
+    except Exception:  # noqa: BLE001 - pickle or the weights_only unpickler refused it: that is the answer
+        return False
+    return True
+
+
+#: what ``torch.load(weights_only=True)`` reads back: the containers it rebuilds are walked (keys too, which may be
+#: tuples); any other value is asked on its own; a container inside itself is kept by pickle
+_WEIGHTS_ONLY = Policy(leaf=_reads_back, sequence=lambda v: type(v) in (list, tuple, set),
+                       mapping=lambda v: type(v) in (dict, OrderedDict), key=None, loops=True)
 
 
 def _check_extra(extra) -> None:
@@ -104,7 +109,10 @@ def _check_extra(extra) -> None:
         buffer.seek(0)
         torch.load(buffer, weights_only=True)
     except Exception as err:  # an object pickle cannot write, or one weights_only refuses to read
-        where = _first_unreadable(extra, "extra") or f"extra ({type(err).__name__}: {str(err).splitlines()[0]})"
+        fault = first_fault(extra, _WEIGHTS_ONLY)  # only a "type" fault under this policy
+        kind = None if fault is None else type(fault.value)
+        where = (f"extra ({type(err).__name__}: {str(err).splitlines()[0]})" if fault is None
+                 else f"{fault.where('extra')} is {kind.__module__}.{kind.__qualname__}")
         raise TypeError(f"save_checkpoint: {where}, which a checkpoint cannot hold (it is read back with "
                         f"torch.load(weights_only=True)); give plain data: numbers, strings, lists, dicts, tensors "
                         f"(float(x), x.tolist(), str(path)); nothing written") from None

@@ -28,6 +28,7 @@ from typing import Callable
 
 from ..errors import CheckpointError
 from ..io import atomic_write_json
+from ..plaindata import Fault, Policy, first_fault
 from .checkpoint import Checkpointer, load_checkpoint
 
 __all__ = ["RUN_FORMAT", "RunDir", "resume_or_start"]
@@ -39,36 +40,32 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
+#: what ``json.dumps`` writes and ``json.loads`` reads back (keys that are not strings come back as strings; NaN and
+#: infinities are written, as JavaScript's NaN and Infinity)
+_JSON = Policy(leaf=lambda v: v is None or isinstance(v, (bool, int, float, str)),
+               key=lambda k: k is None or isinstance(k, (str, int, float, bool)))
+
+
 def _plain(value, where: str):
     """``value`` as it reads back from JSON (NaN allowed); a TypeError names where the first value that is not plain
     data sits (``config['root'] is PosixPath``), else json's own message."""
     try:
         return json.loads(json.dumps(value, allow_nan=True))
-    except (TypeError, ValueError, RecursionError) as err:
-        found = _not_plain(value, where, set())
-        raise TypeError(f"{found or f'{where}: {err}'}; a run's config and unit results are plain data (numbers, "
-                        f"strings, bools, None, lists, dicts with string keys): convert it (str(path), float(x), "
-                        f"x.tolist())") from None
+    except (TypeError, ValueError, RecursionError) as err:  # walked only then: the writes that succeed cost nothing
+        fault = first_fault(value, _JSON)
+        problem = f"{where}: {err}" if fault is None else _described(fault, where)  # None: nested deeper than json goes
+    raise TypeError(f"{problem}; a run's config and unit results are plain data (numbers, strings, bools, None, "
+                    f"lists, dicts with string keys): convert it (str(path), float(x), x.tolist())")
 
 
-def _not_plain(value, where: str, seen: set) -> str | None:
-    """Where the first value json cannot write sits in ``value``, or ``None``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return None
-    if id(value) in seen:
-        return f"{where} contains itself"
-    if isinstance(value, (list, tuple)):
-        seen.add(id(value))
-        return next((f for i, v in enumerate(value) if (f := _not_plain(v, f"{where}[{i}]", seen))), None)
-    if isinstance(value, dict):
-        seen.add(id(value))
-        for k, v in value.items():
-            if not isinstance(k, (str, int, float, bool)) and k is not None:
-                return f"{where} has the key {k!r} ({type(k).__name__})"
-            if (found := _not_plain(v, f"{where}[{k!r}]", seen)) is not None:
-                return found
-        return None
-    return f"{where} is {type(value).__name__} {value!r:.40}"
+def _described(fault: Fault, where: str) -> str:
+    """``config['a'][2] is PosixPath PosixPath('x')``: the fault, with its place in the value named ``where``."""
+    at = fault.where(where)
+    if fault.kind == "key":
+        return f"{at} has the key {fault.value!r} ({type(fault.value).__name__})"
+    if fault.kind == "loop":
+        return f"{at} contains itself"
+    return f"{at} is {type(fault.value).__name__} {fault.value!r:.40}"
 
 
 def _read_json(path: Path, what: str):

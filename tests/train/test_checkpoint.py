@@ -260,3 +260,21 @@ def test_a_wrong_target_or_trainer_is_named(tmp_path):
     torch.save({"format": "modgraph-checkpoint/1", "spec": None}, tmp_path / "damaged.pt")
     with pytest.raises(mg.CheckpointError, match=r"damaged\.pt: damaged checkpoint: no 'trainer', 'rng', 'extra'$"):
         load_checkpoint(tmp_path / "damaged.pt", trainer)  # a KeyError before
+
+
+def test_extra_with_a_loop_or_readable_objects_names_the_value_that_cannot_be_read(tmp_path):
+    """The extras go through modgraph.plaindata: a loop (which pickle keeps) made the search recurse until a
+    RecursionError, and a dtype (which weights_only reads) was named instead of the Path after it."""
+    trainer = _small_trainer()
+    loop: list = [1]
+    loop.append(loop)
+    for extra in ({"loop": loop, "runs": [0, {"dir": Path("x")}]},
+                  {"dtype": torch.float32, "size": torch.Size([2]), "runs": [0, {"dir": Path("x")}]}):
+        with pytest.raises(TypeError, match=r"^save_checkpoint: extra\['runs'\]\[1\]\['dir'\] is pathlib\.\w*Path, "
+                                            r"which a checkpoint cannot hold .*; nothing written$"):
+            save_checkpoint(tmp_path / "a.pt", trainer, extra=extra)
+    with pytest.raises(TypeError, match=r"^save_checkpoint: extra\['sets'\]\[0\] is builtins\.frozenset, "):
+        save_checkpoint(tmp_path / "a.pt", trainer, extra={"sets": [frozenset({1})]})  # before: no place named
+    assert list(tmp_path.iterdir()) == []
+    saved = load_checkpoint(save_checkpoint(tmp_path / "a.pt", trainer, extra={"loop": loop}), _small_trainer())
+    assert saved["loop"][1] is saved["loop"]  # a loop is still accepted: the file reads back

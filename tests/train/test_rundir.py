@@ -222,3 +222,22 @@ def test_a_config_or_result_that_is_not_plain_data_is_named(tmp_path):
     with pytest.raises(TypeError, match=r"^unit 'u': result\['runs'\]\[1\]\['acc'\] is float32 "):
         store.finish("u", {"runs": [{"acc": 0.5}, {"acc": np.float32(0.25)}]})
     assert store.done("u") is None and not (tmp_path / "b" / "units" / "u.json").exists()  # nothing written
+
+
+def test_a_bad_value_after_a_shared_part_or_a_loop_is_named_where_it_is(tmp_path):
+    """The config goes through modgraph.plaindata: a part used twice is not 'contains itself' (it was named so,
+    instead of the Path after it); a real loop is named where it appears inside itself; nothing is written."""
+    from pathlib import Path
+
+    shared = [1, 2]
+    with pytest.raises(TypeError, match=r"^config\['c'\]\[1\] is PosixPath PosixPath\('data'\); a run's config"):
+        RunDir(tmp_path / "a", {"a": shared, "b": shared, "c": [0, Path("data")]})
+    loop: list = [0]
+    loop.append(loop)
+    with pytest.raises(TypeError, match=r"^config\['a'\]\[1\] contains itself; a run's config"):
+        RunDir(tmp_path / "a", {"a": loop})
+    with pytest.raises(TypeError, match=r"^config\['a'\] has the key \(1, 2\) \(tuple\); a run's config"):
+        RunDir(tmp_path / "a", {"a": {(1, 2): 3}})
+    assert not (tmp_path / "a").exists()
+    config = RunDir(None, {"a": shared, "b": shared, 1: float("nan")}).config  # accepted as before, as JSON reads it
+    assert config["a"] == config["b"] == [1, 2] and config["1"] != config["1"]  # the key 1 as "1"; NaN
