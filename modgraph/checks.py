@@ -3,7 +3,9 @@
 * an integer is any :class:`numbers.Integral` but a ``bool`` (Python and numpy integers), returned as an ``int``;
 * a number is any :class:`numbers.Real` but a ``bool`` (Python and numpy integers and floats), never NaN, returned
   as a ``float``; ``finite=True`` (the default) refuses infinities too;
-* a flag is a ``bool``, nothing else.
+* a flag is a ``bool``, nothing else;
+* an ``edge_index`` is a tensor ``[2, E]`` of integer node ids (``torch.long`` where the caller needs it) in
+  ``[0, num_nodes)``, or ``>= 0`` without a node count (:func:`edge_index`, returned as it is).
 
 A failure raises ``error`` (``ValueError`` unless the caller names another, e.g. ``GraphSpecError``) with a message
 saying what was expected, the argument's name (as the caller gives it, e.g. ``"EdgeRecorder: every"``) and the value
@@ -16,7 +18,9 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["choice", "flag", "integer", "is_integer", "number", "positive_int"]
+import torch
+
+__all__ = ["choice", "edge_index", "flag", "integer", "is_integer", "number", "positive_int"]
 
 
 def _fail(error: type[Exception], name: str, what: str, why: str | None, value) -> None:
@@ -88,4 +92,53 @@ def choice(name: str, value, options, *, error: type[Exception] = ValueError):
     """``value``, if it is one of ``options``."""
     if value not in options:
         raise error(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def edge_index(name: str, value, num_nodes: int | None = None, *, dtype: torch.dtype | None = None, ids: bool = True,
+               nodes: str | None = None, error: type[Exception] = ValueError) -> torch.Tensor:
+    """``value``, if it is a graph's ``edge_index``: a ``torch.Tensor [2, E]`` of node ids.
+
+    Args:
+        name: the argument as the message names it, e.g. ``"gcn_norm: edge_index"``.
+        value: the ``edge_index``.
+        num_nodes: node ids must lie in ``[0, num_nodes)``; ``None``: they must be ``>= 0``.
+        dtype: the dtype required (``torch.long`` where PyG's kernels need it); ``None``: any integer dtype.
+        ids: check the node ids, one device->host read of the ids' minimum and maximum (on a failure more, to name
+            the first edge at fault); ``False``: only the type, shape and dtype, nothing read from the device.
+        nodes: the node count as the message explains it (default ``"the graph has N nodes"``).
+        error: the class raised for a wrong shape or node id (the default ``ValueError``, or e.g. ``PruneError``);
+            a value that is not a tensor, or of another dtype, is a ``TypeError``.
+
+    Example: ``gcn_norm: edge_index has the edge 0 -> 5 (column 3), which names a node outside [0, 5) (the graph
+    has 5 nodes; node ids span [0, 5])``.
+    """
+    kind = ("integer node ids (torch.long)" if dtype is None
+            else f"dtype {'torch.long' if dtype == torch.long else dtype}")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [2, E] of {kind}, got {type(value).__name__}")
+    if value.dim() != 2 or value.shape[0] != 2:
+        raise error(f"{name} must be a tensor [2, E], got shape {tuple(value.shape)}")
+    if dtype is None:
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold {kind}, got {value.dtype}")
+    elif value.dtype != dtype:
+        raise TypeError(f"{name} must hold node ids of {kind}, got {value.dtype}")
+    if not ids or not value.numel():
+        return value
+    if num_nodes is None:
+        low = int(value.min())  # the one read
+        if low < 0:
+            e = int((value < 0).any(0).nonzero()[0])
+            raise error(f"{name} has the edge {value[0, e].item()} -> {value[1, e].item()} (column {e}), which names "
+                        f"a negative node id (node ids must be >= 0; the lowest is {low})")
+        return value
+    num_nodes = int(num_nodes)
+    low, high = torch.stack(torch.aminmax(value)).tolist()  # the one read
+    if low < 0 or high >= num_nodes:
+        e = int(((value < 0) | (value >= num_nodes)).any(0).nonzero()[0])
+        if nodes is None:
+            nodes = f"the graph has {num_nodes} node{'' if num_nodes == 1 else 's'}"
+        raise error(f"{name} has the edge {value[0, e].item()} -> {value[1, e].item()} (column {e}), which names a "
+                    f"node outside [0, {num_nodes}) ({nodes}; node ids span [{low}, {high}])")
     return value

@@ -1,4 +1,5 @@
-"""modgraph.checks: one rule for integers, numbers and flags, and the public sites that use it accept numpy scalars."""
+"""modgraph.checks: one rule for integers, numbers and flags, and the public sites that use it accept numpy scalars;
+one check of a graph's edge_index, and every site that takes one refuses a bad one through it."""
 
 import json
 import math
@@ -14,11 +15,12 @@ import modgraph as mg
 from modgraph import checks
 from modgraph.benchmarks.uci import Protocol
 from modgraph.compile import compile_graph
+from modgraph.functional.gcn_norm import EdgeIndexCache, cached_gcn_norm, gcn_norm
 from modgraph.ops import checks as op_checks
 from modgraph.protocols import cv_splits, stratified_holdout, stratified_kfold
 from modgraph.train import fit
 
-from .helpers import mlp_graph
+from .helpers import TensorCalls, mlp_graph
 
 INF, NAN = float("inf"), float("nan")
 
@@ -223,3 +225,139 @@ def test_op_builders_through_compile_take_numpy_arguments():
     for a, b in zip([*nodes.parameters(), *neuron.parameters()], [*want_nodes.parameters(), *want_neuron.parameters()]):
         assert torch.equal(a, b)
     assert math.isclose(nodes["d"].p, 0.25)
+
+
+# ----------------------------------------------------------------------------------------------------
+# edge_index: one check for gcn_norm (and the graph ops), the neighbour sampler and graph pruning
+
+EI = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+READS = ("tolist", "item", "__int__", "__bool__", "__index__", "__float__")  # what a GPU would wait for
+
+
+@pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.int16, torch.uint8])
+def test_edge_index_takes_integer_ids_in_range_and_returns_the_tensor(dtype):
+    ei = EI.to(dtype)
+    assert checks.edge_index("edge_index", ei) is ei
+    assert checks.edge_index("edge_index", ei, 3) is ei  # ids 0..2 of 3 nodes
+    empty = torch.zeros(2, 0, dtype=dtype)
+    assert checks.edge_index("edge_index", empty, 0) is empty  # no edges, no nodes
+    if dtype == torch.long:
+        assert checks.edge_index("edge_index", ei, 3, dtype=torch.long) is ei
+
+
+@pytest.mark.parametrize("value, got", [(EI.tolist(), "list"), (EI.numpy(), "ndarray"), (None, "NoneType")])
+def test_edge_index_that_is_not_a_tensor_is_a_type_error_naming_what_came(value, got):
+    with pytest.raises(TypeError, match=rf"^f: edge_index must be a torch\.Tensor \[2, E\] of integer node ids "
+                                        rf"\(torch\.long\), got {got}$"):
+        checks.edge_index("f: edge_index", value)
+    with pytest.raises(TypeError, match=rf"^f: edge_index must be a torch\.Tensor \[2, E\] of dtype torch\.long, got "
+                                        rf"{got}$"):
+        checks.edge_index("f: edge_index", value, dtype=torch.long)
+
+
+@pytest.mark.parametrize("value", [EI.t(), EI[0], EI[None], torch.tensor(0), torch.zeros(3, 0, dtype=torch.long)])
+def test_edge_index_of_another_shape_is_refused_naming_the_shape(value):
+    with pytest.raises(ValueError, match=rf"^f: edge_index must be a tensor \[2, E\], got shape "
+                                         rf"{re.escape(str(tuple(value.shape)))}$"):
+        checks.edge_index("f: edge_index", value, 3)
+    with pytest.raises(mg.PruneError, match=r"must be a tensor \[2, E\]"):  # the caller's class for a wrong value
+        checks.edge_index("f: edge_index", value, error=mg.PruneError)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool, torch.complex64])
+def test_edge_index_of_a_dtype_that_is_not_integer_is_a_type_error(dtype):
+    with pytest.raises(TypeError, match=rf"^f: edge_index must hold integer node ids \(torch\.long\), got "
+                                        rf"{re.escape(str(dtype))}$"):
+        checks.edge_index("f: edge_index", EI.to(dtype), 3)
+
+
+def test_edge_index_of_another_integer_dtype_is_refused_where_long_is_required():
+    with pytest.raises(TypeError, match=r"^f: edge_index must hold node ids of dtype torch\.long, got torch\.int32$"):
+        checks.edge_index("f: edge_index", EI.int(), 3, dtype=torch.long)
+
+
+def test_edge_index_names_the_first_edge_out_of_range_its_column_and_the_bound():
+    ei = torch.tensor([[0, 1, 7, -2], [1, 0, 2, 1]])
+    with pytest.raises(ValueError, match=r"^f: edge_index has the edge 7 -> 2 \(column 2\), which names a node outside "
+                                         r"\[0, 3\) \(the graph has 3 nodes; node ids span \[-2, 7\]\)$"):
+        checks.edge_index("f: edge_index", ei, 3)
+    with pytest.raises(ValueError, match=r"^f: edge_index has the edge 0 -> 1 \(column 0\), which names a node outside "
+                                         r"\[0, 1\) \(x has 1 row; node ids span \[0, 2\]\)$"):
+        checks.edge_index("f: edge_index", EI, 1, nodes="x has 1 row")  # the caller explains the count
+    # without a node count only negative ids are refused
+    assert checks.edge_index("f: edge_index", EI + 100) is not None
+    with pytest.raises(mg.PruneError, match=r"^f: edge_index has the edge -2 -> 1 \(column 3\), which names a negative "
+                                            r"node id \(node ids must be >= 0; the lowest is -2\)$"):
+        checks.edge_index("f: edge_index", ei, error=mg.PruneError)
+
+
+def test_edge_index_reads_the_device_once_and_not_at_all_without_ids():
+    for kwargs in (dict(num_nodes=3), {}):
+        with TensorCalls(*READS) as calls:
+            checks.edge_index("edge_index", EI, **kwargs)
+        assert calls.total() == 1, calls.counts
+    with TensorCalls(*READS) as calls:
+        checks.edge_index("edge_index", EI, ids=False)
+    assert calls.total() == 0
+    # ids=False reads nothing: the form of a tensor without data is checked, a bad id is not looked for
+    meta = torch.empty(2, 5, dtype=torch.long, device="meta")
+    assert checks.edge_index("edge_index", meta, 3, dtype=torch.long, ids=False) is meta
+    with pytest.raises(TypeError, match="must hold node ids of dtype torch.long"):
+        checks.edge_index("edge_index", meta.int(), dtype=torch.long, ids=False)
+
+
+# every site that takes an edge_index refuses a bad one, saying where
+
+
+def test_gcn_norm_refuses_a_bad_edge_index():
+    with pytest.raises(ValueError, match=r"^gcn_norm: edge_index has the edge 1 -> 2 \(column 2\), which names a node "
+                                         r"outside \[0, 2\)"):
+        gcn_norm(EI, 2)
+    with pytest.raises(TypeError, match=r"^gcn_norm: edge_index must hold node ids of dtype torch\.long, got "
+                                        r"torch\.int32$"):  # a ValueError before
+        gcn_norm(EI.int(), 3)
+
+
+def test_graph_ops_refuse_a_bad_edge_index_and_check_the_ids_once_per_tensor():
+    from modgraph.ops.gcn import GCNConv
+
+    conv = GCNConv(4, 2)
+    with pytest.raises(ValueError, match=r"^gcn_norm: edge_index has the edge 1 -> 2 \(column 2\), which names a node "
+                                         r"outside \[0, 2\) \(the graph has 2 nodes; node ids span \[0, 2\]\)$"):
+        conv(torch.randn(2, 4), EI)  # one row of x per node: 2 nodes
+    with pytest.raises(ValueError, match=r"^edge_index must be a tensor \[2, E\], got shape \(4, 2\)$"):
+        conv(torch.randn(3, 4), EI.t())
+    with pytest.raises(TypeError, match=r"^edge_index must hold node ids of dtype torch\.long, got torch\.float32$"):
+        conv(torch.randn(3, 4), EI.float())
+    cache = EdgeIndexCache()
+    cached_gcn_norm(cache, EI, 3, True, torch.float32)
+    with TensorCalls(*READS) as calls:  # the same tensor again: the form is checked, nothing is read
+        cached_gcn_norm(cache, EI, 3, True, torch.float32)
+    assert calls.total() == 0
+
+
+def test_the_neighbour_sampler_refuses_a_bad_edge_index():
+    from torch_geometric.data import Data
+
+    from modgraph.scale.sampler import TorchNeighborSampler, neighbor_loader
+
+    data = Data(x=torch.randn(3, 2), edge_index=torch.tensor([[0, 1, 3], [1, 0, 0]]))
+    with pytest.raises(ValueError, match=r"^TorchNeighborSampler: edge_index has the edge 3 -> 0 \(column 2\), which "
+                                         r"names a node outside \[0, 3\) \(the graph has 3 nodes, x has 3 rows; node "
+                                         r"ids span \[0, 3\]\)$"):
+        TorchNeighborSampler(data, [2])
+    # a ValueError before
+    with pytest.raises(TypeError, match=r"^(neighbor_loader|TorchNeighborSampler): edge_index must be a torch\.Tensor "
+                                        r"\[2, E\] of integer node ids \(torch\.long\), got list$"):
+        neighbor_loader(Data(x=torch.randn(3, 2), edge_index=EI.tolist()), [2], batch_size=2)
+
+
+def test_graph_pruning_refuses_a_bad_edge_index():
+    from modgraph.prune import MagnitudeImportance, prune, sparsify_edges
+
+    with pytest.raises(mg.PruneError, match=r"^edge_index must be a tensor \[2, E\], got shape \(4, 2\)$"):
+        sparsify_edges(EI.t(), torch.ones(2), sparsity=0.5)
+    with pytest.raises(mg.PruneError, match=r"^edge_index has the edge 1 -> 2 \(column 2\), which names a node outside "
+                                            r"\[0, 2\) \(num_nodes is 2; it must be the graph's node count"):
+        prune(mg.ModuleGraph(mlp_graph(5, 4, 3)), MagnitudeImportance(), level="graph", sparsity=0.5, edge_index=EI,
+              num_nodes=2)

@@ -39,17 +39,6 @@ class GCNNorm(NamedTuple):
     degree: Tensor
 
 
-def _check_edge_index(edge_index, num_nodes: int, where: str) -> None:
-    if not isinstance(edge_index, Tensor):
-        raise TypeError(f"{where}: expected edge_index to be a torch.Tensor [2, E], got {type(edge_index).__name__}")
-    if edge_index.dtype != torch.long or edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"{where}: expected edge_index of shape [2, E] and dtype torch.long, got shape "
-                         f"{tuple(edge_index.shape)} and dtype {edge_index.dtype}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-        raise ValueError(f"{where}: edge_index holds node ids in [{int(edge_index.min())}, {int(edge_index.max())}] "
-                         f"but there are {num_nodes} nodes")
-
-
 def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
              dtype: torch.dtype = torch.float32) -> GCNNorm:
     r"""Symmetric GCN normalisation :math:`\hat D^{-1/2} (A + I) \hat D^{-1/2}` as per-edge weights (PyG's).
@@ -73,7 +62,7 @@ def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
     add_self_loops = checks.flag("gcn_norm: add_self_loops", add_self_loops)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"gcn_norm: dtype must be a floating-point torch.dtype (such as torch.float32), got {dtype!r}")
-    _check_edge_index(edge_index, num_nodes, "gcn_norm")
+    checks.edge_index("gcn_norm: edge_index", edge_index, num_nodes, dtype=torch.long)
     ei, weight = _pyg_gcn_norm(edge_index, None, num_nodes, False, add_self_loops, "source_to_target", dtype)
     ones = torch.ones(ei.size(1), dtype=dtype, device=ei.device)
     degree = scatter(ones, ei[1], dim=0, dim_size=num_nodes, reduce="sum")  # (N,) in-degree, self-loop included
@@ -83,9 +72,9 @@ def gcn_norm(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True,
 def cached_gcn_norm(cache: "EdgeIndexCache", edge_index: Tensor, num_nodes: int, add_self_loops: bool,
                     dtype: torch.dtype) -> GCNNorm:
     """:func:`gcn_norm` in ``dtype``, computed once per ``edge_index`` tensor, node count and dtype in ``cache``."""
-    if not isinstance(edge_index, Tensor):  # before the cache reads its version counter (the rest: gcn_norm's checks)
-        raise TypeError(f"edge_index must be a torch.Tensor [2, E] of dtype torch.long, got "
-                        f"{type(edge_index).__name__}")
+    # type, shape and dtype before the cache reads the version counter, nothing read from the device on every
+    # forward; the node ids are checked by gcn_norm, once per edge_index tensor
+    checks.edge_index("edge_index", edge_index, dtype=torch.long, ids=False)
     return cache.get(edge_index, num_nodes, lambda: gcn_norm(edge_index, num_nodes, add_self_loops, dtype), dtype)
 
 

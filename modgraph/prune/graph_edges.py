@@ -22,20 +22,6 @@ from .select import check_amount
 SELF_LOOPS = ("keep", "drop", "prune")
 
 
-def check_edge_index(edge_index, name: str = "edge_index") -> None:
-    """TypeError/PruneError unless ``edge_index`` is an integer tensor ``[2, E]`` of node ids ``>= 0``."""
-    if not isinstance(edge_index, torch.Tensor):
-        raise TypeError(f"{name} must be a LongTensor [2, E], got {type(edge_index).__name__}")
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise PruneError(f"{name} must be [2, E], got {tuple(edge_index.shape)}")
-    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer node ids (torch.long), got {edge_index.dtype}")
-    if edge_index.numel() and bool((edge_index < 0).any()):
-        e = int((edge_index < 0).any(0).nonzero()[0])
-        raise PruneError(f"{name}: node ids must be >= 0, got {edge_index[0, e].item()} -> "
-                         f"{edge_index[1, e].item()} in column {e}")
-
-
 def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: float | None = None,
                    threshold: float | None = None, self_loops: str = "keep",
                    symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +42,8 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
 
     Raises:
         PruneError: neither or both of sparsity/threshold, a value out of range, a self-loop policy not in
-            ``keep, drop, prune``, or scores of the wrong shape.
+            ``keep, drop, prune``, scores of the wrong shape, an ``edge_index`` not ``[2, E]`` or with a negative
+            node id (TypeError: not a tensor of integers).
 
     Example:
         >>> ei = torch.tensor([[0, 1, 1, 2, 0], [1, 0, 2, 1, 0]])
@@ -68,7 +55,7 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
     if self_loops not in SELF_LOOPS:
         raise PruneError(f"self_loops must be one of {', '.join(SELF_LOOPS)}, got {self_loops!r}")
     checks.flag("symmetric", symmetric, error=TypeError)
-    check_edge_index(edge_index)
+    checks.edge_index("edge_index", edge_index, error=PruneError)
     if not isinstance(scores, torch.Tensor):
         raise TypeError(f"scores must be a tensor [E], one per column of edge_index, got {type(scores).__name__}")
     if scores.shape != (edge_index.shape[1],):

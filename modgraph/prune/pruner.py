@@ -23,7 +23,7 @@ from torch.nn.utils import prune as torch_prune
 from .. import checks
 from ..errors import PruneError
 from .dependency import DependencyGraph, check_network
-from .graph_edges import check_edge_index, sparsify_edges
+from .graph_edges import sparsify_edges
 from .importance import Importance
 from .report import PruneReport, count_connections, count_macs, count_neurons, count_params
 from .select import check_amount, check_scope, select_lowest
@@ -75,10 +75,8 @@ def prune(net, importance: Importance, *, level: str = "neuron", sparsity: float
         raise PruneError("level='graph' needs the graph: pass edge_index=[2, E]")
     num_nodes = checks.integer("num_nodes", num_nodes, least=0, optional=True, why="the graph's node count")
     if edge_index is not None:
-        check_edge_index(edge_index)
-        if num_nodes is not None and edge_index.numel() and num_nodes <= int(edge_index.max()):
-            raise PruneError(f"num_nodes {num_nodes} is too small: edge_index holds node id "
-                             f"{int(edge_index.max())}; give the graph's node count (x.size(0))")
+        nodes = None if num_nodes is None else f"num_nodes is {num_nodes}; it must be the graph's node count, x.size(0)"
+        checks.edge_index("edge_index", edge_index, num_nodes, nodes=nodes, error=PruneError)
     amount = {"sparsity": sparsity, "threshold": threshold, "scope": scope}
     report = PruneReport(level, importance.name, sparsity, threshold, scope)
     if edge_index is not None and num_nodes is None:

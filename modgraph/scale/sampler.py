@@ -81,28 +81,19 @@ def sample_neighbors(colptr: Tensor, row: Tensor, nodes: Tensor, k: int, replace
 def check_graph(data, who: str) -> None:
     """ValueError/TypeError unless ``data`` is a ``Data`` graph a sampler can read: an integer ``edge_index [2, E]``
     whose node ids lie in ``[0, num_nodes)`` (an id beyond corrupts memory in the CSC conversion), and node
-    features ``x`` with one row per node when present. One pass over the edges."""
+    features ``x`` with one row per node when present. One pass over the edges (:func:`modgraph.checks.edge_index`)."""
     edge_index = getattr(data, "edge_index", None)
     if edge_index is None:
         raise ValueError(f"{who}: the graph has no edge_index (Data(x=..., edge_index=..., y=...)); without it "
                          f"there are no neighbours to sample")
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        got = f"shape {tuple(edge_index.shape)}" if isinstance(edge_index, Tensor) else type(edge_index).__name__
-        raise ValueError(f"{who}: edge_index must be a tensor [2, E], got {got}")
-    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
-        raise TypeError(f"{who}: edge_index must hold integer node ids (torch.long), got {edge_index.dtype}")
+    name = f"{who}: edge_index"
+    checks.edge_index(name, edge_index, ids=False)  # a tensor [2, E] of integers before data.num_nodes reads it
     n = data.num_nodes
     x = getattr(data, "x", None)
     if isinstance(x, Tensor) and x.dim() >= 1 and x.shape[0] != n:
         raise ValueError(f"{who}: x has {x.shape[0]} rows, but the graph has {n} nodes (num_nodes); one row per node")
-    if edge_index.numel():
-        low, high = int(edge_index.min()), int(edge_index.max())
-        if low < 0 or high >= n:
-            bad = (edge_index < 0) | (edge_index >= n)
-            e = int(bad.any(0).nonzero()[0])
-            raise ValueError(f"{who}: edge {edge_index[0, e].item()} -> {edge_index[1, e].item()} (column {e} of "
-                             f"edge_index) names a node outside [0, {n}) (the graph has {n} nodes"
-                             f"{', x has ' + str(x.shape[0]) + ' rows' if isinstance(x, Tensor) else ''})")
+    rows = f", x has {x.shape[0]} rows" if isinstance(x, Tensor) and x.dim() >= 1 else ""
+    checks.edge_index(name, edge_index, n, nodes=f"the graph has {n} nodes{rows}")
 
 
 def _check_input_nodes(input_nodes, num_nodes: int) -> None:
@@ -150,7 +141,8 @@ class TorchNeighborSampler(NeighborSampler):
         NotImplementedError: heterogeneous, temporal, weighted or disjoint sampling, or another subgraph type
             (install ``pyg-lib`` for those).
         ValueError: no ``edge_index``, or one that is not ``[2, E]``, a node id outside ``[0, num_nodes)``, ``x``
-            with another number of rows than the graph has nodes (TypeError: ``edge_index`` not of integers).
+            with another number of rows than the graph has nodes (TypeError: ``edge_index`` not a tensor of
+            integers).
     """
 
     def __init__(self, data: Data, num_neighbors: Sequence[int], replace: bool = False):

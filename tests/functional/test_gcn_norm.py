@@ -25,10 +25,15 @@ def test_without_self_loops_and_errors():
     ei = torch.tensor([[0, 1], [1, 0]])
     norm = gcn_norm(ei, num_nodes=3, add_self_loops=False)
     assert torch.equal(norm.edge_index, ei) and norm.degree.tolist() == [1.0, 1.0, 0.0]
-    with pytest.raises(ValueError, match=r"gcn_norm: edge_index holds node ids in \[0, 1\] but there are 1 nodes"):
+    with pytest.raises(ValueError, match=r"^gcn_norm: edge_index has the edge 0 -> 1 \(column 0\), which names a node "
+                                         r"outside \[0, 1\) \(the graph has 1 node; node ids span \[0, 1\]\)$"):
         gcn_norm(ei, num_nodes=1)
-    with pytest.raises(ValueError, match=r"expected edge_index of shape \[2, E\]"):
+    with pytest.raises(ValueError, match=r"^gcn_norm: edge_index must be a tensor \[2, E\], got shape \(3, 2\)$"):
         gcn_norm(torch.zeros(3, 2, dtype=torch.long), num_nodes=3)
+    # PyG's kernels index with torch.long: another integer dtype is refused (a TypeError, as everywhere)
+    with pytest.raises(TypeError, match=r"^gcn_norm: edge_index must hold node ids of dtype torch\.long, got "
+                                        r"torch\.int32$"):
+        gcn_norm(ei.int(), num_nodes=3)
 
 
 def test_without_self_loops_weights_against_dense_matrix():
@@ -64,7 +69,8 @@ def test_cache_is_keyed_on_the_tensor():
 
 def test_negative_node_ids_are_rejected():
     """A negative node id is an error (without the check PyG's normalisation runs on it without raising)."""
-    with pytest.raises(ValueError, match=r"gcn_norm: edge_index holds node ids in \[-1, 1\] but there are 2 nodes"):
+    with pytest.raises(ValueError, match=r"^gcn_norm: edge_index has the edge -1 -> 0 \(column 0\), which names a "
+                                         r"node outside \[0, 2\) \(the graph has 2 nodes; node ids span \[-1, 1\]\)$"):
         gcn_norm(torch.tensor([[-1, 0], [0, 1]]), num_nodes=2)
 
 

@@ -302,14 +302,17 @@ def test_a_network_and_a_graph_of_the_wrong_kind_are_named():
     net = mg.ModuleGraph(mlp_graph(5, 4, 3))
     edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
     graph = dict(level="graph", sparsity=0.5)
-    with pytest.raises(TypeError, match=r"^edge_index must be a LongTensor \[2, E\], got ndarray$"):
+    with pytest.raises(TypeError, match=r"^edge_index must be a torch\.Tensor \[2, E\] of integer node ids "
+                                        r"\(torch\.long\), got ndarray$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index.numpy(), **graph)
     with pytest.raises(TypeError, match=r"^edge_index must hold integer node ids \(torch\.long\), got torch\.float32$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index.float(), **graph)  # a float graph back before
-    with pytest.raises(mg.PruneError, match=r"^edge_index: node ids must be >= 0, got -1 -> 0 in column 0$"):
+    with pytest.raises(mg.PruneError, match=r"^edge_index has the edge -1 -> 0 \(column 0\), which names a negative "
+                                            r"node id \(node ids must be >= 0; the lowest is -1\)$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index - 1, **graph)  # an IndexError before
-    with pytest.raises(mg.PruneError, match=r"^num_nodes 2 is too small: edge_index holds node id 2; give the graph's "
-                                            r"node count \(x\.size\(0\)\)$"):
+    with pytest.raises(mg.PruneError, match=r"^edge_index has the edge 1 -> 2 \(column 2\), which names a node outside "
+                                            r"\[0, 2\) \(num_nodes is 2; it must be the graph's node count, "
+                                            r"x\.size\(0\); node ids span \[0, 2\]\)$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes=2, **graph)  # wrong MACs before
     with pytest.raises(ValueError, match=r"^num_nodes must be a non-negative integer or None .*, got '3'$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes="3", **graph)

@@ -265,12 +265,14 @@ def test_a_graph_the_sampler_cannot_read_is_named():
     for bad, (s, t) in (((0, 0), (999, 4)), ((1, 0), (0, 999)), ((0, 0), (-1, 4))):
         edges = ei.clone()
         edges[bad] = s if bad[0] == 0 else t
-        with pytest.raises(ValueError, match=rf"^(neighbor_loader|TorchNeighborSampler): edge {s} -> {t} \(column "
-                                             rf"0 of edge_index\) names a node outside \[0, 50\) \(the graph has 50 "
-                                             rf"nodes, x has 50 rows\)$"):
+        with pytest.raises(ValueError, match=rf"^(neighbor_loader|TorchNeighborSampler): edge_index has the edge {s} "
+                                             rf"-> {t} \(column 0\), which names a node outside \[0, 50\) \(the graph "
+                                             rf"has 50 nodes, x has 50 rows; node ids span \[{min(s, t, 0)}, "
+                                             rf"{max(s, t, 49)}\]\)$"):
             neighbor_loader(Data(x=x, y=y, edge_index=edges), [5], batch_size=8)
-    with pytest.raises(ValueError, match=r"edge \d+ -> \d+ \(column \d+ of edge_index\) names a node outside \[0, 20\) "
-                                         r"\(the graph has 20 nodes, x has 20 rows\)$"):
+    with pytest.raises(ValueError, match=r"edge_index has the edge \d+ -> \d+ \(column \d+\), which names a node "
+                                         r"outside \[0, 20\) \(the graph has 20 nodes, x has 20 rows; node ids span "
+                                         r"\[0, 49\]\)$"):
         neighbor_loader(Data(x=x[:20], y=y, edge_index=ei), [5], batch_size=8)
     with pytest.raises(ValueError, match=r": the graph has no edge_index .*; without it there are no neighbours"):
         neighbor_loader(Data(x=x, y=y), [5], batch_size=8)
