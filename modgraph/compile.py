@@ -93,6 +93,20 @@ def _edge_settings(u, v, attrs) -> EdgeSettings:
     return s
 
 
+def _check_built_width(module: nn.Module, in_width: int, width: int, op: str, where: str) -> None:
+    """A registered builder's ``Built.out_features`` against one dry run of its module (builders outside modgraph
+    only: ours are tested). A module that cannot run on a ``[2, in]`` zero tensor (a graph op needing ``edge_index``, a
+    special input) is trusted; so is an output that is not a tensor."""
+    try:
+        out = dry_run(module, in_width)
+    except Exception:  # noqa: BLE001  (cannot tell: the forward will say)
+        return
+    if isinstance(out, torch.Tensor) and out.dim() >= 1 and out.shape[-1] != width:
+        raise GraphSpecError(f"{where}: the builder of op {op!r} returned Built(out_features={width}), but its module "
+                             f"maps {in_width} input features to {out.shape[-1]}; return the width the module "
+                             f"produces")
+
+
 def dry_run(module: nn.Module, in_width: int):
     """``module`` on a ``[2, in_width]`` zero tensor: no grad, eval mode, on the device and in the dtype of its first
     floating parameter or buffer. Every submodule's mode is restored after; the module's exception propagates."""
@@ -167,6 +181,8 @@ def compile_graph(g: nx.DiGraph):
         else:
             built = build_op(opdef, in_width, attrs, where)
             module, out_width = built.module, built.out_features
+            if module is not None and not opdef.builder.__module__.startswith("modgraph."):
+                _check_built_width(module, in_width, out_width, opdef.name, where)
         step = Step(v, width=out_width, preds=preds, merge=merge, has_module=module is not None,
                     needs_graph=bool(getattr(module, "needs_graph", False)))
         if module is not None:

@@ -7,6 +7,10 @@ computes the node together with its output width::
     def scale(in_features: int, factor: float = 2.0) -> mg.Built:
         return mg.Built(ScaleModule(factor), in_features)
 
+The width is checked once, when a network is built: the module runs on a ``[2, in_features]`` zero tensor (no
+grad, eval mode, restored after), and a width other than its output's is a :class:`GraphSpecError` naming the node
+and the op (a module that cannot run on such a tensor is trusted).
+
 Specs name ops by string only; nothing is ever imported or evaluated from a name.
 """
 

@@ -162,3 +162,42 @@ def test_the_width_a_builder_returns_must_be_a_positive_integer(width):
             mg.ModuleGraph(_one_node("test_width"))
     finally:
         _OPS.pop("test_width", None)
+
+
+def test_a_builder_whose_width_is_not_its_modules_is_named_at_construction():
+    @mg.register_op("test_liar")
+    def liar(in_features: int) -> mg.Built:
+        return mg.Built(nn.Linear(in_features, 5), 7)  # the module gives 5 features, the builder says 7
+
+    try:
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=3)
+        g.add_node("s", op="test_liar")
+        g.add_node("y", op="linear", out_features=2)
+        g.add_edges_from([("x", "s"), ("s", "y")])
+        with pytest.raises(mg.GraphSpecError, match=r"node 's'.*op 'test_liar' returned Built\(out_features=7\), but "
+                                                    r"its module maps 3 input features to 5"):
+            mg.ModuleGraph(g)
+    finally:
+        _OPS.pop("test_liar", None)
+
+
+def test_a_builder_whose_module_cannot_run_on_zeros_is_trusted_and_keeps_its_train_mode():
+    class NeedsPairs(nn.Module):  # a special input: (x, y) pairs; a dry run on [2, in] zeros fails
+        def forward(self, pair):
+            x, y = pair
+            return x + y
+
+    @mg.register_op("test_pairs")
+    def pairs(in_features: int) -> mg.Built:
+        return mg.Built(nn.Sequential(nn.Dropout(0.5), NeedsPairs()), in_features)
+
+    try:
+        g = nx.DiGraph()
+        g.add_node("x", op="input", features=3)
+        g.add_node("s", op="test_pairs")
+        g.add_edge("x", "s")
+        net = mg.ModuleGraph(g)
+        assert net.nodes["s"].training and net.nodes["s"][0].training
+    finally:
+        _OPS.pop("test_pairs", None)
