@@ -27,6 +27,27 @@ def _fail(error: type[Exception], name: str, what: str, why: str | None, value) 
     raise error(f"{name} must be {what}{f' ({why})' if why else ''}, got {value!r}")
 
 
+def _integer_kind(least: int | None, most: int | None) -> str:
+    """What :func:`integer` expected, for its message (composed only on a failure: checks run on hot paths)."""
+    if least is not None and most is not None:
+        return f"an integer in [{least}, {most}]"
+    if least is not None:
+        return {1: "a positive integer", 0: "a non-negative integer"}.get(least, f"an integer >= {least}")
+    return "an integer" if most is None else f"an integer <= {most}"
+
+
+def _number_kind(low: float | None, high: float | None, low_open: bool, high_open: bool, finite: bool) -> str:
+    """What :func:`number` expected, for its message (composed only on a failure)."""
+    kind = "a finite number" if finite else "a number"
+    if low is not None and high is not None:
+        return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {high:g}"
+    return kind
+
+
 def is_integer(value) -> bool:
     """Whether ``value`` is an integer: a Python or numpy integer, not a ``bool``."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -37,15 +58,9 @@ def integer(name: str, value, *, least: int | None = None, most: int | None = No
     """``value`` as an ``int``, if it is an integer in ``[least, most]`` (either bound may be ``None``: none)."""
     if optional and value is None:
         return None
-    if least is not None and most is not None:
-        what = f"an integer in [{least}, {most}]"
-    elif least is not None:
-        what = {1: "a positive integer", 0: "a non-negative integer"}.get(least, f"an integer >= {least}")
-    else:
-        what = "an integer" if most is None else f"an integer <= {most}"
     if (not is_integer(value) or (least is not None and value < least)
             or (most is not None and value > most)):
-        _fail(error, name, what + (" or None" if optional else ""), why, value)
+        _fail(error, name, _integer_kind(least, most) + (" or None" if optional else ""), why, value)
     return int(value)
 
 
@@ -61,15 +76,6 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
     (either may be ``None``: no bound), open at an end where asked."""
     if optional and value is None:
         return None
-    kind = "a finite number" if finite else "a number"
-    if low is not None and high is not None:
-        what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    elif low is not None:
-        what = f"{kind} {'>' if low_open else '>='} {low:g}"
-    elif high is not None:
-        what = f"{kind} {'<' if high_open else '<='} {high:g}"
-    else:
-        what = kind
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
     ok = ok and not (finite and math.isinf(value))
     if ok and low is not None:
@@ -77,7 +83,8 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        _fail(error, name, what + (" or None" if optional else ""), why, value)
+        _fail(error, name, _number_kind(low, high, low_open, high_open, finite) + (" or None" if optional else ""),
+              why, value)
     return float(value)
 
 
