@@ -46,8 +46,78 @@ def check_network(net, who: str) -> None:
         raise TypeError(f"{who}: expected a modgraph.ModuleGraph, got {type(net).__name__}")
 
 
+def check_deps(deps, net, who: str) -> None:
+    """TypeError unless ``deps`` is a :class:`DependencyGraph`; PruneError unless it was built for a network of
+    ``net``'s structure (the same nodes, in-edges, merges and widths): its groups index ``net``'s weights.
+
+    Free when ``deps`` was built from ``net`` itself; else one comparison of the two plans (a few tuples per node).
+    """
+    if not isinstance(deps, DependencyGraph):
+        raise TypeError(f"{who}: deps must be the DependencyGraph of the network (DependencyGraph(net)), got "
+                        f"{type(deps).__name__}")
+    if deps.net is net:
+        return
+    shape = lambda plan: {s.name: (tuple(s.preds), s.merge, s.width) for s in plan.steps}  # noqa: E731
+    ours, theirs = shape(net.plan), shape(deps.net.plan)
+    if ours != theirs:
+        v = next(v for v in [*ours, *theirs] if ours.get(v) != theirs.get(v))
+        if v not in theirs or v not in ours:
+            fault = f"node {v!r} is in {'this network' if v in ours else 'that one'} only"
+        else:
+            merge = ours[v][1] != theirs[v][1]
+            what = lambda d: (f"width {d[v][2]}, in-edges from {', '.join(map(repr, d[v][0])) or 'none'}"  # noqa: E731
+                              + (f", merge {d[v][1]!r}" if merge else ""))
+            fault = f"node {v!r} has {what(theirs)} there but {what(ours)} here"
+        raise PruneError(f"{who}: deps was built for another network: {fault}; build it from this network, "
+                         f"DependencyGraph(net)")
+
+
+def channel_rule(net, step) -> str | None:
+    """The channel rule of a node of ``net``: its op's rule; a module-less op (a merge) passes channels on;
+    ``None`` for a ready module or an op without a rule (its channels cannot be sliced)."""
+    attrs = net.graph.nodes[step.name]
+    if "module" in attrs:
+        return None
+    rule = CHANNEL_RULES.get(attrs.get("op"))
+    return rule if rule is not None or step.has_module else "elementwise"
+
+
+def check_removed(net, removed_edges, removed_nodes, who: str) -> tuple[list, set]:
+    """``(removed_edges as [(u, v)], removed_nodes as a set)``, if every edge is an edge of ``net`` and every node a
+    node of ``net`` that is neither an input nor an output (pruning keeps those); else TypeError (not a list of edges
+    or names) or PruneError naming the first edge or node at fault."""
+    g, plan = net.graph, net.plan
+    for name, value in (("removed_edges", removed_edges), ("removed_nodes", removed_nodes)):
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            kind = "edges (u, v)" if name == "removed_edges" else "node names"
+            raise TypeError(f"{who}: {name} must be a list of {kind}, got {type(value).__name__} {value!r}")
+    edges = []
+    for i, e in enumerate(removed_edges):
+        if isinstance(e, (str, bytes)) or not isinstance(e, (tuple, list)) or len(e) != 2:
+            raise TypeError(f"{who}: removed_edges[{i}] must be an edge (u, v), a pair of node names, got {e!r}")
+        u, v = e
+        if not (isinstance(u, str) and isinstance(v, str) and g.has_edge(u, v)):
+            into = (f"its in-edges: {', '.join(f'{p!r} -> {v!r}' for p in g.predecessors(v)) or 'none'}"
+                    if isinstance(v, str) and v in g else f"{v!r} is not a node of the network")
+            raise PruneError(f"{who}: removed_edges[{i}] is {u!r} -> {v!r}, which is not an edge of the network "
+                             f"({into})")
+        edges.append((u, v))
+    nodes = set()
+    ends = {**{o: "output" for o in plan.outputs}, **{x: "input" for x in plan.inputs}}
+    for n in removed_nodes:
+        if not (isinstance(n, str) and n in g):
+            raise PruneError(f"{who}: removed_nodes names {n!r}, which is not a node of the network")
+        if n in ends:
+            raise PruneError(f"{who}: removed_nodes names {ends[n]} {n!r}; pruning keeps the network's inputs and "
+                             f"outputs")
+        nodes.add(n)
+    return edges, nodes
+
+
 def register_channel_rule(op: str, kind: str) -> None:
     """Declare how op ``op`` treats channels (see :data:`CHANNEL_RULES`); ops without a rule block pruning."""
+    if not isinstance(op, str) or not op:
+        raise TypeError(f"register_channel_rule: op must be an op name (a non-empty string), got {op!r}")
     if kind not in RULE_KINDS:
         raise ValueError(f"channel rule for op {op!r} must be one of {', '.join(RULE_KINDS)}, got {kind!r}")
     CHANNEL_RULES[op] = kind
@@ -128,11 +198,7 @@ class DependencyGraph:
     # ----------------------------------------------------------------------------------------- channels
     def _rule(self, step) -> str | None:
         """The channel rule of a node: its op's rule; a module-less op (a merge) passes channels on."""
-        attrs = self.net.graph.nodes[step.name]
-        if "module" in attrs:
-            return None
-        rule = CHANNEL_RULES.get(attrs.get("op"))
-        return rule if rule is not None or step.has_module else "elementwise"
+        return channel_rule(self.net, step)
 
     def _build(self) -> None:
         net, plan = self.net, self.net.plan
@@ -235,6 +301,22 @@ class DependencyGraph:
                              f"{side}put width), got {position!r}")
         return self._root_group.get(self.find(atoms[position]))
 
+    def _group_indices(self, groups, name: str) -> set[int]:
+        """The indices of ``groups`` (:class:`Group`\\ s of ``self.groups`` or their indices); ``name`` names the
+        argument in errors: TypeError for what is not a list, ValueError for an item that is not one of the groups."""
+        if isinstance(groups, (str, bytes, dict)) or not hasattr(groups, "__iter__"):
+            raise TypeError(f"{name} must be a list of groups or their indices (deps.groups), got "
+                            f"{type(groups).__name__} {groups!r}")
+        gone = set()
+        for g in groups:
+            index = g.index if isinstance(g, Group) else g
+            if (not checks.is_integer(index) or not 0 <= index < len(self.groups)
+                    or (isinstance(g, Group) and self.groups[index] is not g and self.groups[index] != g)):
+                raise ValueError(f"{name} must be groups or their indices in [0, {len(self.groups)}) (deps.groups), "
+                                 f"got {g!r}")
+            gone.add(int(index))
+        return gone
+
     def layers(self) -> dict[str, list[int]]:
         """``{layer: [group indices]}`` in topological order."""
         result: dict[str, list[int]] = {}
@@ -254,15 +336,11 @@ class DependencyGraph:
         ``in_keep[v]`` indexes ``v``'s merged input, ``out_keep[v]`` its output, both in the original layout.
         Raises :class:`PruneError` when a node without a channel rule would see its width change.
         """
-        gone = set()
-        for g in removed_groups:
-            index = g.index if isinstance(g, Group) else g
-            if not checks.is_integer(index) or not 0 <= index < len(self.groups):
-                raise ValueError(f"keep: removed_groups must be groups or their indices in [0, {len(self.groups)}) "
-                                 f"(deps.groups), got {g!r}")
-            gone.add(int(index))
+        gone = self._group_indices(removed_groups, "keep: removed_groups")
         removed_atom = [self._root_group.get(self.find(a)) in gone for a in range(len(self._parent))]
-        removed_edges, removed_nodes = set(map(tuple, removed_edges)), set(removed_nodes)
+        removed_edges, removed_nodes = check_removed(self.net, removed_edges, removed_nodes, "keep")
+        # a removed node takes its edges with it
+        removed_edges = set(removed_edges) | {e for n in removed_nodes for e in self.net.graph.out_edges(n)}
         in_keep, out_keep = {}, {}
         for step in self.net.plan.steps:
             v = step.name

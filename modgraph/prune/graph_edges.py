@@ -42,8 +42,8 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
 
     Raises:
         PruneError: neither or both of sparsity/threshold, a value out of range, a self-loop policy not in
-            ``keep, drop, prune``, scores of the wrong shape, an ``edge_index`` not ``[2, E]`` or with a negative
-            node id (TypeError: not a tensor of integers).
+            ``keep, drop, prune``, scores of the wrong shape, NaN or infinite (of a ranked edge), an ``edge_index``
+            not ``[2, E]`` or with a negative node id (TypeError: not a tensor of integers).
 
     Example:
         >>> ei = torch.tensor([[0, 1, 1, 2, 0], [1, 0, 2, 1, 0]])
@@ -70,6 +70,11 @@ def sparsify_edges(edge_index: torch.Tensor, scores: torch.Tensor, *, sparsity: 
         e = int(nan.nonzero()[0])
         raise PruneError(f"scores: NaN for edge {ei[0, e].item()} -> {ei[1, e].item()} (column {e}, "
                          f"{int(nan.sum())} NaN in all); every edge that is ranked needs a score")
+    infinite = torch.isinf(scores) & counted
+    if bool(infinite.any()):  # an infinite largest score makes every other normalised score 0 (or NaN)
+        e = int(infinite.nonzero()[0])
+        raise PruneError(f"scores: {scores[e].item()} for edge {ei[0, e].item()} -> {ei[1, e].item()} (column {e}, "
+                         f"{int(infinite.sum())} infinite in all); scores must be finite numbers")
     keep = torch.ones(E, dtype=torch.bool)
     if self_loops == "drop":
         keep &= ~loop

@@ -28,8 +28,8 @@ import torch
 
 from .. import checks
 from ..errors import PruneError
-from .dependency import DependencyGraph
-from .sgl import unit_weights
+from .dependency import DependencyGraph, check_deps, check_network
+from .sgl import _unit_weights
 
 
 class Importance:
@@ -58,6 +58,18 @@ class Importance:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+    def _check(self, method: str, net, deps=None, edge_index=None) -> None:
+        """The arguments of a scoring method: TypeError unless ``net`` is a ModuleGraph (and ``deps`` a
+        DependencyGraph, ``edge_index`` a tensor of integer node ids); PruneError for ``deps`` of another network
+        or an ``edge_index`` not ``[2, E]`` or with a negative node id."""
+        who = f"{type(self).__name__}.{method}"
+        if net is not None or edge_index is None:  # graph_edges of a recorded graph does not need the network
+            check_network(net, who)
+        if deps is not None or method == "neurons":
+            check_deps(deps, net, who)
+        if edge_index is not None or method == "graph_edges":
+            checks.edge_index(f"{who}: edge_index", edge_index, error=PruneError)
 
 
 def _neuron_gated(net) -> dict:
@@ -123,6 +135,7 @@ class AttentionImportance(Importance):
         return mean
 
     def connections(self, net) -> dict:
+        self._check("connections", net)
         result = {}
         for key, (_u, v) in _neuron_gated(net).items():
             att = net.neuron_attention[key]
@@ -131,6 +144,7 @@ class AttentionImportance(Importance):
         return result
 
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
+        self._check("neurons", net, deps)
         conns = self.connections(net)
         if not conns:
             raise PruneError("the network has no neuron-level attention gates, so the attention criterion has no "
@@ -145,6 +159,7 @@ class AttentionImportance(Importance):
         return scores
 
     def branches(self, net) -> dict:
+        self._check("branches", net)
         result = {}
         for v, att in net.branch_attention.items():
             mean = self._mean(v, (len(att.gate.edges), att.heads))
@@ -153,6 +168,7 @@ class AttentionImportance(Importance):
         return result
 
     def graph_edges(self, net, edge_index: torch.Tensor) -> torch.Tensor:
+        self._check("graph_edges", net, edge_index=edge_index)
         infos = [info for info in self.recorder.gates.values() if info.level == "graph"]
         if not infos:
             raise PruneError("the recorder has no graph-level gate; record a network with graph attention")
@@ -207,6 +223,7 @@ class MagnitudeImportance(Importance):
 
     @torch.no_grad()
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
+        self._check("neurons", net, deps)
         scores = torch.zeros(len(deps.groups))
         for group in deps.groups:
             total = 0.0
@@ -220,10 +237,12 @@ class MagnitudeImportance(Importance):
 
     @torch.no_grad()
     def connections(self, net) -> dict:
+        self._check("connections", net)
         return {key: net.nodes[v].weight.abs().t().clone() for key, (u, v) in _neuron_gated(net).items()}
 
     def graph_edges(self, net, edge_index: torch.Tensor) -> torch.Tensor:
         """``1 / sqrt(d_i d_j)``: the edge's entry of ``D^-1/2 (A + I) D^-1/2``, GCN's fixed edge weight."""
+        self._check("graph_edges", net, edge_index=edge_index)
         ei = edge_index.detach().cpu().long()
         n = int(ei.max()) + 1 if ei.numel() else 0
         loops = ei[0] == ei[1]
@@ -247,18 +266,22 @@ class RandomImportance(Importance):
         return torch.rand(*shape, generator=torch.Generator().manual_seed(self.seed))
 
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
+        self._check("neurons", net, deps)
         return self._rand(len(deps.groups))
 
     def connections(self, net) -> dict:
+        self._check("connections", net)
         gen = torch.Generator().manual_seed(self.seed)
         return {key: torch.rand(att.in_features, att.out_features, generator=gen)
                 for key, att in net.neuron_attention.items()}
 
     def branches(self, net) -> dict:
+        self._check("branches", net)
         edges = [tuple(e) for att in net.branch_attention.values() for e in att.gate.edges]
         return dict(zip(edges, self._rand(len(edges)).tolist()))
 
     def graph_edges(self, net, edge_index: torch.Tensor) -> torch.Tensor:
+        self._check("graph_edges", net, edge_index=edge_index)
         return self._rand(edge_index.shape[1])
 
 
@@ -273,7 +296,8 @@ class SGLImportance(Importance):
 
     @torch.no_grad()
     def neurons(self, net, deps: DependencyGraph) -> torch.Tensor:
-        return unit_weights(net, deps).norm(dim=-1).cpu()
+        self._check("neurons", net, deps)
+        return _unit_weights(net, deps, "SGLImportance.neurons").norm(dim=-1).cpu()
 
 
 CRITERIA = {"attention": AttentionImportance, "magnitude": MagnitudeImportance, "random": RandomImportance,

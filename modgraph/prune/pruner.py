@@ -71,6 +71,10 @@ def prune(net, importance: Importance, *, level: str = "neuron", sparsity: float
                          f"MagnitudeImportance, RandomImportance, SGLImportance), got {type(importance).__name__}")
     check_amount(sparsity, threshold)
     check_scope(scope)
+    for name, fn in (("evaluate", evaluate), ("fine_tune", fine_tune)):
+        if fn is not None and not callable(fn):
+            call = f"{name}(net)" if edge_index is None else f"{name}(net, edge_index)"
+            raise TypeError(f"prune: {name} must be callable as {call}, got {type(fn).__name__} {fn!r}")
     if level == "graph" and edge_index is None:
         raise PruneError("level='graph' needs the graph: pass edge_index=[2, E]")
     num_nodes = checks.integer("num_nodes", num_nodes, least=0, optional=True, why="the graph's node count")

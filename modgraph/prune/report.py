@@ -39,11 +39,23 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .. import checks
+from .dependency import check_network
+
 MACS: dict = {}
 
 
 def register_macs(op: str, fn) -> None:
-    """Count the MACs of op ``op`` with ``fn(net, step, num_nodes, num_edges)`` (for the whole graph)."""
+    """Count the MACs of op ``op`` with ``fn(net, step, num_nodes, num_edges)`` (for the whole graph).
+
+    Raises:
+        TypeError: ``op`` is not an op name (a non-empty string), or ``fn`` is not callable.
+    """
+    if not isinstance(op, str) or not op:
+        raise TypeError(f"register_macs: op must be an op name (a non-empty string), got {op!r}")
+    if not callable(fn):
+        raise TypeError(f"register_macs: fn must be callable as fn(net, step, num_nodes, num_edges) -> int, got "
+                        f"{type(fn).__name__} {fn!r}")
     MACS[op] = fn
 
 
@@ -78,12 +90,16 @@ MACS.update({"gcn_conv": _gcn_conv_macs, "gcn_propagate": _gcn_propagate_macs,
 
 
 def count_params(net) -> int:
-    """The number of parameters of ``net`` (every tensor of ``net.parameters()``, attention included)."""
+    """The number of parameters of ``net`` (every tensor of ``net.parameters()``, attention included); any
+    ``torch.nn.Module`` (TypeError otherwise)."""
+    if not isinstance(net, torch.nn.Module):
+        raise TypeError(f"count_params: expected a torch.nn.Module (a modgraph.ModuleGraph), got {type(net).__name__}")
     return sum(p.numel() for p in net.parameters())
 
 
 def count_connections(net) -> int:
     """Non-zero weights of the network's linear layers (falls after unstructured pruning)."""
+    check_network(net, "count_connections")
     return sum(int((m.weight != 0).sum()) for m in net.nodes.values() if isinstance(m, torch.nn.Linear))
 
 
@@ -91,6 +107,7 @@ def count_neurons(net) -> int:
     """Hidden units: output channels of linear layers (and other producing ops) that are not network outputs."""
     from .dependency import DependencyGraph
 
+    check_network(net, "count_neurons")
     return DependencyGraph(net).hidden_units()
 
 
@@ -106,7 +123,23 @@ def count_macs(net, num_nodes: int | None = None, num_edges: int | None = None, 
 
     Graph ops need ``num_nodes`` (the data's node count) and ``num_edges`` (columns of ``edge_index``);
     ``self_loops`` is how many of those columns are self-loops already (ops that add loops add only the missing).
+
+    Raises:
+        TypeError: ``net`` is not a :class:`~modgraph.ModuleGraph`.
+        ValueError: ``num_nodes`` or ``num_edges`` not a non-negative integer (or ``None``), ``self_loops`` not an
+            integer in ``[0, num_edges]``, edges without nodes; a graph op without ``num_nodes`` and ``num_edges``;
+            a :func:`register_macs` function that returns no count (a non-negative integer).
     """
+    check_network(net, "count_macs")
+    num_nodes = checks.integer("count_macs: num_nodes", num_nodes, least=0, optional=True,
+                               why="the graph's node count, x.size(0)")
+    num_edges = checks.integer("count_macs: num_edges", num_edges, least=0, optional=True,
+                               why="the columns of edge_index")
+    self_loops = checks.integer("count_macs: self_loops", self_loops, least=0, most=num_edges,
+                                why="the self-loop columns of edge_index" + (", at most num_edges" if num_edges
+                                                                              is not None else ""))
+    if num_nodes == 0 and num_edges:
+        raise ValueError(f"count_macs: num_edges is {num_edges} but num_nodes is 0; a graph with edges has nodes")
     plan, total, graph_total = net.plan, 0, 0
     for step in plan.steps:
         if step.source:
@@ -121,7 +154,9 @@ def count_macs(net, num_nodes: int | None = None, num_edges: int | None = None, 
                 raise ValueError(f"node {step.name!r} is a graph op: pass num_nodes and num_edges to count its MACs")
             fn = MACS[op]
             extra = {"self_loops": self_loops} if _takes_self_loops(fn) else {}
-            graph_total += fn(net, step, num_nodes, num_edges, **extra)
+            macs = fn(net, step, num_nodes, num_edges, **extra)
+            graph_total += checks.integer(f"count_macs: the MACs of node {step.name!r} (op {op!r}, by its "
+                                          f"register_macs function)", macs, least=0)
         elif isinstance(module, torch.nn.Linear):
             total += module.in_features * module.out_features
         elif isinstance(module, torch.nn.BatchNorm1d):

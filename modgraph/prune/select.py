@@ -49,16 +49,33 @@ def select_lowest(scores: torch.Tensor, bins: list, sizes: dict, *, sparsity: fl
         bins: the bin (layer or gate name) of each item.
         sizes: ``{bin: number of items}``, counting unscored items too; each bin keeps at least one.
         what, bin_kind: words for error messages (``"hidden units"`` of a ``"layer"``).
+
+    Raises:
+        TypeError: ``scores`` is not a tensor, ``bins`` not a list of bins (hashable), ``sizes`` not a dict.
+        PruneError: the amount or scope out of range; ``scores`` not ``[N]`` or with an infinite score; ``bins`` not
+            one per score; a bin without its size in ``sizes``, or a size that is not an integer at least the number
+            of its items; a request that would empty a bin.
     """
     check_amount(sparsity, threshold)
     check_scope(scope)
+    _check_items(scores, bins, sizes)
     scores = scores.detach().to("cpu", torch.float64)
     scored = [i for i in range(len(scores)) if not torch.isnan(scores[i])]
     if not scored:
         raise PruneError(f"there are no scored {what} to prune")
     by_bin: dict = {}
-    for i in scored:
-        by_bin.setdefault(bins[i], []).append(i)
+    try:
+        for i in scored:
+            by_bin.setdefault(bins[i], []).append(i)
+    except TypeError:  # an unhashable bin
+        raise TypeError(f"select_lowest: bins[{i}] is {type(bins[i]).__name__} {bins[i]!r}; a bin is a name "
+                        f"(hashable)") from None
+    for b, items in by_bin.items():
+        if b not in sizes:
+            raise PruneError(f"select_lowest: sizes has no entry for bin {b!r} (of item {items[0]}); it needs the "
+                             f"number of items of every bin")
+        checks.integer(f"select_lowest: sizes[{b!r}]", sizes[b], least=len(items),
+                       why=f"the bin's number of items; {len(items)} of them are scored", error=PruneError)
     if threshold is not None:
         return _by_threshold(scores, by_bin, sizes, threshold, scope, what, bin_kind)
     if scope == "local":
@@ -85,6 +102,28 @@ def select_lowest(scores: torch.Tensor, bins: list, sizes: dict, *, sparsity: fl
         raise PruneError(f"sparsity {sparsity} asks to remove {want} of {len(scored)} {what}, but at most {most} "
                          f"can go (every {bin_kind} keeps one); valid sparsity: [0, {most / len(scored):.3f}]")
     return sorted(removed)
+
+
+def _check_items(scores, bins, sizes) -> None:
+    """The checks of :func:`select_lowest`'s items before they are read (see its Raises): no pass over them in
+    Python (the bins and sizes are checked as they are grouped)."""
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"select_lowest: scores must be a tensor [N], one score per item, got {type(scores).__name__}")
+    if scores.dim() != 1:
+        raise PruneError(f"select_lowest: scores must be a tensor [N], one score per item, got shape "
+                         f"{tuple(scores.shape)}")
+    if isinstance(bins, (str, bytes, dict)) or not hasattr(bins, "__len__"):
+        raise TypeError(f"select_lowest: bins must be a list, the bin of every score, got {type(bins).__name__}")
+    if not isinstance(sizes, dict):
+        raise TypeError(f"select_lowest: sizes must be a dict bin -> number of items, got {type(sizes).__name__}")
+    if len(bins) != len(scores):
+        raise PruneError(f"select_lowest: bins must give the bin of every score, one per item: got {len(bins)} bins "
+                         f"for {len(scores)} scores")
+    infinite = torch.isinf(scores) if scores.is_floating_point() else None
+    if infinite is not None and bool(infinite.any()):
+        i = int(infinite.nonzero()[0])
+        raise PruneError(f"select_lowest: scores must be finite numbers (NaN: not scored), got {scores[i].item()} at "
+                         f"position {i} ({int(infinite.sum())} infinite in all)")
 
 
 def _by_threshold(scores, by_bin, sizes, threshold, scope, what, bin_kind) -> list[int]:

@@ -16,16 +16,30 @@ from __future__ import annotations
 import torch
 
 from ..functional.regularizers import smoothing_group_lasso
-from .dependency import DependencyGraph
+from .dependency import DependencyGraph, check_deps, check_network
 
 
 def unit_weights(net, deps: DependencyGraph | None = None) -> torch.Tensor:
     """``P [units, L]``: row ``g`` holds the outgoing weights of unit ``g`` in every consumer (differentiable).
 
+    ``deps``: the network's :class:`DependencyGraph` (built when ``None``; give it to build it once).
+
     Shapes:
         output ``[len(deps.groups), sum of the consumers' out_features]``.
+
+    Raises:
+        TypeError: ``net`` is not a :class:`~modgraph.ModuleGraph` or ``deps`` not a ``DependencyGraph``.
+        PruneError: ``deps`` was built for a network of another structure.
     """
-    deps = deps if deps is not None else DependencyGraph(net)
+    return _unit_weights(net, deps, "unit_weights")
+
+
+def _unit_weights(net, deps, who: str) -> torch.Tensor:
+    check_network(net, who)
+    if deps is None:
+        deps = DependencyGraph(net)
+    else:
+        check_deps(deps, net, who)
     consumers: dict[str, list] = {}
     for group in deps.groups:
         for v, col in group.consumers:
@@ -52,4 +66,4 @@ def unit_weights(net, deps: DependencyGraph | None = None) -> torch.Tensor:
 
 def sgl_penalty(net, deps: DependencyGraph | None = None, a: float = 0.1) -> torch.Tensor:
     """Smoothing group lasso over the units' outgoing weights (add ``lam * sgl_penalty(net)`` to the loss)."""
-    return smoothing_group_lasso(unit_weights(net, deps), dim=-1, a=a)
+    return smoothing_group_lasso(_unit_weights(net, deps, "sgl_penalty"), dim=-1, a=a)

@@ -1,6 +1,7 @@
 """Dependency groups: which layers shrink together, and what can never be pruned (and why)."""
 
 import networkx as nx
+import torch
 
 import modgraph as mg
 from modgraph.prune import DependencyGraph, register_channel_rule
@@ -88,3 +89,37 @@ def test_bad_queries_are_named():
         with pytest.raises(ValueError, match=rf"^keep: removed_groups must be groups or their indices in \[0, 6\) "
                                              rf"\(deps\.groups\), got {bad}$"):
             deps.keep([bad])
+
+
+def test_keep_refuses_edges_and_nodes_the_network_does_not_have():
+    import pytest
+
+    from .nets import branchy
+
+    deps = DependencyGraph(branchy())
+    with pytest.raises(mg.PruneError, match=r"^keep: removed_edges\[0\] is 'a' -> 'm', which is not an edge of the "
+                                            r"network \(its in-edges: 'a2' -> 'm', 'b' -> 'm', 'c' -> 'm'\)$"):
+        deps.keep((), [("a", "m")])  # ignored before: nothing removed, silently
+    with pytest.raises(mg.PruneError, match=r"^keep: removed_nodes names 'zz', which is not a node of the network$"):
+        deps.keep((), (), ["zz"])  # ignored before
+    with pytest.raises(mg.PruneError, match=r"^keep: removed_nodes names input 'x'; pruning keeps the network's "
+                                            r"inputs and outputs$"):
+        deps.keep((), (), ["x"])  # a KeyError before
+    with pytest.raises(TypeError, match=r"^keep: removed_edges must be a list of edges \(u, v\), got str 'cm'$"):
+        deps.keep((), "cm")
+    # a removed node takes its edges with it (a KeyError before, unless they were listed too)
+    by_node = deps.keep((), (), ["c"])
+    by_both = deps.keep((), [("c", "m")], ["c"])
+    assert all(by_node[i].keys() == by_both[i].keys() for i in (0, 1))
+    assert all(torch.equal(by_node[i][k], by_both[i][k]) for i in (0, 1) for k in by_node[i])
+
+
+def test_register_channel_rule_refuses_an_op_that_is_not_a_name():
+    import pytest
+
+    from modgraph.prune.dependency import CHANNEL_RULES
+
+    with pytest.raises(TypeError, match=r"^register_channel_rule: op must be an op name \(a non-empty string\), "
+                                        r"got 5$"):
+        register_channel_rule(5, "elementwise")  # registered under 5, never used, before
+    assert 5 not in CHANNEL_RULES

@@ -78,3 +78,16 @@ def test_bad_scores_and_graphs_are_named():
         sparsify_edges(EI.float(), SCORES, sparsity=0.5)
     with pytest.raises(TypeError, match=r"^symmetric must be true or false, got 'no'$"):
         sparsify_edges(EI, SCORES, sparsity=0.5, symmetric="no")
+
+
+def test_infinite_scores_are_named():
+    for bad in (float("inf"), -float("inf")):  # inf: every other edge normalised to 0 and dropped, silently, before
+        scores = SCORES.clone()
+        scores[2] = bad
+        with pytest.raises(mg.PruneError, match=rf"^scores: {bad} for edge 1 -> 2 \(column 2, 1 infinite in all\); "
+                                                rf"scores must be finite numbers$"):
+            sparsify_edges(EI, scores, threshold=0.5)
+    scores = SCORES.clone()
+    scores[4] = float("inf")  # a self-loop that is kept, not ranked: its score is not read
+    _, keep = sparsify_edges(EI, scores, threshold=0.5)
+    assert keep.tolist() == [True, True, False, False, True, True, True]

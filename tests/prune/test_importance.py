@@ -173,3 +173,50 @@ def test_sgl_penalty_makes_its_index_tensors_once_per_dependency_graph():
     torch.testing.assert_close(again, first)
     meta = sgl_penalty(net.to("meta"), deps)  # a new device: index tensors made there
     assert meta.device.type == "meta" and meta.shape == first.shape
+
+
+def test_unit_weights_and_sgl_penalty_refuse_dependencies_of_another_network():
+    from modgraph.prune import unit_weights
+
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    deps = DependencyGraph(net)
+    with pytest.raises(mg.PruneError, match=r"^unit_weights: deps was built for another network: node 'h' has width 6, "
+                                            r"in-edges from 'x' there but width 4, in-edges from 'x' here"):
+        unit_weights(mg.ModuleGraph(mlp_graph(5, 4, 3)), deps)  # an IndexError before
+    with pytest.raises(mg.PruneError, match=r"^sgl_penalty: deps was built for another network: node 'h' has width 6, "
+                                            r"in-edges from 'x' there but width 8"):
+        sgl_penalty(mg.ModuleGraph(mlp_graph(5, 8, 3)), deps)  # the penalty of 6 of the 8 units, silently, before
+    with pytest.raises(TypeError, match=r"^unit_weights: deps must be the DependencyGraph of the network "
+                                        r"\(DependencyGraph\(net\)\), got str$"):
+        unit_weights(net, "deps")  # an AttributeError before
+    with pytest.raises(TypeError, match=r"^sgl_penalty: expected a modgraph\.ModuleGraph, got Linear$"):
+        sgl_penalty(torch.nn.Linear(5, 3))  # named DependencyGraph before
+    copy = mg.prune.structural.copy_network(net)  # valid: the dependencies of an equal network
+    assert torch.equal(unit_weights(copy, deps), unit_weights(net)) and torch.equal(unit_weights(net, deps),
+                                                                                    unit_weights(net))
+
+
+def test_criteria_refuse_a_network_dependencies_or_graph_of_another_kind():
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    other = DependencyGraph(mg.ModuleGraph(mlp_graph(5, 4, 3)))
+    for imp in (MagnitudeImportance(), RandomImportance(), SGLImportance()):
+        name = type(imp).__name__
+        with pytest.raises(mg.PruneError, match=rf"^{name}\.neurons: deps was built for another network"):
+            imp.neurons(net, other)  # 4 scores for 6 units (random), an IndexError or wrong scores, before
+        with pytest.raises(TypeError, match=rf"^{name}\.neurons: expected a modgraph\.ModuleGraph, got Linear$"):
+            imp.neurons(torch.nn.Linear(5, 3), DependencyGraph(net))
+    edge_index = torch.tensor([[0, -1], [1, 0]])
+    with pytest.raises(mg.PruneError, match=r"^MagnitudeImportance\.graph_edges: edge_index has the edge -1 -> 0 "
+                                            r"\(column 1\), which names a negative node id"):
+        MagnitudeImportance().graph_edges(net, edge_index)  # node -1 read as the last node before
+    with pytest.raises(TypeError, match=r"^RandomImportance\.graph_edges: edge_index must be a torch\.Tensor \[2, E\] "
+                                        r"of integer node ids \(torch\.long\), got list$"):
+        RandomImportance().graph_edges(net, [[0, 1], [1, 0]])  # an AttributeError before
+    with pytest.raises(TypeError, match=r"^MagnitudeImportance\.connections: expected a modgraph\.ModuleGraph, got "
+                                        r"Linear$"):
+        MagnitudeImportance().connections(torch.nn.Linear(5, 3))
+    # valid: the scores as before
+    deps = DependencyGraph(net)
+    seeded = torch.rand(6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(RandomImportance(3).neurons(net, deps), seeded)
+    assert MagnitudeImportance().graph_edges(net, torch.tensor([[0, 1], [1, 0]])).tolist() == [0.5, 0.5]

@@ -316,3 +316,13 @@ def test_a_network_and_a_graph_of_the_wrong_kind_are_named():
         prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes=2, **graph)  # wrong MACs before
     with pytest.raises(ValueError, match=r"^num_nodes must be a non-negative integer or None .*, got '3'$"):
         prune(net, MagnitudeImportance(), edge_index=edge_index, num_nodes="3", **graph)
+
+
+def test_evaluate_and_fine_tune_that_cannot_be_called_are_refused_before_any_work():
+    net = mg.ModuleGraph(mlp_graph(5, 4, 3))
+    with pytest.raises(TypeError, match=r"^prune: evaluate must be callable as evaluate\(net\), got float 0\.9$"):
+        prune(net, MagnitudeImportance(), sparsity=0.5, evaluate=0.9)  # "'float' object is not callable" before
+    edge_index = torch.tensor([[0, 1], [1, 0]])
+    with pytest.raises(TypeError, match=r"^prune: fine_tune must be callable as fine_tune\(net, edge_index\), got "
+                                        r"str 'adam'$"):
+        prune(net, MagnitudeImportance(), sparsity=0.5, edge_index=edge_index, fine_tune="adam")

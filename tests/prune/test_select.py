@@ -53,3 +53,44 @@ def test_requests_that_would_empty_a_layer_name_it_and_the_range():
 def test_bad_requests(kwargs, message):
     with pytest.raises(mg.PruneError, match=message):
         select_lowest(SCORES, BINS, SIZES, **kwargs)
+
+
+@pytest.mark.parametrize("scores, bins, sizes, amount, error, message", [
+    ([0.9, 0.1], ["a", "a"], {"a": 2}, {"sparsity": 0.5}, TypeError,  # AttributeError 'detach' before
+     r"^select_lowest: scores must be a tensor \[N\], one score per item, got list$"),
+    (torch.rand(2, 2), ["a", "a"], {"a": 4}, {"sparsity": 0.5}, mg.PruneError,  # a torch RuntimeError before
+     r"^select_lowest: scores must be a tensor \[N\], one score per item, got shape \(2, 2\)$"),
+    (SCORES, BINS[:5], SIZES, {"sparsity": 0.5}, mg.PruneError,  # IndexError before
+     r"^select_lowest: bins must give the bin of every score, one per item: got 5 bins for 7 scores$"),
+    (SCORES, BINS + ["b"], SIZES, {"sparsity": 0.5}, mg.PruneError,  # the extra bin ignored before
+     r"^select_lowest: bins must give the bin of every score, one per item: got 8 bins for 7 scores$"),
+    (SCORES, "aaabbbb", SIZES, {"sparsity": 0.5}, TypeError,  # one bin per character before
+     r"^select_lowest: bins must be a list, the bin of every score, got str$"),
+    (SCORES, [["a"]] * 3 + [["b"]] * 4, SIZES, {"sparsity": 0.5}, TypeError,
+     r"^select_lowest: bins\[0\] is list \['a'\]; a bin is a name \(hashable\)$"),
+    (SCORES, BINS, {"a": 3}, {"sparsity": 0.5}, mg.PruneError,  # KeyError 'b' before
+     r"^select_lowest: sizes has no entry for bin 'b' \(of item 3\); it needs the number of items of every bin$"),
+    (SCORES, BINS, {"a": 3}, {"threshold": 0.5, "scope": "local"}, mg.PruneError,
+     r"^select_lowest: sizes has no entry for bin 'b' \(of item 3\)"),
+    (SCORES, BINS, [3, 4], {"sparsity": 0.5}, TypeError,
+     r"^select_lowest: sizes must be a dict bin -> number of items, got list$"),
+    (SCORES, BINS, {"a": 0, "b": 4}, {"sparsity": 0.5}, mg.PruneError,  # layer 'a' skipped, silently, before
+     r"^select_lowest: sizes\['a'\] must be an integer >= 3 \(the bin's number of items; 3 of them are scored\), "
+     r"got 0$"),
+    (SCORES, BINS, {"a": 3.5, "b": 4}, {"sparsity": 0.5}, mg.PruneError,
+     r"^select_lowest: sizes\['a'\] must be an integer >= 3 .*, got 3\.5$"),
+    (torch.tensor([1.0, math.inf, 3.0]), ["a"] * 3, {"a": 3}, {"threshold": 0.5}, mg.PruneError,  # [0, 2] before
+     r"^select_lowest: scores must be finite numbers \(NaN: not scored\), got inf at position 1 \(1 infinite in "
+     r"all\)$"),
+])
+def test_items_that_do_not_fit_are_named(scores, bins, sizes, amount, error, message):
+    with pytest.raises(error, match=message):
+        select_lowest(scores, bins, sizes, **amount)
+
+
+def test_valid_items_of_other_kinds_give_the_same_positions():
+    assert select_lowest(SCORES, tuple(BINS), {"a": 3, "b": 4}, sparsity=0.5) == [1, 3, 5]
+    assert select_lowest(SCORES, BINS, {"a": 3, "b": 3}, sparsity=0.5) == [1, 3, 5]  # the unscored item uncounted
+    assert select_lowest(torch.tensor([3, 1, 2]), ["a"] * 3, {"a": 3}, sparsity=0.5) == [1, 2]  # integer scores
+    with pytest.raises(mg.PruneError, match=r"^select_lowest: scores must be finite .*, got -inf at position 0"):
+        select_lowest(torch.tensor([-math.inf, 1.0]), ["a", "a"], {"a": 2}, sparsity=0.5)
