@@ -4,6 +4,7 @@
 * a number is any :class:`numbers.Real` but a ``bool`` (Python and numpy integers and floats), never NaN, returned
   as a ``float``; ``finite=True`` (the default) refuses infinities too;
 * a flag is a ``bool``, nothing else;
+* a path is a ``str`` or an :class:`os.PathLike` (not ``bytes``, not ``None``), returned as a :class:`~pathlib.Path`;
 * an ``edge_index`` is a tensor ``[2, E]`` of integer node ids (``torch.long`` where the caller needs it) in
   ``[0, num_nodes)``, or ``>= 0`` without a node count (:func:`edge_index`, returned as it is).
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 
 import torch
 
-__all__ = ["choice", "edge_index", "flag", "integer", "is_integer", "number", "positive_int"]
+__all__ = ["choice", "edge_index", "flag", "integer", "is_integer", "number", "path", "positive_int"]
 
 
 def _fail(error: type[Exception], name: str, what: str, why: str | None, value) -> None:
@@ -93,6 +96,14 @@ def flag(name: str, value, *, why: str | None = None, error: type[Exception] = V
     if not isinstance(value, bool):
         _fail(error, name, "true or false", why, value)
     return value
+
+
+def path(name: str, value, *, what: str = "a file path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`, if it is a ``str`` or an :class:`os.PathLike`; else ``TypeError``
+    (``what`` says what kind of path, e.g. ``"a folder path"``)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be {what} (a str or a Path), got {type(value).__name__} {value!r:.80}")
+    return Path(value)
 
 
 def choice(name: str, value, options, *, error: type[Exception] = ValueError):

@@ -14,6 +14,7 @@ headless machines and inside tests. Every function saves to ``path`` and returns
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,8 +40,8 @@ def _figure(panels: int, width: float = 4.0, height: float = 3.2, cols: int | No
 
 def figure_format(path: str | os.PathLike) -> str:
     """The image format named by ``path``'s suffix (``png`` without one); a ``ValueError`` naming the file and the
-    supported formats for any other suffix."""
-    fmt = Path(path).suffix[1:].lower() or "png"
+    supported formats for any other suffix (a ``TypeError`` for a ``path`` that is not a str or a Path)."""
+    fmt = checks.path("path", path, what="the image file's path").suffix[1:].lower() or "png"
     supported = FigureCanvasAgg.get_supported_filetypes()
     if fmt not in supported:
         raise ValueError(f"{path}: cannot draw to a '.{fmt}' file; supported: {', '.join(sorted(supported))}")
@@ -58,6 +59,24 @@ def _check_recorder(where: str, recorder) -> None:
 
     if not isinstance(recorder, EdgeRecorder):
         raise TypeError(f"{where}: recorder must be a modgraph.record.EdgeRecorder, got {type(recorder).__name__}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _epoch(where: str, epoch) -> int:
+    """``epoch`` as an int: an epoch number (``-1``: the last); a TypeError naming ``where`` otherwise."""
+    return checks.integer(f"{where}: epoch", epoch, why="an epoch number; -1: the last", error=TypeError)
+
+
+def _stats(where: str, recorder, key: str, epoch: int):
+    """``recorder.stats(key, epoch)``, or a ValueError naming ``where``, the gate and the recorded epochs."""
+    history = recorder.gates[key].history
+    if epoch != -1 and all(e != epoch for e, _ in history):
+        raise ValueError(f"{where}: epoch {epoch} was not recorded for gate {key!r}; recorded epochs: "
+                         f"{[e for e, _ in history]} (-1: the last)")
+    return recorder.stats(key, epoch)
 
 
 def _epochs(recorder, key: str, epochs, most: int = 6) -> list:
@@ -91,8 +110,15 @@ def weight_histograms(recorder, path, gates=None, epochs=None, bins: int = 20) -
     if unknown:
         raise ValueError(f"weight_histograms: no recorded gate {unknown[0]!r}; recorded gates: "
                          f"{', '.join(map(repr, recorder.gates)) or 'none'}")
+    unclosed = [k for k in keys if not recorder.gates[k].history]
+    if unclosed:  # else an empty panel
+        raise ValueError(f"weight_histograms: gate {unclosed[0]!r} has no closed epoch; call epoch_end() after "
+                         f"running the network")
     if epochs is not None:
-        epochs = list(epochs)
+        epochs = [checks.integer(f"weight_histograms: epochs[{i}]", e, why="an epoch number", error=TypeError)
+                  for i, e in enumerate(epochs)]
+        if not epochs:
+            raise ValueError("weight_histograms: epochs is empty; give epoch numbers to draw (None: up to 6)")
         recorded = {e for k in keys for e, _ in recorder.gates[k].history}
         missing = [e for e in epochs if e not in recorded]
         if missing:  # else a panel without its curve, silently
@@ -120,7 +146,7 @@ def _edge_means(recorder, epoch) -> dict:
     for key, info in recorder.gates.items():
         if not info.history or info.level == "graph":
             continue
-        mean = recorder.stats(key, epoch).mean
+        mean = _stats("dag_figure", recorder, key, epoch).mean
         if info.level == "neuron":
             means[tuple(info.edges[0])] = float(mean.mean())
         else:
@@ -155,8 +181,10 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
 
     if not isinstance(net, ModuleGraph):
         raise TypeError(f"dag_figure: net must be a modgraph.ModuleGraph, got {type(net).__name__}")
+    epoch = _epoch("dag_figure", epoch)
     if recorder is not None:
         _check_recorder("dag_figure", recorder)
+        _check_gates_of(net, recorder)
     g = net.graph
     layers = {v: i for i, gen in enumerate(nx.topological_generations(g)) for v in gen}
     pos = _layered_positions(g, layers)
@@ -184,18 +212,35 @@ def dag_figure(net, recorder, path, epoch: int = -1) -> Path:
     return _save(fig, path)
 
 
+def _check_gates_of(net, recorder) -> None:
+    """ValueError unless ``recorder`` holds a closed epoch and records gates of ``net`` only (else edges would be
+    drawn by another network's weights, or none at all, silently)."""
+    from .record.recorder import gate_key
+
+    if not any(info.history for info in recorder.gates.values()):
+        raise ValueError("dag_figure: the recorder has no closed epoch; call epoch_end() after running the network "
+                         "(or pass recorder=None to draw the attended edges alone)")
+    levels = {gate_key(gate): gate.level for gate in net.gates()}
+    for key, info in recorder.gates.items():
+        if levels.get(key) != info.level:
+            raise ValueError(f"dag_figure: the recorder records the {info.level} gate {key!r}, which the network has "
+                             f"not (its gates: {', '.join(map(repr, levels)) or 'none'}); draw a network with the "
+                             f"recorder attached to it")
+
+
 def neuron_heatmaps(recorder, path, epoch: int = -1, field: str = "mean") -> Path:
     """One heatmap per neuron-level gate: ``field`` (``mean``, ``std``, ``under``, ...) as ``[in, out]``."""
     from .record.stats import STAT_FIELDS
 
     _check_recorder("neuron_heatmaps", recorder)
+    epoch = _epoch("neuron_heatmaps", epoch)
     checks.choice("neuron_heatmaps: field", field, tuple(f for f in STAT_FIELDS if f != "count"))  # the tensors
     keys = [k for k, info in recorder.gates.items() if info.level == "neuron" and info.history]
     if not keys:
         raise ValueError("the recorder has no neuron-level gate with a closed epoch")
     fig, axes = _figure(len(keys), width=3.0, height=4.2)
     for ax, key in zip(axes, keys):
-        matrix = getattr(recorder.stats(key, epoch), field).cpu().numpy()
+        matrix = getattr(_stats("neuron_heatmaps", recorder, key, epoch), field).cpu().numpy()
         image = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(1.0, float(np.nanmax(matrix))),
                           interpolation="nearest")
         u, v = recorder.gates[key].edges[0]
@@ -219,6 +264,24 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
         if absent:
             raise ValueError(f"sparsity_curves: row {i} has no {', '.join(absent)}; its keys: "
                              f"{', '.join(map(repr, r))}")
+        for role, k in (("x", x), ("y", y)):
+            if not _is_number(r[k]):
+                raise ValueError(f"sparsity_curves: row {i}: {k!r} ({role}) must be a number, got {r[k]!r:.60}")
+        for role, k in (("line", line), ("panel", panel)):
+            try:
+                hash(r[k])
+            except TypeError:
+                raise TypeError(f"sparsity_curves: row {i}: {k!r} ({role}) must be a label (a str or a number), got "
+                                f"{type(r[k]).__name__}") from None
+    before = [i for i, r in enumerate(rows) if "test_acc_before" in r]
+    if before and len(before) < len(rows):  # else a KeyError, or a panel's line from another panel's first row
+        missing = next(i for i, r in enumerate(rows) if "test_acc_before" not in r)
+        raise ValueError(f"sparsity_curves: row {missing} has no 'test_acc_before', but row {before[0]} has; give it "
+                         f"in every row (the unpruned line) or in none")
+    for i in before:
+        if not _is_number(rows[i]["test_acc_before"]):
+            raise ValueError(f"sparsity_curves: row {i}: 'test_acc_before' must be a number, got "
+                             f"{rows[i]['test_acc_before']!r:.60}")
     panels = list(dict.fromkeys(r[panel] for r in rows))
     if not panels:
         raise ValueError("no rows to plot")
@@ -269,17 +332,30 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
     fig, (loss_ax, score_ax) = _figure(2, width=5.0, height=3.4, cols=2)
     shaded = False
     for label, result in runs.items():
+        if not isinstance(result, list) and not (hasattr(result, "history") and hasattr(result, "phases")):
+            raise TypeError(f"training_curves: run {label!r} must be a FitResult or its history list, got "
+                            f"{type(result).__name__}")
         history = result if isinstance(result, list) else result.history
         phases = [] if isinstance(result, list) else result.phases
         if not history:
             raise ValueError(f"run {label!r} has no evaluations to plot")
         for i, h in enumerate(history):
-            absent = [k for k in ("step", "loss", "score") if k not in h]
+            absent = [k for k in ("step", "loss", "score") if not isinstance(h, dict) or k not in h]
             if absent:
                 raise ValueError(f"run {label!r}: history[{i}] has no {', '.join(map(repr, absent))}; expected "
                                  f"{{'step', 'loss', 'score', ...}} as FitResult.history holds them")
-        if not isinstance(history[0]["score"], (int, float)):
-            raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
+            score = h["score"]
+            if isinstance(score, (list, tuple)) or (hasattr(score, "shape") and not _is_number(score)) or score is None:
+                raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
+            for k in ("step", "loss", "score"):
+                if not _is_number(h[k]):
+                    raise ValueError(f"run {label!r}: history[{i}][{k!r}] must be a number, got {h[k]!r:.60}")
+        for i, ph in enumerate(phases):
+            absent = [k for k in ("name", "trains", "attention", "start", "end")
+                      if not isinstance(ph, dict) or k not in ph]
+            if absent:
+                raise ValueError(f"run {label!r}: phases[{i}] has no {', '.join(map(repr, absent))}; expected "
+                                 f"{{'name', 'trains', 'attention', 'start', 'end'}} as FitResult.phases holds them")
         steps = [h["step"] for h in history]
         loss_ax.plot(steps, [h["loss"] for h in history], lw=1.2, label=label)
         score_ax.plot(steps, [h["score"] for h in history], lw=1.2, label=label)
@@ -322,18 +398,27 @@ def branch_profile(weights: dict, path, groups=None, xlabel: str = "branch", tit
     if not weights:
         raise ValueError("no branch weights to plot")
     labels = [str(k) for k in weights]
-    columns = {k: np.asarray(v, dtype=float).reshape(-1) for k, v in weights.items()}
+    columns = {k: _samples(f"branch_profile: weights[{k!r}]", v, "weights [N]") for k, v in weights.items()}
     if len({c.shape[0] for c in columns.values()}) > 1:
         raise ValueError(f"branch_profile: every branch needs one weight per sample, got "
                          f"{', '.join(f'{k!r}: {c.shape[0]}' for k, c in columns.items())}")
     w = np.stack(list(columns.values()), axis=1)  # (N, K)
+    if not w.shape[0]:
+        raise ValueError("branch_profile: the weights hold no samples (N = 0); nothing to plot")
+    if groups is not None and not isinstance(groups, dict):
+        raise TypeError(f"branch_profile: groups must be a dict {{group label: bool mask [N]}} (or None), got "
+                        f"{type(groups).__name__}")
     groups = groups or {"all": np.ones(w.shape[0], dtype=bool)}
-    fig, (ax,) = _figure(1, width=6.0, height=3.6)
-    x = np.arange(len(labels))
-    for name, mask in groups.items():
-        mask = np.asarray(mask, dtype=bool).reshape(-1)
+    masks = {name: _samples(f"branch_profile: groups[{name!r}]", mask, "bool mask [N]", boolean=True)
+             for name, mask in groups.items()}
+    for name, mask in masks.items():
         if mask.shape[0] != w.shape[0]:
             raise ValueError(f"group {name!r} has {mask.shape[0]} entries, the weights {w.shape[0]} samples")
+    if not any(m.any() for m in masks.values()):
+        raise ValueError("branch_profile: no group holds a sample (every mask is all False); nothing to plot")
+    fig, (ax,) = _figure(1, width=6.0, height=3.6)
+    x = np.arange(len(labels))
+    for name, mask in masks.items():
         if not mask.any():
             continue
         mean, std = w[mask].mean(0), w[mask].std(0)
@@ -346,3 +431,26 @@ def branch_profile(weights: dict, path, groups=None, xlabel: str = "branch", tit
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def _samples(name: str, value, what: str, boolean: bool = False) -> np.ndarray:
+    """``value`` (a tensor, an array or a list) as a 1-D numpy array of numbers (``boolean``: of bools), or the
+    error naming ``name``: a ``[N, heads]`` or ``[B, in, out]`` array flattened would mix heads or units into the
+    samples, a float mask would be taken as True wherever it is not 0."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__} ({err})") from None
+    if boolean and array.dtype != bool:
+        raise ValueError(f"{name} must be a {what}, got {array.dtype} values; compare to get a mask, e.g. y == 0")
+    if not boolean and (array.dtype == bool or not np.issubdtype(array.dtype, np.number)
+                        or np.issubdtype(array.dtype, np.complexfloating)):
+        raise ValueError(f"{name} must be {what} of numbers, got {array.dtype} values")
+    if array.ndim == 2 and array.shape[1] == 1:  # [N, 1]: one head
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be {'a ' if boolean else ''}{what}, got shape {array.shape}"
+                         + ("" if boolean else "; pick one head (w[:, h]) or unit"))
+    return array if boolean else array.astype(float)

@@ -361,3 +361,15 @@ def test_graph_pruning_refuses_a_bad_edge_index():
                                             r"\[0, 2\) \(num_nodes is 2; it must be the graph's node count"):
         prune(mg.ModuleGraph(mlp_graph(5, 4, 3)), MagnitudeImportance(), level="graph", sparsity=0.5, edge_index=EI,
               num_nodes=2)
+
+
+def test_path():
+    from pathlib import Path
+
+    assert checks.path("p", "a/b.txt") == Path("a/b.txt") and checks.path("p", Path("x")) == Path("x")
+    for value in (5, None, b"a"):
+        with pytest.raises(TypeError, match=rf"^f: path must be a file path \(a str or a Path\), got "
+                                            rf"{type(value).__name__} "):
+            checks.path("f: path", value)
+    with pytest.raises(TypeError, match=r"^d must be a folder path \(a str or a Path\), got int 1$"):
+        checks.path("d", 1, what="a folder path")

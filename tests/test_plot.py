@@ -236,3 +236,88 @@ def test_result_plot_arguments_are_checked(tmp_path):
                                         r"got list"):
         plot.branch_profile([torch.rand(4)], tmp_path / "b.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recording_figure_arguments_are_named_and_nothing_is_written(tmp_path, recorded):
+    net, rec = recorded
+    open_rec = EdgeRecorder().attach(net)
+    net(torch.randn(4, 5))  # recorded, but no epoch closed
+    open_rec.detach()
+    other = mg.ModuleGraph(mlp_graph(5, 6, 3, None))  # the same DAG without attention
+    calls = [
+        (lambda p: plot.weight_histograms(rec, p, epochs=[]), ValueError, r"weight_histograms: epochs is empty"),
+        (lambda p: plot.weight_histograms(rec, p, epochs=[True]), TypeError,  # before: epoch 1
+         r"weight_histograms: epochs\[0\] must be an integer \(an epoch number\), got True"),
+        (lambda p: plot.weight_histograms(rec, p, epochs=[1.0]), TypeError, r"epochs\[0\] must be an integer .*1\.0"),
+        (lambda p: plot.weight_histograms(open_rec, p), ValueError,  # before: an empty panel
+         r"weight_histograms: gate 'h->y' has no closed epoch; call epoch_end\(\)"),
+        (lambda p: plot.neuron_heatmaps(rec, p, epoch=7), ValueError,  # before: a KeyError
+         r"neuron_heatmaps: epoch 7 was not recorded for gate 'h->y'; recorded epochs: \[0, 1, 2\]"),
+        (lambda p: plot.neuron_heatmaps(rec, p, epoch=True), TypeError,
+         r"neuron_heatmaps: epoch must be an integer \(an epoch number; -1: the last\), got True"),
+        (lambda p: plot.dag_figure(net, rec, p, epoch=1.5), TypeError, r"dag_figure: epoch must be an integer .*1\.5"),
+        (lambda p: plot.dag_figure(net, rec, p, epoch=7), ValueError, r"dag_figure: epoch 7 was not recorded"),
+        (lambda p: plot.dag_figure(net, open_rec, p), ValueError,  # before: drawn without the weights
+         r"dag_figure: the recorder has no closed epoch; call epoch_end\(\)"),
+        (lambda p: plot.dag_figure(other, rec, p), ValueError,  # before: drawn with another network's weights
+         r"dag_figure: the recorder records the neuron gate 'h->y', which the network has not \(its gates: none\)"),
+        (lambda p: plot.neuron_heatmaps(rec, 5), TypeError,
+         r"path must be the image file's path \(a str or a Path\), got int 5"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call(tmp_path / "f.png")
+    assert list(tmp_path.iterdir()) == []
+    _png(plot.dag_figure(net, rec, tmp_path / "ok.png", epoch=np.int64(1)))
+
+
+def test_result_figure_values_are_named_and_nothing_is_written(tmp_path):
+    row = {"sparsity": 0.1, "test_acc_after": 0.9, "criterion": "a", "dataset": "d"}
+    hist = [{"step": 1, "loss": 0.5, "score": 0.7}]
+    calls = [
+        (lambda p: plot.sparsity_curves([{**row, "test_acc_after": "x"}], p), ValueError,
+         r"sparsity_curves: row 0: 'test_acc_after' \(y\) must be a number, got 'x'"),
+        (lambda p: plot.sparsity_curves([row, {**row, "sparsity": None}], p), ValueError,
+         r"sparsity_curves: row 1: 'sparsity' \(x\) must be a number, got None"),
+        (lambda p: plot.sparsity_curves([{**row, "criterion": ["a"]}], p), TypeError,
+         r"sparsity_curves: row 0: 'criterion' \(line\) must be a label \(a str or a number\), got list"),
+        (lambda p: plot.sparsity_curves([{**row, "test_acc_before": 0.9}, row], p), ValueError,  # a KeyError before
+         r"sparsity_curves: row 1 has no 'test_acc_before', but row 0 has; give it in every row"),
+        (lambda p: plot.sparsity_curves([{**row, "test_acc_before": "x"}], p), ValueError,
+         r"sparsity_curves: row 0: 'test_acc_before' must be a number, got 'x'"),
+        (lambda p: plot.training_curves({"a": None}, p), TypeError,  # an AttributeError before
+         r"training_curves: run 'a' must be a FitResult or its history list, got NoneType"),
+        (lambda p: plot.training_curves({"a": [{**hist[0], "loss": "x"}]}, p), ValueError,  # drawn before
+         r"run 'a': history\[0\]\['loss'\] must be a number, got 'x'"),
+        (lambda p: plot.training_curves({"a": [{**hist[0], "score": True}]}, p), ValueError,
+         r"run 'a': history\[0\]\['score'\] must be a number, got True"),
+        (lambda p: plot.training_curves({"a": [*hist, {**hist[0], "score": [0.1, 0.2]}]}, p), ValueError,
+         r"run 'a': per-member \(ensemble\) scores are not plotted"),
+        (lambda p: plot.training_curves({"a": mg.train.FitResult(
+            **{**_fit_result_fields(), "history": hist, "phases": [{"name": "x"}, {"name": "y"}]})}, p), ValueError,
+         r"run 'a': phases\[0\] has no 'trains', 'attention', 'start', 'end'"),
+        (lambda p: plot.branch_profile({"a": torch.rand(4, 2), "b": torch.rand(8)}, p), ValueError,  # flattened before
+         r"branch_profile: weights\['a'\] must be weights \[N\], got shape \(4, 2\); pick one head"),
+        (lambda p: plot.branch_profile({"a": ["x", "y"]}, p), ValueError,
+         r"branch_profile: weights\['a'\] must be weights \[N\] of numbers, got <U1 values"),
+        (lambda p: plot.branch_profile({"a": []}, p), ValueError, r"branch_profile: the weights hold no samples"),
+        (lambda p: plot.branch_profile({"a": [0.1, 0.2]}, p, groups=[[True, False]]), TypeError,
+         r"branch_profile: groups must be a dict \{group label: bool mask \[N\]\} \(or None\), got list"),
+        (lambda p: plot.branch_profile({"a": [0.1, 0.2, 0.3]}, p, groups={"g": [0, 2, 2]}), ValueError,  # a mask before
+         r"branch_profile: groups\['g'\] must be a bool mask \[N\], got int64 values"),
+        (lambda p: plot.branch_profile({"a": [0.1, 0.2]}, p, groups={"g": [False, False]}), ValueError,
+         r"branch_profile: no group holds a sample"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call(tmp_path / "f.png")
+    assert list(tmp_path.iterdir()) == []
+    w = torch.rand(4, 1, requires_grad=True)  # [N, 1] (one head) and a tensor that requires grad are taken
+    _png(plot.branch_profile({"a": w, "b": torch.rand(4)}, tmp_path / "ok.png",
+                             groups={"g": torch.tensor([True, False, True, True])}))
+
+
+def _fit_result_fields() -> dict:
+    import dataclasses
+
+    return {f.name: None for f in dataclasses.fields(mg.train.FitResult)}

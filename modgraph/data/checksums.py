@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
+from modgraph import checks
 from modgraph.errors import DataError
 
 _SHA256_BY_FOLDER: dict[str, dict[str, str]] = {
@@ -161,8 +163,10 @@ def _digests(path: Path, size: int, mtime_ns: int) -> tuple[str, str]:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 (hex) of a file, cached in-process by (path, size, mtime)."""
-    path = Path(path)
+    path = checks.path("file_sha256: path", path)
     st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise IsADirectoryError(f"file_sha256: {path} is not a regular file (a folder?); give a file")
     return _digests(path, st.st_size, st.st_mtime_ns)[0]
 
 
@@ -189,7 +193,10 @@ def verify_file(path: str | os.PathLike, relpath: str) -> None:
     Example:
         >>> verify_file("/work/shared/data/uci/glass/glass.data", "uci/glass/glass.data")
     """
-    path = Path(path)
+    path = checks.path("verify_file: path", path)
+    if not isinstance(relpath, str):
+        raise TypeError(f"verify_file: relpath must be the file's path in the data root (a str such as "
+                        f"'uci/glass/glass.data'), got {type(relpath).__name__} {relpath!r:.60}")
     if not is_known(relpath):
         raise DataError(
             f"no known checksum for '{relpath}' (file {path}); known files are the Planetoid raw files and "
@@ -199,6 +206,8 @@ def verify_file(path: str | os.PathLike, relpath: str) -> None:
         st = path.stat()
     except OSError as err:
         raise DataError(f"cannot check {path}: {err.strerror or err}. Restore '{relpath}' in the data root.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"cannot check {path}: not a regular file (a folder?). Restore '{relpath}' in the data root.")
     sha256, blob = _digests(path, st.st_size, st.st_mtime_ns)
     if relpath in KNOWN_SHA256:
         expected_kind, expected, got = "sha256", KNOWN_SHA256[relpath], sha256

@@ -73,6 +73,14 @@ def sbm_graph(
     num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split = _check(
         num_nodes, num_classes, avg_degree, num_features, p_in_ratio, feature_noise, split)
     seed = checks.integer("sbm_graph: seed", seed, error=DataError)
+    if not -(1 << 63) <= seed < 1 << 64:
+        raise DataError(f"sbm_graph: seed must be an integer in [-2**63, 2**64) (what torch.Generator takes), got "
+                        f"{seed}")
+    try:
+        device = None if device is None else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DataError(f"sbm_graph: device must be a torch.device such as 'cpu' or 'cuda:0' (or None), got "
+                        f"{device!r}") from None
     g = torch.Generator().manual_seed(seed)
     N, C = num_nodes, num_classes
 
@@ -116,7 +124,15 @@ def sbm_graph(
 
 
 def edge_homophily(edge_index: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of edges whose two end nodes have the same label (``nan`` for a graph without edges)."""
+    """Fraction of edges whose two end nodes have the same label (``nan`` for a graph without edges).
+
+    ``edge_index``: ``[2, E]`` node ids in ``[0, N)``; ``y``: ``[N]`` labels, one per node.
+    """
+    if not isinstance(y, torch.Tensor) or y.dim() != 1:
+        got = f"shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise (ValueError if isinstance(y, torch.Tensor) else TypeError)(
+            f"edge_homophily: y must be a tensor [N] of labels, one per node, got {got}")
+    checks.edge_index("edge_homophily: edge_index", edge_index, y.shape[0], nodes=f"y has {y.shape[0]} labels")
     if edge_index.numel() == 0:
         return float("nan")
     return float((y[edge_index[0]] == y[edge_index[1]]).float().mean())

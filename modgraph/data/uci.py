@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modgraph import checks
 from modgraph.data.checks import check_features, check_labels
 from modgraph.data.checksums import verify_file
 from modgraph.data.paths import HOW_TO_SET_ROOT, data_root_origin, resolve_data_root
@@ -415,11 +416,22 @@ def load_csv(
     Example:
         >>> ds = load_csv("iris.csv", label_column="species")   # doctest: +SKIP
     """
+    if not isinstance(label_column, str):
+        raise TypeError(f"load_csv: label_column must be a column name (a str), got {type(label_column).__name__} "
+                        f"{label_column!r:.60}")
     if drop_columns is None:
         drop_columns = ()
     elif isinstance(drop_columns, str):  # one name, not its characters
         drop_columns = (drop_columns,)
-    path = Path(path).expanduser()
+    if not hasattr(drop_columns, "__iter__") or not all(isinstance(c, str) for c in drop_columns):
+        raise TypeError(f"load_csv: drop_columns must be a list of column names (str), got {drop_columns!r:.80}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise (TypeError if not isinstance(delimiter, str) else ValueError)(
+            f"load_csv: delimiter must be one character (not a quote or a line break), such as ',' or ';', got "
+            f"{delimiter!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"load_csv: name must be a str (or None: the file's stem), got {type(name).__name__}")
+    path = checks.path("load_csv: path", path).expanduser()
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}. Check the path (relative paths start at {Path.cwd()}).")
     records = _read_records(path, delimiter)

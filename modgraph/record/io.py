@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from .. import checks
 from ..checks import is_integer
 from ..errors import DataError
 from ..io import atomic_write_text
@@ -111,7 +112,7 @@ def _check_target(rows: list[dict], path: Path, suffix: str, writer: str) -> Non
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
-    path = Path(path)
+    path = checks.path("to_csv: path", path)
     _check_target(rows, path, ".csv", "to_csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -123,7 +124,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
 
 
 def write_json(rows: list[dict], path: str | os.PathLike) -> Path:
-    path = Path(path)
+    path = checks.path("to_json: path", path)
     _check_target(rows, path, ".json", "to_json")
     atomic_write_text(path, json.dumps({"format": FORMAT, "rows": rows}) + "\n")
     return path
@@ -137,7 +138,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 def read_located_rows(path: str | os.PathLike) -> list[tuple[dict, str]]:
     """:func:`read_rows` with where each row is in the file: ``(row, "line 5")`` (CSV) or ``(row, "row 3")``
     (JSON), for error messages."""
-    path = Path(path)
+    path = checks.path("read_rows: path", path, what="a recording file's path")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -196,7 +197,7 @@ def _typed(row, where: str) -> dict:
         for k in _OPTIONAL_INT:
             out[k] = None if row[k] in ("", None) else _int(row[k], k)
         for k in _FLOAT:
-            out[k] = float("nan") if row[k] in ("", None) else float(row[k])
+            out[k] = float("nan") if row[k] in ("", None) else _float(row[k], k)
     except (TypeError, ValueError) as err:
         raise DataError(f"{where}: {err}") from None
     for k in ("mean", "min", "max"):
@@ -215,12 +216,26 @@ def _typed(row, where: str) -> dict:
     for k, meaning in zip(_OPTIONAL_INT, _INDEX_MEANING.get(out["level"], ())):
         if out[k] is None:
             raise DataError(f"{where}: {k} is empty; a {out['level']} row needs it ({meaning})")
-    for k in ("head", "count", *_OPTIONAL_INT):
+    for k in ("epoch", "head", "count", *_OPTIONAL_INT):
         if out[k] is not None and out[k] < 0:
             raise DataError(f"{where}: {k} must be a non-negative integer, got {out[k]}")
+    if out["count"] == 0:  # a recorder writes a gate's rows only for an epoch that recorded it
+        raise DataError(f"{where}: count must be a positive integer (the samples summarised), got {out['count']}")
     if not 0.0 <= out["threshold"] <= 1.0:  # NaN fails too
         raise DataError(f"{where}: threshold must be a number in [0, 1] (the recorder's), got {row['threshold']!r}")
     return out
+
+
+def _float(value, column: str) -> float:
+    """A number field: text (CSV) or a JSON number; never a bool or anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{column} must be a number (or empty), got {value!r}")
 
 
 def _int(value, column: str) -> int:

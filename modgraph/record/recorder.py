@@ -45,6 +45,14 @@ from .stats import EdgeStats, RunningStats
 
 def gate_key(gate: Gate) -> str:
     """The recorder's name for a gate: ``"u->v"`` for a neuron gate, the node name for branch and graph gates."""
+    if not isinstance(gate, Gate):
+        raise TypeError(f"gate_key: expected a modgraph Gate (net.gates() lists a network's), got "
+                        f"{type(gate).__name__}")
+    return _key(gate)
+
+
+def _key(gate: Gate) -> str:
+    """:func:`gate_key` without the check (the recording hook's, which gets gates from the gates themselves)."""
     if gate.level == "neuron":
         u, v = gate.name
         return f"{u}->{v}"
@@ -171,7 +179,7 @@ class EdgeRecorder:
     def _record(self, gate: Gate, weights: torch.Tensor, context: dict) -> None:
         if not self.enabled:
             return
-        key = gate_key(gate)
+        key = _key(gate)
         if self.every > 1:
             calls = self._calls[key] = self._calls.get(key, -1) + 1
             if calls % self.every:
@@ -250,6 +258,10 @@ class EdgeRecorder:
 
     def stats(self, key: str, epoch: int = -1) -> EdgeStats:
         """Statistics of gate ``key`` in ``epoch`` (an epoch number; ``-1``: the last epoch that recorded it)."""
+        if not isinstance(key, str):
+            raise TypeError(f"stats: key must be a gate key (a str such as 'h->y'; recorded gates: "
+                            f"{', '.join(map(repr, self.gates)) or 'none yet'}), got {type(key).__name__} {key!r:.60}")
+        epoch = checks.integer("stats: epoch", epoch, why="an epoch number; -1: the last", error=TypeError)
         if key not in self.gates:
             valid = ", ".join(map(repr, self.gates)) or "none yet"
             raise KeyError(f"no recorded gate {key!r}; recorded gates: {valid}")
@@ -287,6 +299,7 @@ class EdgeRecorder:
         """Read a CSV or JSON file written by :meth:`to_csv`/:meth:`to_json` into a detached recorder."""
         from .io import read_located_rows, recorder_from_rows
 
+        checks.path("EdgeRecorder.load: path", path, what="a recording file's path")
         located = read_located_rows(path)
         return recorder_from_rows([row for row, _ in located], source=str(path), where=[at for _, at in located])
 

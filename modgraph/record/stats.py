@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import checks
+
 STAT_FIELDS = ("count", "mean", "std", "min", "max", "under")
 
 
@@ -82,9 +84,20 @@ class RunningStats:
     def __init__(self, shape: tuple[int, ...], threshold: float, device=None, dtype: torch.dtype = torch.float32):
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"RunningStats: dtype must be torch.float32 or torch.float64, got {dtype}")
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list, torch.Size)):
+            raise TypeError(f"RunningStats: shape must be a tuple of sizes (the per-sample weights' shape, e.g. "
+                            f"(in, out)), got {shape!r:.80}")
+        for i, d in enumerate(shape):
+            checks.integer(f"RunningStats: shape[{i}]", d, least=0, why="a size")
+        threshold = checks.number("RunningStats: threshold", threshold, low=0, high=1)
+        try:
+            device = None if device is None else torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"RunningStats: device must be a torch.device such as 'cpu' or 'cuda:0' (or None), got "
+                             f"{device!r}") from None
         self.dtype = dtype
-        self.shape = tuple(shape)
-        self.threshold = float(threshold)
+        self.shape = tuple(int(d) for d in shape)
+        self.threshold = threshold
         self.count = 0
         size = 1
         for d in self.shape:
@@ -101,6 +114,7 @@ class RunningStats:
         self._buf = torch.zeros(0, size, **self._f32)  # scratch for d and the indicator
         self.pending = 0  # additions into the busiest accumulator row since the flush
         self.totals = torch.zeros(3, size, dtype=torch.float64, device=device)
+        self._device = self.totals.device  # where the weights must be (cuda -> cuda:0: as a tensor's device reads)
         self.flushed = False  # whether `totals` holds anything (an epoch of more than FLUSH additions per row)
         self._t = torch.full((), self.threshold, **self._f32)
         self.order: tuple[int, ...] | None = None  # the per-sample dims in memory order (set by the first batch)
@@ -144,8 +158,12 @@ class RunningStats:
     @torch.no_grad()
     def update(self, w: torch.Tensor) -> None:
         """Add a batch of weights ``[N, *shape]`` (``N`` samples) to the running sums, minima and maxima."""
-        if tuple(w.shape[1:]) != self.shape:
-            raise ValueError(f"expected weights [N, {', '.join(map(str, self.shape))}], got {tuple(w.shape)}")
+        try:  # one cheap test on the hot path; the message is composed only on a failure
+            bad = w.shape[1:] != self.shape or w.device != self._device or w.is_complex()
+        except AttributeError:
+            bad = True
+        if bad:
+            self._refuse(w)
         n = w.shape[0]
         if n == 0:
             return
@@ -162,6 +180,19 @@ class RunningStats:
             self.count = 0
             self._add(self._single)
         self._add(w)
+
+    def _refuse(self, w) -> None:
+        """Raise the error naming why :meth:`update` cannot add ``w``."""
+        want = f"[N, {', '.join(map(str, self.shape))}]"
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"RunningStats.update: expected the weights as a torch.Tensor {want}, got "
+                            f"{type(w).__name__}")
+        if w.dim() == 0 or tuple(w.shape[1:]) != self.shape:
+            raise ValueError(f"expected weights {want}, got {tuple(w.shape)}")
+        if w.is_complex():
+            raise TypeError(f"RunningStats.update: weights must be real numbers, got {w.dtype}")
+        raise ValueError(f"RunningStats.update: weights on {w.device}, but the statistics live on {self._device}; "
+                         f"make a RunningStats(..., device={str(w.device)!r}) for them")
 
     def _add(self, w: torch.Tensor) -> None:
         """Add ``w`` ``[N, D]`` (memory order, in ``dtype``) to the accumulators."""

@@ -67,6 +67,7 @@ class DistContext:
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """``auto``: ``cuda:local_rank`` when CUDA is available, else the CPU; ``cuda`` without a GPU is an error, and so
     is a local rank without a GPU of its own (two processes on one GPU: nccl refuses it, later and less clearly)."""
+    local_rank = checks.integer("resolve_device: local_rank", local_rank, least=0)
     name = str(device)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,8 +95,8 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 600
 
     The backend is ``nccl`` for CUDA devices and ``gloo`` for the CPU (``init_method="env://"``).
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    timeout_s = checks.number("init_distributed: timeout_s", timeout_s, low=0, low_open=True, why="seconds")
+    world_size, rank, local_rank = (_env_int(k, d) for k, d in (("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
     dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
@@ -106,6 +107,26 @@ def init_distributed(device: str | torch.device = "auto", timeout_s: float = 600
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=timeout_s))
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, dev, dist.get_backend())
+
+
+def _env_int(key: str, default: int) -> int:
+    """The environment variable ``key`` (torchrun sets it) as a non-negative integer, ``default`` when unset."""
+    text = os.environ.get(key)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"init_distributed: the environment variable {key} must be a non-negative integer (torchrun "
+                         f"sets it), got {text!r}")
+    return value
+
+
+def _check_ctx(who: str, ctx) -> None:
+    if not isinstance(ctx, DistContext):
+        raise TypeError(f"{who}: ctx must be a DistContext (init_distributed() returns it), got {type(ctx).__name__}")
 
 
 def cleanup(failed: bool = False) -> None:
@@ -146,6 +167,9 @@ def wrap(net: nn.Module, ctx: DistContext, find_unused_parameters: bool = False)
     Set ``find_unused_parameters`` when some parameters get no gradient in a step (attention switched off or a
     group frozen by the alternating schedule).
     """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"wrap: net must be a network (a torch.nn.Module), got {type(net).__name__}")
+    _check_ctx("wrap", ctx)
     if not ctx.distributed or ctx.world_size == 1:
         return net
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -162,6 +186,11 @@ def seed_sampler(num_seeds: int, ctx: DistContext, shuffle: bool = True, seed: i
     ``r, r + world, ...``; the list is padded with its first positions to a multiple of the world size, so every
     process draws the same number of batches.
     """
+    num_seeds = checks.integer("seed_sampler: num_seeds", num_seeds, least=0)
+    _check_ctx("seed_sampler", ctx)
+    seed = checks.integer("seed_sampler: seed", seed, why="a random seed")
+    shuffle = checks.flag("seed_sampler: shuffle", shuffle, error=TypeError)
+    drop_last = checks.flag("seed_sampler: drop_last", drop_last, error=TypeError)
     return DistributedSampler(range(num_seeds), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=shuffle,
                               seed=seed, drop_last=drop_last)
 
@@ -187,6 +216,8 @@ def gather_objects(obj, group=None) -> list:
 @torch.no_grad()
 def parameter_spread(net: nn.Module) -> float:
     """The largest ``|p - p_rank0|`` over every parameter and buffer: 0 when the replicas agree exactly."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"parameter_spread: net must be a network (a torch.nn.Module), got {type(net).__name__}")
     tensors = [t.detach().flatten() for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
     if not _active() or not tensors:
         return 0.0
@@ -206,12 +237,21 @@ def shard_jobs(jobs: Sequence[T], rank: int, world_size: int,
     first, each to the process with the least work so far (ties: the lower rank), which every process computes
     alike; a process's jobs come in that order.
     """
-    if world_size < 1 or not 0 <= rank < world_size:
+    world_size = checks.integer("shard_jobs: world_size", world_size, least=1, why="the number of processes")
+    rank = checks.integer("shard_jobs: rank", rank, least=0)
+    if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size), got rank {rank} of world_size {world_size}")
+    if isinstance(jobs, (str, bytes)) or not hasattr(jobs, "__iter__"):
+        raise TypeError(f"shard_jobs: jobs must be a list of jobs, got {type(jobs).__name__}")
     if cost is None:
         return [(i, job) for i, job in enumerate(jobs) if i % world_size == rank]
+    if isinstance(cost, (str, bytes)) or not hasattr(cost, "__len__"):
+        raise TypeError(f"shard_jobs: cost must be a list of numbers, one per job (or None), got "
+                        f"{type(cost).__name__}")
     if len(cost) != len(jobs):
         raise ValueError(f"cost must give one number per job: {len(cost)} costs for {len(jobs)} jobs")
+    for i, c in enumerate(cost):  # NaN would sort anywhere: every process computing the same shares is not assured
+        checks.number(f"shard_jobs: cost[{i}]", c, low=0, why="the job's cost")
     load = [0.0] * world_size
     mine = []
     for i in sorted(range(len(jobs)), key=lambda j: (-float(cost[j]), j)):
@@ -238,6 +278,10 @@ def run_jobs(jobs: Sequence[T], fn: Callable[[T], R], ctx: DistContext | None = 
     with less work used to hit while the others still trained: the whole job then failed. A process that fails
     instead ends the job through ``torchrun``, as before.
     """
+    if ctx is not None:
+        _check_ctx("run_jobs", ctx)
+    if not callable(fn):
+        raise TypeError(f"run_jobs: fn must be callable as fn(job) -> result, got {type(fn).__name__}")
     rank, world = (ctx.rank, ctx.world_size) if ctx is not None else (0, 1)
     wait_s = checks.number("wait_s", wait_s, low=0, low_open=True, why="seconds")
     group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=wait_s)) if _active() else None

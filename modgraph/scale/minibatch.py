@@ -40,7 +40,11 @@ Forward = Callable[..., Tensor]
 def _device(forward, device) -> torch.device:
     """``device`` if given, else where ``forward``'s parameters live (the CPU for a parameterless callable)."""
     if device is not None:
-        return torch.device(device)
+        try:
+            return torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device must be a torch.device such as 'cpu' or 'cuda:0' (or None: where the network's "
+                             f"parameters are), got {device!r}") from None
     params = forward.parameters() if isinstance(forward, nn.Module) else iter(())
     first = next(params, None)
     return first.device if first is not None else torch.device("cpu")
@@ -67,9 +71,20 @@ def seed_loss(forward: Forward, batch, device: torch.device | str | None = None,
         device: where the step runs (default: where ``forward``'s parameters are).
         loss: ``loss(logits [B, C], y [B])``, mean over the seeds (default cross-entropy).
     """
+    if not (callable(forward) and callable(loss)):
+        _callables("seed_loss", forward=forward, loss=loss)
     x, edge_index, y, n = _inputs(batch, _device(forward, device))
     out = forward(x, edge_index=edge_index)  # (num sampled nodes, C)
     return loss(out[:n], y[:n])
+
+
+def _callables(who: str, **given) -> None:
+    """TypeError naming the first of ``given`` that is not callable (``None`` is allowed, but for ``forward``); else
+    it fails at its first call, perhaps after an epoch of work, with only "'int' object is not callable"."""
+    for name, value in given.items():
+        if (value is not None or name == "forward") and not callable(value):
+            optional = "" if name == "forward" else " (or None)"
+            raise TypeError(f"{who}: {name} must be callable{optional}, got {type(value).__name__} {value!r:.60}")
 
 
 def _check_loader(loader, who: str) -> None:
@@ -125,6 +140,9 @@ def evaluate_loader(forward: Forward, loader: Iterable, device: torch.device | s
     parameters are.
     """
     _check_loader(loader, "evaluate_loader")
+    _callables("evaluate_loader", forward=forward, reduce=reduce)
+    if not hasattr(loader, "__iter__"):
+        raise TypeError(f"evaluate_loader: loader must be a loader of sampled batches, got {type(loader).__name__}")
     device = _device(forward, device)
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # correct, loss sum, seeds
     for batch in loader:
@@ -164,8 +182,14 @@ class MiniBatchTask:
                  forward: Forward | None = None, reduce: Callable[[Tensor], Tensor] | None = None,
                  loss: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy):
         self.stream = BatchStream(train)
+        _check_loader(val, "MiniBatchTask: val")
+        _callables("MiniBatchTask", reduce=reduce, loss=loss)
+        if forward is not None:
+            _callables("MiniBatchTask", forward=forward)
+        if not hasattr(val, "__iter__"):
+            raise TypeError(f"MiniBatchTask: val must be a loader of sampled batches, got {type(val).__name__}")
         self.val, self.forward, self.reduce = val, forward, reduce
-        self.device = None if device is None else torch.device(device)
+        self.device = None if device is None else _device(None, device)
         self.loss_of = loss
         self.last_eval: dict = {}
 
@@ -201,6 +225,9 @@ def train_epoch(forward: Forward, loader: Iterable, optimizer: torch.optim.Optim
         raise TypeError(f"train_epoch: optimizer must be a torch.optim.Optimizer over the network's parameters, "
                         f"got {type(optimizer).__name__}")
     _check_loader(loader, "train_epoch")
+    _callables("train_epoch", forward=forward, loss=loss, progress=progress)
+    if not hasattr(loader, "__iter__"):
+        raise TypeError(f"train_epoch: loader must be a loader of sampled batches, got {type(loader).__name__}")
     device = _device(forward, device)
     start = time.perf_counter()
     # the loss summed on the device in float64 (as the float additions it replaces), read once after the loop: a

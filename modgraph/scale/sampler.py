@@ -55,6 +55,11 @@ def sample_neighbors(colptr: Tensor, row: Tensor, nodes: Tensor, k: int, replace
         ``(edge, target)``: CSC positions ``[S]`` of the drawn edges and, for each, the index into ``nodes`` of
         its target. The source nodes are ``row[edge]``.
     """
+    k = checks.integer("sample_neighbors: k", k, why="edges per node; -1: all")
+    for name, t in (("colptr", colptr), ("row", row), ("nodes", nodes)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"sample_neighbors: {name} must be a tensor of node ids or positions, got "
+                            f"{type(t).__name__}")
     device = colptr.device
     start = colptr[nodes]  # (F,)
     deg = colptr[nodes + 1] - start  # (F,)
@@ -150,6 +155,7 @@ class TorchNeighborSampler(NeighborSampler):
             raise NotImplementedError(f"TorchNeighborSampler samples homogeneous Data graphs, got "
                                       f"{type(data).__name__}; install pyg-lib for heterogeneous graphs")
         num_neighbors = _check_num_neighbors(num_neighbors)
+        replace = checks.flag("TorchNeighborSampler: replace", replace, error=TypeError)
         check_graph(data, "TorchNeighborSampler")
         with warnings.catch_warnings():  # "NeighborSampler without pyg-lib is deprecated": this class is the fix
             warnings.filterwarnings("ignore", message=".*without a 'pyg-lib' installation.*")
@@ -211,6 +217,8 @@ def neighbor_loader(data: Data, num_neighbors: Sequence[int], batch_size: int, i
             (which seeds, e.g. a ``DistributedSampler``; then ``shuffle=False``) ...).
     """
     num_neighbors = _check_num_neighbors(num_neighbors)
+    replace = checks.flag("neighbor_loader: replace", replace, error=TypeError)
+    shuffle = checks.flag("neighbor_loader: shuffle", shuffle, error=TypeError)
     if neighbor_sampler is None and not has_compiled_sampler():
         neighbor_sampler = TorchNeighborSampler(data, num_neighbors, replace=replace)  # checks the graph
     elif isinstance(data, Data):

@@ -124,8 +124,12 @@ def save_checkpoint(path: str | os.PathLike, trainer, extra: dict | None = None)
     Raises TypeError, before writing anything, for an ``extra`` the checkpoint could not be read back with (a numpy
     number, a ``Path``, any other object ``torch.load(weights_only=True)`` refuses).
     """
+    path = checks.path("save_checkpoint: path", path)
     _check_trainer(trainer, "save_checkpoint")
     if extra is not None:
+        if not isinstance(extra, dict):
+            raise TypeError(f"save_checkpoint: extra must be a dict of plain data (or None), got "
+                            f"{type(extra).__name__}; nothing written")
         _check_extra(extra)
     return atomic_torch_save({"format": CKPT_FORMAT, "spec": _spec_of(trainer.net), "trainer": trainer.state_dict(),
                               "rng": rng_state(), "extra": extra or {}}, path)
@@ -140,6 +144,7 @@ def load_checkpoint(path: str | os.PathLike, trainer, map_location=None) -> dict
     Raises :class:`CheckpointError` naming the file when it is unreadable, not a checkpoint, or was written for
     another architecture.
     """
+    path = checks.path("load_checkpoint: path", path)
     _check_trainer(trainer, "load_checkpoint")
     blob = safe_torch_load(path, "cpu" if map_location is None else map_location)
     if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
@@ -183,9 +188,18 @@ class Checkpointer:
         for arg, value in (("directory", directory), ("name", name)):
             if not isinstance(value, (str, os.PathLike)):
                 raise TypeError(f"Checkpointer: {arg} must be a path (a str or a Path), got {type(value).__name__}")
+        if Path(name).name != str(name) or str(name) in ("", ".", ".."):
+            raise ValueError(f"Checkpointer: name must be a file name in directory (such as 'last.pt'), got "
+                             f"{str(name)!r}; put folders in directory")
+        if extra is not None and not callable(extra):
+            raise TypeError(f"Checkpointer: extra must be a function returning a dict to save (or None), got "
+                            f"{type(extra).__name__}")
         self.path = Path(directory) / name
         self.every, self.extra = every, extra
 
     def __call__(self, trainer) -> None:
-        if trainer.step % self.every == 0:
+        step = getattr(trainer, "step", None)
+        if not checks.is_integer(step):
+            _check_trainer(trainer, "Checkpointer")
+        if step % self.every == 0:
             save_checkpoint(self.path, trainer, self.extra() if self.extra else None)

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .. import checks
+
 
 def flushing_denormal() -> bool:
     """Whether this thread currently flushes denormal floats to zero (probed: a denormal times 1 gives 0)."""
@@ -25,6 +27,7 @@ def flush_denormal(enabled: bool = True):
     """Within the block, denormal floats are flushed to zero on CPU (``torch.set_flush_denormal``), then the previous
     setting is restored. The setting is per thread: it covers single-threaded programs (``torch.set_num_threads(1)``,
     as the UCI programs run); where the CPU does not support it, nothing changes."""
+    checks.flag("flush_denormal: enabled", enabled, error=TypeError)
     before = flushing_denormal()
     torch.set_flush_denormal(enabled)
     try:

@@ -110,6 +110,9 @@ class Ensemble(nn.Module):
 
     def stacked(self, name: str) -> nn.Parameter:
         """The stacked parameter ``[K, ...]`` of a member parameter name such as ``"nodes.h.weight"``."""
+        if not isinstance(name, str):
+            raise TypeError(f"stacked: name must be a member parameter name (a str such as 'nodes.h.weight'), got "
+                            f"{type(name).__name__} {name!r:.60}")
         key = self._keys.get(name)
         if key not in self.params:
             raise KeyError(f"no parameter {name!r}; the members have {', '.join(self.parameter_names())}")
@@ -177,6 +180,10 @@ class Ensemble(nn.Module):
         if active is None:
             self._active = None
             return
+        flags = isinstance(active, (list, tuple)) and all(isinstance(a, bool) for a in active)
+        if not (flags or (isinstance(active, torch.Tensor) and active.dtype == torch.bool)):
+            raise TypeError(f"set_active: expected None or a [{self.size}] bool tensor (True: the member trains), got "
+                            f"{active!r:.80}")  # as_tensor would take indices [0, 2] or 0.5 as a mask
         active = torch.as_tensor(active, dtype=torch.bool)
         if active.shape != (self.size,):
             raise ValueError(f"set_active: expected None or a [{self.size}] bool tensor, got shape "
@@ -231,6 +238,8 @@ class Ensemble(nn.Module):
 
     def forward(self, inputs, *args, shared: bool = False, **kwargs):
         """Every member's forward pass at once; extra ``args``/``kwargs`` (e.g. ``edge_index``) are shared."""
+        if shared is not True and shared is not False:
+            checks.flag("Ensemble: shared", shared, error=TypeError)
         in_dims = None if shared else 0
         if not shared:  # O(number of inputs): member k gets inputs[k]
             for t in tree_leaves(inputs):
@@ -333,8 +342,17 @@ class MemberAdam(torch.optim.Adam):
     """
 
     def __init__(self, params, lr: torch.Tensor, **kwargs):
-        lr = torch.as_tensor(lr, dtype=torch.float64)
-        if lr.dim() != 1 or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
+        flags = (lr.dtype == torch.bool if isinstance(lr, torch.Tensor)
+                 else isinstance(lr, bool) or (isinstance(lr, (list, tuple)) and any(isinstance(v, bool) for v in lr)))
+        try:
+            lr = torch.as_tensor(lr, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"MemberAdam: lr must be a 1-D tensor [K] of finite positive learning rates, got "
+                            f"{lr!r:.80}") from None
+        if flags:  # True would be a learning rate of 1
+            raise TypeError(f"MemberAdam: lr must be a 1-D tensor [K] of finite positive learning rates, got bools "
+                            f"{lr.bool().tolist()}")
+        if lr.dim() != 1 or not lr.numel() or not bool((lr > 0).all()) or not bool(torch.isfinite(lr).all()):
             raise ValueError(f"MemberAdam: lr must be a 1-D tensor [K] of finite positive learning rates, got "
                              f"{lr.tolist()}")
         super().__init__(params, lr=float(lr.max()), **kwargs)
@@ -368,15 +386,31 @@ class MemberAdam(torch.optim.Adam):
 def stack_padded(arrays: Sequence, dtype=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack ``K`` arrays ``[n_k, ...]`` of different lengths into ``[K, max n_k, ...]`` plus a mask ``[K, max n_k]``.
 
-    Padding rows are zeros with mask ``False``; weigh per-sample losses by the mask (divided by ``n_k``) so each
-    member sees exactly its own samples.
+    ``dtype``: of the result (default: the arrays' common dtype, ``torch.promote_types``); ``device``: where it
+    lives (default: the CPU). Padding rows are zeros with mask ``False``; weigh per-sample losses by the mask
+    (divided by ``n_k``) so each member sees exactly its own samples.
 
     Example:
         >>> x, mask = stack_padded([torch.ones(2, 3), torch.ones(1, 3)])
         >>> x.shape, mask.tolist()
         (torch.Size([2, 2, 3]), [[True, True], [True, False]])
     """
-    tensors = [torch.as_tensor(a) for a in arrays]
+    if isinstance(arrays, (str, bytes)) or not hasattr(arrays, "__iter__"):
+        raise TypeError(f"stack_padded: expected a list of K arrays [n_k, ...], got {type(arrays).__name__}")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"stack_padded: dtype must be a torch.dtype (or None: the arrays'), got {dtype!r}")
+    try:
+        device = None if device is None else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"stack_padded: device must be a torch.device such as 'cpu' or 'cuda:0' (or None), got "
+                         f"{device!r}") from None
+    tensors = []
+    for i, a in enumerate(arrays):
+        try:
+            tensors.append(torch.as_tensor(a))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"stack_padded: array {i} is not an array of numbers ({type(a).__name__}: "
+                             f"{str(err).splitlines()[0]})") from None
     if not tensors:
         raise ValueError("stack_padded: expected at least one array, got none")
     tail = tensors[0].shape[1:]
@@ -385,7 +419,11 @@ def stack_padded(arrays: Sequence, dtype=None, device=None) -> tuple[torch.Tenso
             want = ", ".join(["n", *map(str, tail)])
             raise ValueError(f"stack_padded: array {i} has shape {tuple(t.shape)}, expected [{want}]")
     longest = max(t.shape[0] for t in tensors)
-    out = torch.zeros(len(tensors), longest, *tail, dtype=dtype or tensors[0].dtype, device=device)
+    if dtype is None:  # every array's values kept: [1, 2] and [0.5] stack as floats, not truncated to [0]
+        dtype = tensors[0].dtype
+        for t in tensors[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+    out = torch.zeros(len(tensors), longest, *tail, dtype=dtype, device=device)
     mask = torch.zeros(len(tensors), longest, dtype=torch.bool, device=device)
     for k, t in enumerate(tensors):
         out[k, : t.shape[0]] = t.to(out.device, out.dtype)

@@ -26,10 +26,11 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from .. import checks
 from ..errors import CheckpointError
 from ..io import atomic_write_json
 from ..plaindata import Fault, Policy, first_fault
-from .checkpoint import Checkpointer, load_checkpoint
+from .checkpoint import Checkpointer, _check_trainer, load_checkpoint
 
 __all__ = ["RUN_FORMAT", "RunDir", "resume_or_start"]
 
@@ -225,7 +226,8 @@ class RunDir:
 def resume_or_start(trainer, path: str | os.PathLike, every: int) -> Checkpointer:
     """A :class:`Checkpointer` saving ``trainer`` to ``path`` every ``every`` steps; when ``path`` exists the
     trainer (and the global RNGs) are first restored from it. Pass the result as ``trainer.run``'s callback."""
-    path = Path(path)
+    path = checks.path("resume_or_start: path", path)
+    _check_trainer(trainer, "resume_or_start")
     checkpointer = Checkpointer(path.parent, path.name, every=every)
     if path.exists():
         load_checkpoint(path, trainer)

@@ -144,3 +144,33 @@ def test_feature_noise_is_the_spread_around_the_class_mean() -> None:
 def test_device_argument_moves_every_tensor() -> None:
     data = sbm_graph(50, device="meta")  # a device other than the CPU the graph is sampled on
     assert {t.device.type for t in (data.x, data.edge_index, data.y, data.train_mask)} == {"meta"}
+
+
+def test_edge_homophily_names_a_graph_it_cannot_read():
+    y = torch.tensor([0, 0, 1])
+    edge_index = torch.tensor([[0, 1], [1, 2]])
+    assert edge_homophily(edge_index, y) == 0.5
+    for ei, error, message in [
+        ([[0, 1], [1, 2]], TypeError, r"edge_homophily: edge_index must be a torch\.Tensor \[2, E\] .*got list"),
+        (torch.tensor([0, 1]), ValueError, r"edge_homophily: edge_index must be a tensor \[2, E\], got shape \(2,\)"),
+        (torch.tensor([[-1], [0]]), ValueError,  # before: node -1, the last, silently
+         r"edge_homophily: edge_index has the edge -1 -> 0 \(column 0\), which names a node outside \[0, 3\) "
+         r"\(y has 3 labels"),
+        (torch.tensor([[0, 1], [1, 3]]), ValueError, r"edge 1 -> 3 \(column 1\), which names a node outside \[0, 3\)"),
+        (edge_index.float(), TypeError, r"edge_homophily: edge_index must hold integer node ids"),
+    ]:
+        with pytest.raises(error, match=message):
+            edge_homophily(ei, y)
+    with pytest.raises(TypeError, match=r"edge_homophily: y must be a tensor \[N\] of labels, one per node, got list"):
+        edge_homophily(edge_index, [0, 0, 1])
+    with pytest.raises(ValueError, match=r"edge_homophily: y must be a tensor \[N\] .*got shape \(2, 3\)"):
+        edge_homophily(edge_index, torch.zeros(2, 3))
+
+
+def test_sbm_graph_names_a_device_or_seed_it_cannot_take():
+    with pytest.raises(DataError, match=r"sbm_graph: device must be a torch\.device such as 'cpu' .*got 'gpu'"):
+        sbm_graph(10, 2, device="gpu")
+    with pytest.raises(DataError, match=r"sbm_graph: seed must be an integer in \[-2\*\*63, 2\*\*64\) \(what "
+                                        r"torch\.Generator takes\), got 1180591620717411303424"):
+        sbm_graph(10, 2, seed=2 ** 70)
+    assert torch.equal(sbm_graph(10, 2, seed=-1, device="cpu").edge_index, sbm_graph(10, 2, seed=-1).edge_index)

@@ -489,3 +489,32 @@ def test_load_csv_takes_none_for_no_dropped_columns(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("a,b,label\n1,2,x\n3,4,y\n")
     assert load_csv(path, "label", drop_columns=None).feature_names == ("a", "b")  # a TypeError from * before
+
+
+def test_load_csv_and_verify_file_name_arguments_of_the_wrong_kind(tmp_path):
+    from modgraph.data import file_sha256
+
+    path = tmp_path / "c.csv"
+    path.write_text("a,b,label\n1,2,x\n3,4,y\n")
+    assert load_csv(path, "label", drop_columns=["a"], delimiter=",", name="c").X.shape == (2, 1)
+    for kwargs, error, message in [
+        ({"label_column": 5}, TypeError, r"load_csv: label_column must be a column name \(a str\), got int 5"),
+        ({"drop_columns": 5}, TypeError, r"load_csv: drop_columns must be a list of column names \(str\), got 5"),
+        ({"drop_columns": [5]}, TypeError, r"load_csv: drop_columns must be a list of column names .*got \[5\]"),
+        ({"delimiter": ";;"}, ValueError, r"load_csv: delimiter must be one character \(not a quote or a line break\)"),
+        ({"delimiter": "\n"}, ValueError, r"load_csv: delimiter must be one character .*got '\\n'"),  # "no column"
+        ({"delimiter": None}, TypeError, r"load_csv: delimiter must be one character .*got None"),
+        ({"name": 5}, TypeError, r"load_csv: name must be a str \(or None: the file's stem\), got int"),
+    ]:
+        with pytest.raises(error, match=message):
+            load_csv(path, **{"label_column": "label", **kwargs})
+    with pytest.raises(TypeError, match=r"load_csv: path must be a file path \(a str or a Path\), got int 5"):
+        load_csv(5, "label")
+    with pytest.raises(TypeError, match=r"verify_file: relpath must be the file's path in the data root \(a str such "
+                                        r"as 'uci/glass/glass\.data'\), got list"):
+        verify_file(path, ["uci/glass/glass.data"])  # an unhashable-type error before
+    with pytest.raises(DataError, match=rf"cannot check {tmp_path}: not a regular file \(a folder\?\)\. Restore "
+                                        r"'uci/glass/glass\.data'"):
+        verify_file(tmp_path, "uci/glass/glass.data")  # an IsADirectoryError from inside the hashing before
+    with pytest.raises(TypeError, match=r"file_sha256: path must be a file path \(a str or a Path\), got NoneType"):
+        file_sha256(None)

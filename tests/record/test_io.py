@@ -371,3 +371,35 @@ def test_damaged_values_in_a_json_recording_are_named(tmp_path, column, value, m
     path.write_text(json.dumps(blob))
     with pytest.raises(mg.DataError, match=rf"r\.json, row 0: {message}$"):
         EdgeRecorder.load(path)
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("mean", "abc", r"mean must be a number \(or empty\), got 'abc'"),  # before: "could not convert string to float"
+    ("std", [0.1], r"std must be a number \(or empty\), got \[0\.1\]"),
+    ("under", True, r"under must be a number \(or empty\), got True"),  # before: read as 1.0
+    ("epoch", -3, r"epoch must be a non-negative integer, got -3"),  # before: blamed a row of another epoch
+    ("count", 0, r"count must be a positive integer \(the samples summarised\), got 0"),  # before: read
+])
+def test_damaged_numbers_in_a_json_recording_name_their_column(tmp_path, column, value, message):
+    path = recorded().to_json(tmp_path / "r.json")
+    blob = json.loads(path.read_text())
+    blob["rows"][0][column] = value
+    path.write_text(json.dumps(blob))
+    with pytest.raises(mg.DataError, match=rf"r\.json, row 0: {message}$"):
+        EdgeRecorder.load(path)
+
+
+def test_a_path_that_is_not_one_is_named_and_nothing_is_written(tmp_path, monkeypatch):
+    rec = recorded()
+    monkeypatch.chdir(tmp_path)
+    for call, name in ((rec.to_csv, "to_csv"), (rec.to_json, "to_json")):
+        for path in (5, None):
+            with pytest.raises(TypeError, match=rf"^{name}: path must be a file path \(a str or a Path\), got "):
+                call(path)
+    with pytest.raises(TypeError, match=r"^EdgeRecorder.load: path must be a recording file's path \(a str or a "
+                                        r"Path\), got int 5$"):
+        EdgeRecorder.load(5)
+    with pytest.raises(TypeError, match=r"^read_rows: path must be a recording file's path .*got NoneType None$"):
+        mg.record.read_rows(None)
+    assert list(tmp_path.iterdir()) == []
+    assert len(mg.record.read_rows(rec.to_csv("r.csv"))) == len(rec.to_rows())

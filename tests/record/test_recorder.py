@@ -1,6 +1,7 @@
 """EdgeRecorder: statistics equal a direct computation; recording changes nothing; hooks come off."""
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 
@@ -289,3 +290,25 @@ def test_epoch_numbers_are_non_negative_integers():
             rec.epoch_end(bad)
     assert rec.epochs == [] and rec.pending
     assert rec.epoch_end(3) == 3
+
+
+def test_gate_key_and_stats_name_arguments_of_the_wrong_kind():
+    net = mg.ModuleGraph(mlp_graph(5, 6, 3))
+    rec = EdgeRecorder().attach(net)
+    net(torch.randn(4, 5))
+    rec.epoch_end()
+    net(torch.randn(4, 5))
+    rec.epoch_end()
+    assert mg.record.gate_key(net.gates()[0]) == "h->y"
+    for gate in ("h->y", None):
+        with pytest.raises(TypeError, match=r"gate_key: expected a modgraph Gate \(net.gates\(\) lists a network's\), "
+                                            f"got {type(gate).__name__}"):
+            mg.record.gate_key(gate)
+    for key in (["h->y"], 0):
+        with pytest.raises(TypeError, match=r"stats: key must be a gate key \(a str such as 'h->y'; recorded gates: "
+                                            r"'h->y'\), got " + type(key).__name__):
+            rec.stats(key)
+    for epoch in (True, 1.0, "1"):  # before: True and 1.0 gave epoch 1, silently
+        with pytest.raises(TypeError, match=r"stats: epoch must be an integer \(an epoch number; -1: the last\), got "):
+            rec.stats("h->y", epoch)
+    assert rec.stats("h->y", np.int64(1)) is rec.stats("h->y", 1) is rec.stats("h->y")

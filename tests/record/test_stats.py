@@ -1,5 +1,6 @@
 """RunningStats: chunked, grown, flushed and shifted accumulation all equal a direct computation."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -232,3 +233,38 @@ def test_more_than_2_to_the_24_samples_unflushed_are_counted_exactly():
     assert stats.under.item() == torch.tensor(under / n, dtype=torch.float32).item()
     assert stats.min.item() == pytest.approx(0.05) and stats.max.item() == 0.5
     assert stats.mean.item() == pytest.approx((under * 0.05 + (n - under) * 0.5) / n, rel=1e-6)
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((3, 0.1), TypeError, r"RunningStats: shape must be a tuple of sizes .*got 3"),
+    (((-2, 3), 0.1), ValueError, r"RunningStats: shape\[0\] must be a non-negative integer \(a size\), got -2"),
+    (((2.5, 3), 0.1), ValueError, r"shape\[0\] must be a non-negative integer \(a size\), got 2.5"),
+    (((True, 3), 0.1), ValueError, r"shape\[0\] must be a non-negative integer \(a size\), got True"),
+    (((2,), float("nan")), ValueError, r"RunningStats: threshold must be a number in \[0, 1\], got nan"),
+    (((2,), 5), ValueError, r"RunningStats: threshold must be a number in \[0, 1\], got 5"),
+    (((2,), "0.1"), ValueError, r"RunningStats: threshold must be a number in \[0, 1\], got '0.1'"),
+    (((2,), None), ValueError, r"RunningStats: threshold must be a number in \[0, 1\], got None"),
+    (((2,), 0.1, "gpu"), ValueError, r"RunningStats: device must be a torch.device such as 'cpu' .*got 'gpu'"),
+])
+def test_bad_constructor_arguments_are_named(args, error, message):
+    with pytest.raises(error, match=message):
+        RunningStats(*args)
+
+
+@pytest.mark.parametrize("weights, error, message", [
+    ([[1.0, 2.0]], TypeError, r"RunningStats.update: expected the weights as a torch.Tensor \[N, 2\], got list"),
+    (np.zeros((1, 2)), TypeError, r"RunningStats.update: expected the weights as a torch.Tensor \[N, 2\], got ndarray"),
+    (torch.ones(2, 2, dtype=torch.complex64), TypeError, r"weights must be real numbers, got torch.complex64"),
+    (torch.ones(2, 2, device="meta"), ValueError,
+     r"RunningStats.update: weights on meta, but the statistics live on cpu; make a RunningStats\(\.\.\., "
+     r"device='meta'\)"),
+])
+def test_weights_update_cannot_add_are_named_and_nothing_is_added(weights, error, message):
+    rs = RunningStats([np.int64(2)], 0.5, "cpu")  # valid arguments: taken as before
+    assert rs.shape == (2,) and rs.threshold == 0.5 and rs.device == torch.device("cpu")
+    with pytest.raises(error, match=message):
+        rs.update(weights)
+    assert rs.count == 0
+    w = torch.tensor([[0.2, 0.7], [0.4, 0.9]])
+    rs.update(w)  # valid weights still go in, unchanged
+    check(rs.summary(), w, 0.5)

@@ -225,3 +225,41 @@ def test_run_jobs_refuses_a_wait_that_is_not_positive():
         D.run_jobs([1], lambda j: j, wait_s=float("nan"))
     with pytest.raises(ValueError, match=r"wait_s must be a finite number > 0 \(seconds\), got inf"):
         D.run_jobs([1], lambda j: j, wait_s=float("inf"))  # a timedelta of inf seconds overflowed
+
+
+def test_the_helpers_name_arguments_of_the_wrong_kind(monkeypatch):
+    ctx = D.DistContext()
+    net = torch.nn.Linear(2, 2)
+    assert D.wrap(net, ctx) is net and len(D.seed_sampler(3, ctx)) == 3
+    assert D.shard_jobs(["a", "b", "c"], 1, 2, cost=[1, 2, 0]) == [(0, "a"), (2, "c")]
+    calls = [
+        (lambda: D.resolve_device("cpu", -1), ValueError, r"resolve_device: local_rank must be a non-negative"),
+        (lambda: D.init_distributed("cpu", timeout_s=float("nan")), ValueError,
+         r"init_distributed: timeout_s must be a finite number > 0 \(seconds\), got nan"),
+        (lambda: D.wrap(net, None), TypeError, r"wrap: ctx must be a DistContext \(init_distributed\(\) returns it\), "
+                                              r"got NoneType"),
+        (lambda: D.wrap("net", ctx), TypeError, r"wrap: net must be a network \(a torch\.nn\.Module\), got str"),
+        (lambda: D.seed_sampler(-3, ctx), ValueError, r"seed_sampler: num_seeds must be a non-negative integer, "
+                                                      r"got -3"),
+        (lambda: D.seed_sampler(True, ctx), ValueError, r"seed_sampler: num_seeds must be .*got True"),
+        (lambda: D.seed_sampler(3, ctx, shuffle="no"), TypeError, r"seed_sampler: shuffle must be true or false"),
+        (lambda: D.seed_sampler(3, ctx, seed="a"), ValueError, r"seed_sampler: seed must be an integer"),
+        (lambda: D.parameter_spread("x"), TypeError, r"parameter_spread: net must be a network"),
+        (lambda: D.shard_jobs([1, 2, 3], 1.5, 2), ValueError, r"shard_jobs: rank must be a non-negative integer, "
+                                                              r"got 1\.5"),
+        (lambda: D.shard_jobs([1, 2, 3], True, 2), ValueError, r"shard_jobs: rank must be .*got True"),
+        (lambda: D.shard_jobs([1, 2, 3], 0, "2"), ValueError, r"shard_jobs: world_size must be a positive integer"),
+        (lambda: D.shard_jobs([1, 2, 3], 0, 2, cost=[1, float("nan"), 2]), ValueError,
+         r"shard_jobs: cost\[1\] must be a finite number >= 0 \(the job's cost\), got nan"),
+        (lambda: D.shard_jobs([1, 2, 3], 0, 2, cost=5), TypeError, r"shard_jobs: cost must be a list of numbers"),
+        (lambda: D.shard_jobs(5, 0, 2), TypeError, r"shard_jobs: jobs must be a list of jobs, got int"),
+        (lambda: D.run_jobs([1, 2], 5), TypeError, r"run_jobs: fn must be callable as fn\(job\) -> result, got int"),
+        (lambda: D.run_jobs([1, 2], str, ctx="x"), TypeError, r"run_jobs: ctx must be a DistContext"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match=r"init_distributed: the environment variable WORLD_SIZE must be a "
+                                         r"non-negative integer \(torchrun sets it\), got 'two'"):
+        D.init_distributed("cpu")

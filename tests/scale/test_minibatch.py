@@ -296,3 +296,38 @@ def test_evaluation_makes_no_tensor_from_host_data_per_batch():
     with TensorCalls("tensor", "as_tensor", *HOST_READS) as calls:
         out = evaluate_loader(net, batches)
     assert out["seeds"] == 8 and calls.total() == 1 and calls.counts["tolist"] == 1, calls.counts
+
+
+def test_callables_devices_and_loaders_of_the_wrong_kind_are_named():
+    from modgraph.scale.sampler import TorchNeighborSampler, neighbor_loader, sample_neighbors
+
+    data = sbm_graph(40, 3, num_features=8, seed=0)
+    loader = neighbor_loader(data, [2], batch_size=8)
+    net = small_net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    calls = [
+        (lambda: seed_loss(net, next(iter(loader)), device="gpu"), ValueError,
+         r"device must be a torch\.device such as 'cpu' or 'cuda:0' \(or None: .*got 'gpu'"),
+        (lambda: seed_loss(net, next(iter(loader)), loss=5), TypeError, r"seed_loss: loss must be callable"),
+        (lambda: evaluate_loader(None, loader), TypeError, r"evaluate_loader: forward must be callable, got NoneType"),
+        (lambda: evaluate_loader(net, loader, reduce=5), TypeError, r"evaluate_loader: reduce must be callable"),
+        (lambda: evaluate_loader(net, 5), TypeError, r"evaluate_loader: loader must be a loader of sampled batches"),
+        (lambda: MiniBatchTask(loader, 5), TypeError, r"MiniBatchTask: val must be a loader of sampled batches"),
+        (lambda: MiniBatchTask(loader, loader, loss=5), TypeError, r"MiniBatchTask: loss must be callable"),
+        (lambda: MiniBatchTask(loader, loader, forward=5), TypeError, r"MiniBatchTask: forward must be callable"),
+        (lambda: MiniBatchTask(loader, loader, device="gpu"), ValueError, r"device must be a torch\.device"),
+        (lambda: train_epoch(net, 5, opt), TypeError, r"train_epoch: loader must be a loader of sampled batches"),
+        (lambda: train_epoch(net, loader, opt, progress=5), TypeError, r"train_epoch: progress must be callable"),
+        (lambda: neighbor_loader(data, [2], batch_size=4, replace="no"), TypeError,  # before: taken as True
+         r"neighbor_loader: replace must be true or false, got 'no'"),
+        (lambda: TorchNeighborSampler(data, [2], replace="no"), TypeError,
+         r"TorchNeighborSampler: replace must be true or false, got 'no'"),
+        (lambda: sample_neighbors(torch.tensor([0, 1, 2]), torch.tensor([1, 0]), torch.tensor([0]), 1.5), ValueError,
+         r"sample_neighbors: k must be an integer \(edges per node; -1: all\), got 1\.5"),
+        (lambda: sample_neighbors(torch.tensor([0, 1, 2]), torch.tensor([1, 0]), [0], 1), TypeError,
+         r"sample_neighbors: nodes must be a tensor"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call()
+    assert MiniBatchTask(loader, loader, device="cpu").device == torch.device("cpu")

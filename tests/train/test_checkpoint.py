@@ -278,3 +278,33 @@ def test_extra_with_a_loop_or_readable_objects_names_the_value_that_cannot_be_re
     assert list(tmp_path.iterdir()) == []
     saved = load_checkpoint(save_checkpoint(tmp_path / "a.pt", trainer, extra={"loop": loop}), _small_trainer())
     assert saved["loop"][1] is saved["loop"]  # a loop is still accepted: the file reads back
+
+
+def test_checkpoint_paths_names_and_extras_of_the_wrong_kind_are_named(tmp_path):
+    from modgraph.train import resume_or_start
+
+    trainer = _small_trainer()
+    for name in ("", "a/b.pt", ".."):  # before: taken, and saved elsewhere (or failed at the first save)
+        with pytest.raises(ValueError, match=rf"^Checkpointer: name must be a file name in directory \(such as "
+                                             rf"'last\.pt'\), got '{name}'; put folders in directory$"):
+            Checkpointer(tmp_path, name=name)
+    with pytest.raises(TypeError, match=r"^Checkpointer: extra must be a function returning a dict to save \(or "
+                                        r"None\), got dict$"):
+        Checkpointer(tmp_path, extra={"a": 1})  # before: "'dict' object is not callable" at the first save
+    with pytest.raises(TypeError, match=r"^Checkpointer: expected a modgraph\.train\.Trainer"):
+        Checkpointer(tmp_path, every=1)(trainer.net)  # before: an AttributeError
+    for extra in ([1, 2], torch.ones(2)):  # before: a list was written; a tensor failed inside `extra or {}`
+        with pytest.raises(TypeError, match=r"^save_checkpoint: extra must be a dict of plain data \(or None\), got "
+                                            rf"{type(extra).__name__}; nothing written$"):
+            save_checkpoint(tmp_path / "a.pt", trainer, extra=extra)
+    for call, name in ((lambda p: save_checkpoint(p, trainer), "save_checkpoint"),
+                       (lambda p: load_checkpoint(p, trainer), "load_checkpoint"),
+                       (lambda p: resume_or_start(trainer, p, 5), "resume_or_start")):
+        with pytest.raises(TypeError, match=rf"^{name}: path must be a file path \(a str or a Path\), got int 5$"):
+            call(5)
+    with pytest.raises(TypeError, match=r"^resume_or_start: expected a modgraph\.train\.Trainer .*got NoneType"):
+        resume_or_start(None, tmp_path / "new.pt", 5)  # before: a Checkpointer that failed at its first call
+    assert list(tmp_path.iterdir()) == []
+    checkpointer = resume_or_start(trainer, tmp_path / "ok.pt", 1)
+    checkpointer(trainer)
+    assert (tmp_path / "ok.pt").exists() and checkpointer.path == tmp_path / "ok.pt"

@@ -28,3 +28,14 @@ def test_uci_program_fits_with_denormals_flushed():
     program.fit(Protocol(folds=2), steps=4, eval_every=2, callback=lambda trainer: seen.append(flushing_denormal()))
     assert seen and all(seen)
     assert flushing_denormal() == before
+
+
+def test_a_setting_that_is_not_a_bool_is_named_and_nothing_changes():
+    import pytest
+
+    before = flushing_denormal()
+    for value in ("no", 0, None):  # before: torch's RuntimeError "flush_denormal expects a bool"
+        with pytest.raises(TypeError, match=rf"^flush_denormal: enabled must be true or false, got {value!r}$"):
+            with flush_denormal(value):
+                pass
+    assert flushing_denormal() == before

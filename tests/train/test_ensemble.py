@@ -363,3 +363,52 @@ def test_the_attention_switches_follow_every_change_of_the_buffer():
         torch.testing.assert_close(ens(x.double())[0], nets[0](x[0]).double(), rtol=1e-5, atol=1e-6)
     ens.attention_enabled = torch.tensor([True, False, True])
     assert ens.member(1).gates()[0].enabled is False
+
+
+def test_stack_padded_names_what_it_cannot_stack_and_keeps_every_value():
+    x, mask = stack_padded([torch.tensor([1, 2]), torch.tensor([0.5])])  # before: [[1, 2], [0, 0]] (int64)
+    assert x.tolist() == [[1.0, 2.0], [0.5, 0.0]] and x.dtype == torch.float32
+    assert mask.tolist() == [[True, True], [True, False]]
+    same, _ = stack_padded([torch.ones(2, dtype=torch.long), torch.ones(1, dtype=torch.long)])
+    assert same.dtype == torch.long  # one dtype: kept, as before
+    for arrays, error, message in [
+        (5, TypeError, r"stack_padded: expected a list of K arrays \[n_k, \.\.\.\], got int"),
+        ("ab", TypeError, r"stack_padded: expected a list of K arrays \[n_k, \.\.\.\], got str"),
+        ([torch.ones(2), None], ValueError, r"stack_padded: array 1 is not an array of numbers \(NoneType: "),
+    ]:
+        with pytest.raises(error, match=message):
+            stack_padded(arrays)
+    with pytest.raises(TypeError, match=r"stack_padded: dtype must be a torch\.dtype .*got 'float32'"):
+        stack_padded([torch.ones(2)], dtype="float32")
+    with pytest.raises(ValueError, match=r"stack_padded: device must be a torch\.device such as 'cpu' .*got 'gpu'"):
+        stack_padded([torch.ones(2)], device="gpu")
+
+
+def test_member_adam_and_the_ensembles_methods_name_arguments_of_the_wrong_kind():
+    ens = Ensemble(members())
+    params = [torch.nn.Parameter(torch.zeros(K, 2))]
+    for lr, error, message in [
+        ([], ValueError, r"got \[\]"),  # before: torch's max() of an empty tensor
+        ([True] * K, TypeError, r"got bools \[True, True, True\]"),  # before: learning rates of 1.0
+        ("0.1", TypeError, r"got '0\.1'"),
+        (None, TypeError, r"got None"),
+    ]:
+        with pytest.raises(error, match=r"MemberAdam: lr must be a 1-D tensor \[K\] of finite positive learning "
+                                        r"rates, " + message):
+            MemberAdam(params, lr=lr)
+    for name in (["nodes.h.weight"], 5):
+        with pytest.raises(TypeError, match=r"stacked: name must be a member parameter name \(a str such as "
+                                            r"'nodes\.h\.weight'\), got " + type(name).__name__):
+            ens.stacked(name)
+    for active in ([0, 2, 1], [0.5, 0.0, 1.0], torch.tensor([0, 1]), "all"):  # before: indices taken as a mask
+        with pytest.raises(TypeError, match=rf"set_active: expected None or a \[{K}\] bool tensor \(True: the member "
+                                            r"trains\), got "):
+            ens.set_active(active)
+    assert ens._active is None
+    ens.set_active([True, False, True])
+    assert ens._active.tolist() == [0, 2]
+    ens.set_active(None)
+    x = torch.randn(4, 5)
+    with pytest.raises(TypeError, match=r"^Ensemble: shared must be true or false, got 'yes'$"):
+        ens(x, shared="yes")  # before: taken as True
+    torch.testing.assert_close(ens(x, shared=True), ens(x.expand(K, 4, 5)))
