@@ -169,7 +169,7 @@ class ModuleGraph(nn.Module):
             object.__setattr__(self, "_compiled", cached)  # shares our modules; not registered twice
         try:
             return cached[1].forward(*[feeds[name] for name in self.plan.inputs], edge_index)
-        except (RuntimeError, ValueError) as err:  # checked only on failure: nothing is added to a working forward
+        except (RuntimeError, ValueError, TypeError) as err:  # checked only on failure: nothing added to a forward
             self._raise_input_fault(feeds, err)
             raise
 
@@ -232,7 +232,7 @@ class ModuleGraph(nn.Module):
         self._last.clear()
         try:
             return self._interpret(feeds, edge_index)
-        except (RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError, TypeError) as err:
             self._raise_input_fault(feeds, err)
             raise
 

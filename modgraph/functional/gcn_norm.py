@@ -101,6 +101,8 @@ class EdgeIndexCache:
 
     def get(self, edge_index: Tensor, num_nodes: int, compute: Callable[[], object], tag=None):
         """``compute()``, or the value it gave for this very ``edge_index``, ``num_nodes`` and ``tag`` (a dtype)."""
+        if not isinstance(edge_index, Tensor):
+            raise TypeError(f"EdgeIndexCache: edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
         if edge_index.is_inference():  # no version counter to tell an in-place change: never reused
             return compute()
         # inference-mode results cannot be used by autograd later, so they are cached apart

@@ -166,5 +166,35 @@ def neuron_scaled_linear(x: Tensor, h: Tensor, A: Tensor, c: Tensor, W: Tensor, 
         x, h ``[B, in]``; A ``[in * out, in]``; c ``[in * out]``; W ``[out, in]``; b ``[out]`` or ``None``.
         Returns y ``[B, out]`` and weights ``[B, in, out]``.
     """
-    y, weights, *_ = _NeuronScaledLinear.apply(x, h, A, c, W, b)
+    if not (isinstance(x, Tensor) and isinstance(W, Tensor) and x.dim() == 2 and W.dim() == 2
+            and isinstance(h, Tensor) and h.shape == x.shape and isinstance(A, Tensor) and isinstance(c, Tensor)
+            and A.shape == (W.shape[0] * x.shape[1], x.shape[1]) and c.shape == A.shape[:1]
+            and W.shape[1] == x.shape[1] and (b is None or (isinstance(b, Tensor) and b.shape == W.shape[:1]))):
+        _shape_fault(x, h, A, c, W, b)  # metadata only; an A, c or b of another shape could be viewed silently
+    try:
+        y, weights, *_ = _NeuronScaledLinear.apply(x, h, A, c, W, b)
+    except RuntimeError:
+        tensors = {"x": x, "h": h, "A": A, "c": c, "W": W, **({} if b is None else {"b": b})}
+        if any(t.dtype != x.dtype for t in tensors.values()) or not x.is_floating_point():
+            raise TypeError("neuron_scaled_linear: x, h, A, c, W and b must share one floating-point dtype, got "
+                            + ", ".join(f"{k} {t.dtype}" for k, t in tensors.items())) from None
+        raise
     return y, weights
+
+
+def _shape_fault(x, h, A, c, W, b) -> None:
+    """Raise the error naming the first argument of :func:`neuron_scaled_linear` of a wrong type or shape."""
+    for name, t in (("x", x), ("h", h), ("A", A), ("c", c), ("W", W), ("b", b)):
+        if not isinstance(t, Tensor) and not (name == "b" and t is None):
+            raise TypeError(f"neuron_scaled_linear: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"neuron_scaled_linear: x must be a tensor [B, in], got shape {tuple(x.shape)}")
+    (batch, n_in), n_out = x.shape, (W.shape[0] if W.dim() == 2 else None)
+    if W.dim() != 2 or W.shape[1] != n_in:
+        raise ValueError(f"neuron_scaled_linear: W must be a tensor [out, in] = [out, {n_in}] (x is "
+                         f"{tuple(x.shape)}), got shape {tuple(W.shape)}")
+    expected = {"h": (batch, n_in), "A": (n_in * n_out, n_in), "c": (n_in * n_out,), "b": (n_out,)}
+    for name, t in (("h", h), ("A", A), ("c", c), ("b", b)):
+        if t is not None and tuple(t.shape) != expected[name]:
+            raise ValueError(f"neuron_scaled_linear: {name} must be a tensor of shape {list(expected[name])} (x is "
+                             f"{tuple(x.shape)}, W {tuple(W.shape)}), got shape {tuple(t.shape)}")

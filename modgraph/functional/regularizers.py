@@ -172,7 +172,9 @@ def smoothing_group_lasso(
         raise ValueError("smoothing_group_lasso: dim must name at least one dimension, got ()")
     resolved = []
     for d in dims:
-        if not checks.is_integer(d) or not -weight.dim() <= d < weight.dim():
+        if not checks.is_integer(d):
+            raise ValueError(f"smoothing_group_lasso: dim must be an integer or a tuple of integers, got {dim!r}")
+        if not -weight.dim() <= d < weight.dim():
             raise ValueError(
                 f"smoothing_group_lasso: dim={d!r} is out of range for weight of shape {tuple(weight.shape)}"
             )

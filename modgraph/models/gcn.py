@@ -20,11 +20,34 @@ and the network is called as ``net(x, edge_index=edge_index)``.
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
+
+from .. import checks
+from ..errors import GraphSpecError
+from ..functional.normalize import NORMALIZERS
+from ..functional.scores import SCORES
 
 __all__ = ["attention_appnp", "attention_gcn", "attention_gcnii", "gcn", "gcn_net", "hop_attention"]
 
 CONVS = {"gcn": "gcn_conv", "attention": "attention_conv"}
+TELEPORTS = ("fixed", *NORMALIZERS)
+
+
+def _count(name: str, value, why: str) -> int:
+    return checks.integer(name, value, least=1, why=why, error=GraphSpecError)
+
+
+def _share(name: str, value) -> float:
+    return checks.number(name, value, low=0, high=1, error=GraphSpecError)
+
+
+def _gated(attention, score, combine) -> None:
+    """The attention arguments of a network, checked even where no node uses them (a typo is never ignored)."""
+    checks.choice("attention", attention, NORMALIZERS, error=GraphSpecError)
+    checks.choice("score", score, SCORES, error=GraphSpecError)
+    checks.choice("combine", combine, ("gcn", "replace"), error=GraphSpecError)
 
 
 def gcn_net(features: int, classes: int, conv: str = "attention", hidden: int = 64, heads: int = 8,
@@ -44,8 +67,11 @@ def gcn_net(features: int, classes: int, conv: str = "attention", hidden: int = 
         **attention: further ``attention_conv`` arguments for both convs (``attention``, ``score``, ``combine``,
             ``attention_dropout``, ``threshold``, ``temperature``).
     """
-    if conv not in CONVS:
-        raise ValueError(f"conv must be one of {', '.join(map(repr, CONVS))}, got {conv!r}")
+    checks.choice("conv", conv, tuple(CONVS), error=GraphSpecError)
+    fixed = sorted({"op", "out_features", "heads", "concat"} & attention.keys())
+    if fixed:  # networkx's add_node failed with "got multiple values for keyword argument"
+        raise GraphSpecError(f"gcn_net sets {', '.join(fixed)} of the convs itself; use hidden, heads and "
+                             f"out_heads instead, got {', '.join(f'{k}={attention[k]!r}' for k in fixed)}")
     g = nx.DiGraph(name=f"{conv}-gcn")
     g.add_node("x", op="input", features=features)
     g.add_node("drop_in", op="sparse_dropout", p=dropout if input_dropout is None else input_dropout)
@@ -94,10 +120,11 @@ def attention_appnp(features: int, classes: int, hidden: int = 64, steps: int = 
     The attention arguments (``attention``, ``score``, ``combine``, ``attention_dropout``) go to every
     attention conv/propagation of the network.
     """
-    for name, value, valid in (("encoder", encoder, ("mlp", "attention")),
-                               ("propagation", propagation, ("gcn", "attention"))):
-        if value not in valid:
-            raise ValueError(f"{name} must be one of {', '.join(map(repr, valid))}, got {value!r}")
+    checks.choice("encoder", encoder, ("mlp", "attention"), error=GraphSpecError)
+    checks.choice("propagation", propagation, ("gcn", "attention"), error=GraphSpecError)
+    checks.choice("teleport", teleport, TELEPORTS, error=GraphSpecError)
+    steps, alpha = _count("steps", steps, "propagation steps"), _share("alpha", alpha)
+    _gated(attention, score, combine)
     gated = dict(attention=attention, score=score, combine=combine, attention_dropout=attention_dropout)
     g = nx.DiGraph(name="attention-appnp")
     g.add_node("x", op="input", features=features)
@@ -142,6 +169,7 @@ def hop_attention(features: int, classes: int, hidden: int = 64, steps: int = 10
     prediction each node kept. ``attention=None`` is the baseline with the same nodes and edges: the depths
     summed, which is also what this network computes with its gate switched off (``with net.attention_off():``).
     """
+    steps = _count("steps", steps, "propagation steps")
     g = nx.DiGraph(name="hop-attention")
     g.add_node("x", op="input", features=features)
     g.add_node("drop_in", op="sparse_dropout", p=dropout)
@@ -176,8 +204,12 @@ def attention_gcnii(features: int, classes: int, layers: int = 16, hidden: int =
     uses GCNII's constant ``alpha``; a normaliser (``"softmax"``, ...) lets branch attention weigh ``p_l`` against
     ``h0`` per node instead.
     """
-    import math
-
+    layers = _count("layers", layers, "the depth")
+    alpha = _share("alpha", alpha)
+    lam = checks.number("lam", lam, low=0, error=GraphSpecError)
+    checks.choice("propagation", propagation, ("gcn", "attention"), error=GraphSpecError)
+    checks.choice("teleport", teleport, TELEPORTS, error=GraphSpecError)
+    _gated(attention, score, combine)
     g = nx.DiGraph(name="attention-gcnii")
     g.add_node("x", op="input", features=features)
     g.add_node("drop_in", op="sparse_dropout", p=dropout)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import networkx as nx
 
+from .. import checks
+from ..errors import GraphSpecError
+
 __all__ = ["attention_mlp", "random_dag"]
 
 
@@ -36,6 +39,9 @@ def random_dag(n: int, p: float, seed: int, width: int = 8, attention: str | Non
     """``nx.gnp_random_graph(n, p, seed)``'s edges oriented from the lower to the higher node (``n0 ... n{n-1}``,
     each a ``linear`` layer of ``width`` tanh units), an input ``x`` feeding every node without predecessors, and
     every merge's in-edges weighted by ``attention`` branch attention (``None``: plain sums)."""
+    n = checks.integer("random_dag: n", n, least=1, why="the number of linear layers", error=GraphSpecError)
+    p = checks.number("random_dag: p", p, low=0, high=1, why="an edge probability", error=GraphSpecError)
+    seed = checks.integer("random_dag: seed", seed, why="a random seed", error=GraphSpecError)
     und = nx.gnp_random_graph(n, p, seed=seed)
     g = nx.DiGraph()
     g.add_node("x", op="input", features=width)

@@ -30,6 +30,10 @@ class Linear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str | None = None):
+        in_features = positive_int("Linear: in_features", in_features)
+        out_features = positive_int("Linear: out_features", out_features)
+        if activation is not None:  # an unknown name used to be no activation, silently
+            choice("Linear: activation", activation, list(ACTIVATIONS))
         super().__init__(in_features, out_features, bias=bias)
         self.activation = activation
         self.act = ACTIVATION_FUNCTIONS.get(activation) if activation else None  # a function: no module call
@@ -47,11 +51,25 @@ class Linear(nn.Linear):
         if connection_weight is None:
             y = F.linear(x, self.weight, self.bias)
             return self.act(y) if self.act is not None else y
+        if not (isinstance(connection_weight, torch.Tensor) and isinstance(x, torch.Tensor)
+                and connection_weight.shape == (x.shape[0], self.in_features, self.out_features) and x.dim() == 2):
+            self._connection_fault(x, connection_weight)  # metadata only: a [1, in, out] would broadcast silently
         # (B, in, 1) * (B, in, out) -> scaled inputs per connection, contracted with W^T (in, out)
         y = torch.einsum("bi,bio,io->bo", x, connection_weight, self.weight.t())
         if self.bias is not None:
             y = y + self.bias
         return self.act(y) if self.act is not None else y
+
+    def _connection_fault(self, x, connection_weight) -> None:
+        for name, t in (("x", x), ("connection_weight", connection_weight)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"Linear: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if x.dim() != 2:
+            raise ValueError(f"Linear: x must be a tensor [B, {self.in_features}] with a connection_weight, got shape "
+                             f"{tuple(x.shape)}")
+        raise ValueError(f"Linear: connection_weight must be a tensor [B, in, out] = [{x.shape[0]}, "
+                         f"{self.in_features}, {self.out_features}] (one weight per connection and sample), got shape "
+                         f"{tuple(connection_weight.shape)}")
 
 
 @register_op("input", takes_input=False)

@@ -23,7 +23,7 @@ from torch_geometric.nn import MessagePassing
 
 from ..functional.gcn_norm import EdgeIndexCache, cached_gcn_norm
 from ..registry import Built, register_op
-from .checks import boolean, positive_int
+from .checks import boolean, dtype_fault, features_fault, positive_int
 
 __all__ = ["GCNConv", "GCNPropagate"]
 
@@ -54,9 +54,15 @@ class GCNConv(nn.Module):
         self.conv.reset_parameters()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(x, torch.Tensor) and x.dim() == 2 and x.size(1) == self.conv.in_channels):
+            features_fault("GCNConv", x, self.conv.in_channels)
         n = x.size(0)
         norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, self.conv.lin.weight.dtype)
-        return self.conv(x, norm.edge_index, norm.edge_weight)
+        try:
+            return self.conv(x, norm.edge_index, norm.edge_weight)
+        except RuntimeError:
+            dtype_fault("GCNConv", x, self.conv.lin.weight.dtype)  # looked for only after a failure
+            raise
 
 
 @register_op("gcn_conv")
@@ -82,6 +88,8 @@ class GCNPropagate(MessagePassing):
         self._norm_cache = EdgeIndexCache()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(x, torch.Tensor) and x.dim() == 2 and x.is_floating_point()):
+            features_fault("GCNPropagate", x, None)
         n = x.size(0)
         norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, x.dtype)
         return self.propagate(norm.edge_index, x=x, weight=norm.edge_weight, size=(n, n))

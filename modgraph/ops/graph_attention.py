@@ -37,13 +37,14 @@ import torch.nn.functional as F
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear as PyGLinear
 
-from ..attention import AttentionModule, Scorer
+from .. import checks
+from ..attention import AttentionModule, Scorer, _check_gate
 from ..functional.gcn_norm import EdgeIndexCache, cached_gcn_norm
 from ..functional.normalize import NORMALIZERS, temperature_problem, threshold_problem
 from ..functional.scores import SCORES
 from ..gate import Gate
 from ..registry import Built, register_op
-from .checks import boolean, choice, positive_int, probability
+from .checks import boolean, choice, dtype_fault, features_fault, positive_int, probability
 
 __all__ = ["EdgeAttention", "GraphAttentionConv"]
 
@@ -55,13 +56,16 @@ class EdgeAttention(AttentionModule):
 
     Shapes:
         h ``[N, H, D]`` node features per head; edge_index ``[2, E]`` -> weights ``[E, H]`` (``None`` when the gate
-        is off).
+        is off). The node ids of ``edge_index`` are checked once per ``edge_index`` tensor (``checked=True``: the
+        caller has, as :class:`GraphAttentionConv` has through ``gcn_norm``).
     """
 
     def __init__(self, heads: int, dim: int, gate: Gate, score: str = "gat"):
         super().__init__()
-        self.heads, self.dim = heads, dim
         self.scorer = Scorer(score, heads, dim)
+        _check_gate("EdgeAttention", gate)
+        self.heads, self.dim = self.scorer.heads, self.scorer.dim
+        self._ids_checked = EdgeIndexCache()
         self.query = nn.Parameter(torch.empty(heads, dim))  # diagonal query map g: q_i = g * h_i
         self.gate = gate
         self.reset_parameters()
@@ -80,7 +84,17 @@ class EdgeAttention(AttentionModule):
             return F.leaky_relu(a_src[src] + a_dst[dst], 0.2)  # (E, H)
         return self.scorer(h[src], (h * self.query)[dst])  # (E, H, D) x (E, H, D) -> (E, H)
 
-    def forward(self, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor | None:
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, *, checked: bool = False) -> torch.Tensor | None:
+        if not (isinstance(h, torch.Tensor) and h.dim() == 3 and h.shape[1:] == (self.heads, self.dim)):
+            if not isinstance(h, torch.Tensor):
+                raise TypeError(f"EdgeAttention: h must be a torch.Tensor [N, heads, dim], got {type(h).__name__}")
+            raise ValueError(f"EdgeAttention: h must be a tensor [N, heads, dim] = [N, {self.heads}, {self.dim}], "
+                             f"got shape {tuple(h.shape)}")
+        if not checked:  # the node ids once per edge_index tensor: a negative source id would wrap around silently
+            checks.edge_index("EdgeAttention: edge_index", edge_index, dtype=torch.long, ids=False)
+            n = h.size(0)
+            self._ids_checked.get(edge_index, n, lambda: checks.edge_index(
+                "EdgeAttention: edge_index", edge_index, n, dtype=torch.long, nodes=f"h has {n} rows"))
         if not self.gate.enabled:
             return None
         scores = self.scores(h, edge_index)  # (E, H)
@@ -169,13 +183,20 @@ class GraphAttentionConv(MessagePassing):
         return weights * gcn * norm.degree[norm.edge_index[1]].unsqueeze(-1)  # uniform attention == GCN
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        if not (isinstance(x, torch.Tensor) and x.dim() == 2 and x.size(1) == self.in_channels
+                and (self.lin is not None or x.is_floating_point())):
+            features_fault("GraphAttentionConv", x, self.in_channels)
         n = x.size(0)
-        h = x if self.lin is None else self.lin(x)
+        try:
+            h = x if self.lin is None else self.lin(x)
+        except RuntimeError:
+            dtype_fault("GraphAttentionConv", x, self.lin.weight.dtype)  # looked for only after a failure
+            raise
         if h.layout != torch.strided:  # sparse features propagated as they are (no weights to multiply first)
             h = h.to_dense()
         norm = cached_gcn_norm(self._norm_cache, edge_index, n, self.add_self_loops, h.dtype)
         h = h.view(n, self.heads, self.head_dim)  # (N, H, D)
-        weights = self.attention(h, norm.edge_index)  # (E', H) or None
+        weights = self.attention(h, norm.edge_index, checked=True)  # (E', H) or None; gcn_norm checked the ids
         coef = self.coefficients(weights, norm).to(h.dtype)  # (E', H)
         coef = F.dropout(coef, self.attention_dropout, self.training)
         out = self.propagate(norm.edge_index, x=h, coef=coef, size=(n, n))  # (N, H, D)

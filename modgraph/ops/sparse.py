@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import flag, number
 from ..registry import Built, register_op
 from .checks import probability
 
@@ -27,7 +28,11 @@ def sparse_dropout(x: torch.Tensor, p: float = 0.5, training: bool = True) -> to
     Shapes:
         x ``[N, F]`` (strided, ``sparse_coo`` or ``sparse_csr``) -> same shape and layout.
     """
-    if not training or p == 0.0:
+    p = number("sparse_dropout: p", p, low=0, high=1)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"sparse_dropout: x must be a torch.Tensor (strided, sparse_coo or sparse_csr), got "
+                        f"{type(x).__name__}")
+    if not flag("sparse_dropout: training", training) or p == 0.0:
         return x
     if x.layout == torch.sparse_csr:
         values = F.dropout(x.values(), p, True)
@@ -46,7 +51,7 @@ class SparseDropout(nn.Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        self.p = p
+        self.p = number("SparseDropout: p", p, low=0, high=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sparse_dropout(x, self.p, self.training)

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,13 +28,19 @@ __all__ = ["Split", "cv_splits", "fit_standardizer", "min_samples", "standardize
 
 
 def _labels(y) -> np.ndarray:
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+    except ValueError:  # numpy: "setting an array element with a sequence ... inhomogeneous shape"
+        raise ValueError("expected a non-empty 1-D array of labels, got a ragged sequence (items of different "
+                         "lengths)") from None
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"expected a non-empty 1-D array of labels, got shape {y.shape}")
-    if y.dtype.kind == "f":
+    if y.dtype.kind in "fc":
         missing = np.flatnonzero(np.isnan(y)).tolist()
-    elif y.dtype.kind == "O":
-        missing = [i for i, v in enumerate(y.tolist()) if v is None or (isinstance(v, float) and math.isnan(v))]
+    elif y.dtype.kind in "mM":  # NaT: not a time, sorted as a class of its own
+        missing = np.flatnonzero(np.isnat(y)).tolist()
+    elif y.dtype.kind == "O":  # any number unequal to itself: float, numpy float, Decimal NaN
+        missing = [i for i, v in enumerate(y.tolist()) if v is None or (isinstance(v, numbers.Number) and v != v)]
     else:
         missing = []
     if missing:  # a NaN sorts after every class (numpy) or anywhere (objects): a class of its own, silently
@@ -122,10 +129,14 @@ def _check_fraction(fraction) -> float:
 def _min_holdout_size(fraction: float) -> int:
     """The fewest samples :func:`stratified_holdout` can split at ``fraction`` (one held out, one kept)."""
     m = max(2, math.ceil(1 / fraction))
-    while m > 2 and math.floor((m - 1) * fraction) >= 1:  # the same float arithmetic as stratified_holdout
-        m -= 1
-    while math.floor(m * fraction) < 1:
-        m += 1
+    # the same float arithmetic as stratified_holdout; its rounding moves m by a step or two (a bounded search: for a
+    # fraction such as 1e-300, (m - 1) * fraction rounds to 1 for every m near 1e300 and an unbounded one never ended)
+    for _ in range(4):
+        if m > 2 and math.floor((m - 1) * fraction) >= 1:
+            m -= 1
+    for _ in range(4):
+        if math.floor(m * fraction) < 1:
+            m += 1
     return m
 
 
@@ -206,23 +217,43 @@ def fit_standardizer(X) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"expected a non-empty 2-D array [n, d], got shape {X.shape}")
-    finite = np.isfinite(X)
-    if not finite.all():
-        row, col = (int(v) for v in np.argwhere(~finite)[0])
-        raise ValueError(f"X holds {int((~finite).sum())} NaN/Inf values, the first at row {row}, column {col}; the "
-                         f"statistics would be NaN: impute or drop them first")
+    _check_finite(X, "the statistics would be NaN")
     mean = X.mean(axis=0)
     std = X.std(axis=0)
     return mean, np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
 
 
+def _check_finite(X: np.ndarray, why: str) -> None:
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, col = (int(v) for v in np.argwhere(~finite)[0])
+        raise ValueError(f"X holds {int((~finite).sum())} NaN/Inf values, the first at row {row}, column {col}; "
+                         f"{why}: impute or drop them first")
+
+
 def standardize(X, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(X - mean) / std`` with statistics from :func:`fit_standardizer`, as ``float32``."""
+    stats = {}
+    for name, value in (("mean", mean), ("std", std)):
+        try:
+            stats[name] = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a 1-D array of numbers (from fit_standardizer), got "
+                            f"{type(value).__name__} {value!r:.80}") from None
+        if stats[name].ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array [d], one value per column (from fit_standardizer), got "
+                             f"shape {stats[name].shape}")
+    mean, std = stats["mean"], stats["std"]
+    if mean.shape != std.shape:
+        raise ValueError(f"mean and std must have one value per column each, got {mean.size} and {std.size}")
     X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != np.shape(mean)[0]:
-        raise ValueError(f"expected X of shape [n, {np.shape(mean)[0]}], got {X.shape}")
-    std = np.asarray(std, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != mean.shape[0]:
+        raise ValueError(f"expected X of shape [n, {mean.shape[0]}], got {X.shape}")
+    if not np.isfinite(mean).all():
+        raise ValueError(f"mean must be finite in every column (every output would be NaN there), got "
+                         f"{mean.tolist()}")
     if not (np.isfinite(std) & (std > 0)).all():
         raise ValueError(f"std must be finite and > 0 in every column (fit_standardizer gives 1 to a constant "
                          f"column), got {std.tolist()}")
+    _check_finite(X, "they would be NaN/Inf after standardising too")
     return ((X - mean) / std).astype(np.float32)

@@ -102,3 +102,11 @@ def test_weights_of_a_dtype_that_is_not_floating_are_refused(dtype):
 def test_add_self_loops_is_a_bool():
     with pytest.raises(ValueError, match="gcn_norm: add_self_loops must be true or false, got 'no'"):
         gcn_norm(torch.tensor([[0, 1], [1, 2]]), 3, add_self_loops="no")  # before: taken as True
+
+
+def test_cache_refuses_a_non_tensor():
+    with pytest.raises(TypeError, match="EdgeIndexCache: edge_index must be a torch.Tensor, got list"):
+        EdgeIndexCache().get([[0, 1], [1, 0]], 2, lambda: 1)  # an AttributeError before
+    ei = torch.tensor([[0, 1], [1, 0]])
+    cache = EdgeIndexCache()
+    assert cache.get(ei, 2, lambda: 1) == 1 and cache.get(ei, 2, lambda: 2) == 1

@@ -346,3 +346,45 @@ def test_a_forced_kernel_keeps_the_gates_temperature_and_threshold(edge):
         out = net(x)
     torch.testing.assert_close(net.edge_weights()[("h", "y")], a)
     torch.testing.assert_close(out, (h[:, :, None] * a * y_lin.weight.T).sum(1) + y_lin.bias)
+
+
+def _neuron_args(batch=4, n_in=3, n_out=2):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, n_in, generator=gen)
+    return (x, x, torch.randn(n_in * n_out, n_in, generator=gen), torch.randn(n_in * n_out, generator=gen),
+            torch.randn(n_out, n_in, generator=gen), torch.randn(n_out, generator=gen))
+
+
+@pytest.mark.parametrize("pos, bad, match", [
+    (2, torch.randn(3, 6), r"A must be a tensor of shape \[6, 3\] \(x is \(4, 3\), W \(2, 3\)\), got shape \(3, 6\)"),
+    (3, torch.randn(3, 2), r"c must be a tensor of shape \[6\] .*got shape \(3, 2\)"),
+    (5, torch.randn(1), r"b must be a tensor of shape \[2\] .*got shape \(1,\)"),
+    (1, torch.randn(5, 3), r"h must be a tensor of shape \[4, 3\] .*got shape \(5, 3\)"),
+    (4, torch.randn(2, 4), r"W must be a tensor \[out, in\] = \[out, 3\] \(x is \(4, 3\)\), got shape \(2, 4\)"),
+    (0, torch.randn(2, 4, 3), r"x must be a tensor \[B, in\], got shape \(2, 4, 3\)"),
+])
+def test_neuron_scaled_linear_names_a_wrong_shape(pos, bad, match):
+    # a transposed A, a c of another shape or a b of one value were computed with silently (views and broadcasts)
+    args = list(_neuron_args())
+    args[pos] = bad
+    with pytest.raises(ValueError, match=match):
+        neuron_scaled_linear(*args)
+
+
+def test_neuron_scaled_linear_names_a_wrong_type_or_dtype():
+    args = list(_neuron_args())
+    with pytest.raises(TypeError, match="neuron_scaled_linear: x must be a torch.Tensor, got list"):
+        neuron_scaled_linear(args[0].tolist(), *args[1:])
+    with pytest.raises(TypeError, match=r"must share one floating-point dtype, got x torch.float64, h torch.float64, "
+                                        r"A torch.float32"):
+        neuron_scaled_linear(args[0].double(), args[1].double(), *args[2:])
+
+
+def test_neuron_scaled_linear_valid_input_unchanged_and_a_flat_bias_refused():
+    x, h, A, c, W, b = _neuron_args()
+    with pytest.raises(ValueError, match=r"b must be a tensor of shape \[2\]"):
+        neuron_scaled_linear(x, h, A, c, W, b[:1])
+    y, weights = neuron_scaled_linear(x, h, A, c, W, b)
+    ref_w = torch.sigmoid(torch.nn.functional.linear(h, A, c).unflatten(-1, (3, 2)))
+    assert torch.allclose(weights, ref_w)
+    assert torch.allclose(y, torch.einsum("bi,bio,io->bo", x, ref_w, W.t()) + b, atol=1e-6)

@@ -240,3 +240,10 @@ def test_smoothing_group_lasso_takes_one_tensor_and_integer_dims():
     with pytest.raises(ValueError, match=r"smoothing_group_lasso: dim=\(1, -1\) names dimension 1 twice"):
         smoothing_group_lasso(w, dim=(1, -1))
     assert smoothing_group_lasso(w, dim=[0, 1]) == smoothing_group_lasso(w, dim=(0, 1))
+
+
+@pytest.mark.parametrize("dim", [True, (True,), (1, False)])
+def test_smoothing_group_lasso_bool_dim_is_not_an_integer(dim):
+    # was "dim=True is out of range" (a bool is not a dimension)
+    with pytest.raises(ValueError, match=r"smoothing_group_lasso: dim must be an integer or a tuple of integers, got"):
+        smoothing_group_lasso(torch.randn(2, 3), dim=dim)

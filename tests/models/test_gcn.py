@@ -206,3 +206,37 @@ def test_graph_networks_in_float64_compute_in_float64(name):
     assert all(p.grad.dtype == torch.float64 for p in net.parameters() if p.grad is not None)
     assert all(w.dtype == torch.float64 for w in net.edge_weights().values())
     assert all(w.dtype == torch.float64 for _, w in net.graph_weights().values())
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: models.attention_appnp(10, 3, steps=-1),
+     r"steps must be a positive integer \(propagation steps\), got -1"),
+    (lambda: models.attention_appnp(10, 3, steps=2.5), "steps must be a positive integer .*got 2.5"),
+    (lambda: models.attention_appnp(10, 3, alpha=2), r"alpha must be a number in \[0, 1\], got 2"),
+    (lambda: models.attention_appnp(10, 3, teleport="fixd"),
+     "teleport must be one of 'fixed', 'sigmoid', 'softmax', 'sparsemax', got 'fixd'"),
+    (lambda: models.attention_appnp(10, 3, score="gatt"), "score must be one of .* got 'gatt'"),
+    (lambda: models.hop_attention(10, 3, steps=-2), "steps must be a positive integer .*got -2"),
+    (lambda: models.hop_attention(10, 3, steps=2.0), "steps must be a positive integer .*got 2.0"),
+    (lambda: models.attention_gcnii(10, 3, layers=0), r"layers must be a positive integer \(the depth\), got 0"),
+    (lambda: models.attention_gcnii(10, 3, lam=-1), "lam must be a finite number >= 0, got -1"),
+    (lambda: models.attention_gcnii(10, 3, alpha=1.5), r"alpha must be a number in \[0, 1\], got 1.5"),
+    (lambda: models.attention_gcnii(10, 3, propagation="gcnn"), "propagation must be one of 'gcn', 'attention', "
+                                                                "got 'gcnn'"),
+    (lambda: models.attention_gcnii(10, 3, propagation="gcn", attention="softmx"),
+     "attention must be one of 'sigmoid', 'softmax', 'sparsemax', got 'softmx'"),
+    (lambda: models.gcn_net(10, 3, concat=True), "gcn_net sets concat of the convs itself; .* got concat=True"),
+])
+def test_spec_builders_refuse_bad_arguments(build, match):
+    # each was silently accepted (a negative count, alpha outside [0, 1], an unknown propagation built attention, an
+    # unused attention typo) or a TypeError / math domain error from deep inside the builder
+    with pytest.raises(mg.GraphSpecError, match=match):
+        build()
+
+
+def test_spec_builders_valid_arguments_unchanged_and_negative_alpha_refused():
+    with pytest.raises(mg.GraphSpecError, match=r"alpha must be a number in \[0, 1\], got -0.5"):
+        models.attention_appnp(10, 3, alpha=-0.5)
+    g = models.attention_appnp(10, 3, steps=2, alpha=0.25)
+    assert g.edges["prop1", "z1"]["weight"] == 0.75 and g.edges["z0", "z2"]["weight"] == 0.25
+    assert len(models.attention_gcnii(10, 3, layers=2, propagation="gcn").nodes) == 3 + 5 * 2 + 2

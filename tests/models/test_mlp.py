@@ -19,3 +19,17 @@ def test_attention_mlp_by_hand():
     h, y = net.nodes["h"], net.nodes["y"]
     with net.attention_off():
         torch.testing.assert_close(net(x), torch.sigmoid(x @ h.weight.T + h.bias) @ y.weight.T + y.bias)
+
+
+def test_random_dag_refuses_bad_arguments():
+    import pytest
+
+    for kwargs, match in ((dict(n=-1), "random_dag: n must be a positive integer .*got -1"),  # networkx's error
+                          (dict(n=2.5), "n must be a positive integer .*got 2.5"),
+                          (dict(p=2), r"random_dag: p must be a number in \[0, 1\] \(an edge probability\), got 2"),
+                          (dict(p=float("nan")), r"p must be a number in \[0, 1\].*got nan"),  # both silently accepted
+                          (dict(seed="a"), r"random_dag: seed must be an integer \(a random seed\), got 'a'")):
+        args = dict(n=4, p=0.5, seed=0) | kwargs
+        with pytest.raises(mg.GraphSpecError, match=match):
+            models.random_dag(**args)
+    assert sorted(models.random_dag(4, 0.5, 0).edges) == sorted(models.random_dag(4, 0.5, seed=0).edges)

@@ -213,3 +213,33 @@ def test_an_edge_index_that_is_not_a_tensor_is_named(make, edge_index):
 def test_gcn_conv_arguments_are_checked(args, kwargs, message):
     with pytest.raises(ValueError, match=message):  # before: torch's "Trying to create tensor with negative dimension"
         GCNConv(*args, **kwargs)
+
+
+EI = torch.tensor([[0, 1, 2], [1, 2, 3]])
+
+
+@pytest.mark.parametrize("make", [lambda: GCNConv(3, 2), lambda: GCNPropagate()], ids=["conv", "propagate"])
+@pytest.mark.parametrize("x, error, match", [
+    ([[1.0, 2.0, 3.0]] * 4, TypeError, r"x must be a torch.Tensor \[N, features\], got list"),
+    (torch.randn(4), ValueError, r"x must be a tensor \[N, features\] \(one row per node\), got shape \(4,\)"),
+    (torch.randn(4, 2, 3), ValueError, r"x must be a tensor \[N, features\].*got shape \(4, 2, 3\)"),
+])
+def test_wrong_features_are_named(make, x, error, match):
+    # were an AttributeError, torch's matmul error or PyG's IndexError about edge_index
+    with pytest.raises(error, match=match):
+        make()(x, EI)
+
+
+def test_gcn_ops_name_features_of_another_width_or_dtype():
+    with pytest.raises(ValueError, match=r"GCNConv: x must have 3 features \(in_channels\), got shape \(4, 5\)"):
+        GCNConv(3, 2)(torch.randn(4, 5), EI)
+    with pytest.raises(ValueError, match=r"GCNConv: x must have 3 features"):
+        GCNConv(3, 2)(torch.randn(4, 5).to_sparse(), EI)
+    with pytest.raises(TypeError, match=r"GCNConv: x has dtype torch.float64 but the op's parameters have dtype "
+                                        r"torch.float32"):
+        GCNConv(3, 2)(torch.randn(4, 3, dtype=torch.float64), EI)
+    with pytest.raises(TypeError, match="GCNPropagate: x must hold floating-point features, got torch.int64"):
+        GCNPropagate()(torch.ones(4, 3, dtype=torch.long), EI)  # blamed gcn_norm's dtype before
+    x = torch.randn(4, 3)
+    conv = GCNConv(3, 2)
+    assert torch.allclose(conv(x, EI), conv(x.to_sparse(), EI), atol=1e-6)  # valid input unchanged

@@ -362,3 +362,43 @@ def test_graph_attention_conv_arguments_are_checked(kwargs, message):
     args = {"in_channels": 4, "out_channels": 6, **kwargs}
     with pytest.raises(ValueError, match=message):  # before: heads=0 a ZeroDivisionError, out_channels=0 built
         GraphAttentionConv(**args)
+
+
+def test_graph_attention_conv_names_wrong_features():
+    ei = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    with pytest.raises(TypeError, match=r"GraphAttentionConv: x must be a torch.Tensor \[N, features\], got list"):
+        GraphAttentionConv(3, 4)([[0.0] * 3] * 4, ei)
+    with pytest.raises(ValueError, match=r"GraphAttentionConv: x must have 3 features \(in_channels\), got shape "
+                                         r"\(4, 5\)"):
+        GraphAttentionConv(3, 4)(torch.randn(4, 5), ei)  # torch's matmul error before
+    with pytest.raises(ValueError, match=r"x must have 3 features \(in_channels\), got shape \(4, 5\)"):
+        GraphAttentionConv(3, None)(torch.randn(4, 5), ei)  # a view error before
+    with pytest.raises(ValueError, match=r"x must be a tensor \[N, features\] \(one row per node\), got shape "
+                                         r"\(4, 1, 3\)"):
+        GraphAttentionConv(3, None)(torch.randn(4, 1, 3), ei)  # accepted silently before
+    with pytest.raises(TypeError, match="GraphAttentionConv: x must hold floating-point features, got torch.int64"):
+        GraphAttentionConv(3, None)(torch.ones(4, 3, dtype=torch.long), ei)
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the op's parameters have dtype torch.float32"):
+        GraphAttentionConv(3, 4)(torch.randn(4, 3, dtype=torch.float64), ei)
+
+
+def test_edge_attention_names_bad_parts_and_inputs():
+    from modgraph.gate import Gate
+    from modgraph.ops.graph_attention import EdgeAttention
+
+    with pytest.raises(TypeError, match="EdgeAttention: gate must be a modgraph.Gate"):
+        EdgeAttention(2, 3, "softmax")  # accepted until the forward before
+    att = EdgeAttention(2, 3, Gate("softmax", level="graph"))
+    h, ei = torch.randn(4, 2, 3), torch.tensor([[0, 1, 2], [1, 2, 3]])
+    ref = att(h, ei)
+    with pytest.raises(ValueError, match=r"EdgeAttention: h must be a tensor \[N, heads, dim\] = \[N, 2, 3\], got "
+                                         r"shape \(4, 6\)"):
+        att(h.flatten(1), ei)
+    with pytest.raises(ValueError, match=r"EdgeAttention: edge_index has the edge -1 -> 0 \(column 0\), which names a "
+                                         r"node outside \[0, 4\) \(h has 4 rows"):
+        att(h, torch.tensor([[-1], [0]]))  # a negative source wrapped around to node 3, silently
+    with pytest.raises(ValueError, match=r"edge_index has the edge 9 -> 0 \(column 0\)"):
+        att(h, torch.tensor([[9], [0]]))  # an IndexError before
+    with pytest.raises(ValueError, match=r"EdgeAttention: edge_index must be a tensor \[2, E\], got shape \(3, 1\)"):
+        att(h, torch.tensor([[0], [1], [2]]))
+    assert torch.equal(att(h, ei), ref)

@@ -91,3 +91,23 @@ def test_uncoalesced_coo_duplicates_are_summed_before_dropout():
     torch.testing.assert_close(out[nonzero][kept], 2 * x[nonzero][kept])  # a kept entry is doubled as a whole
     assert (out[~nonzero] == 0).all()
     assert 0.2 < kept.float().mean() < 0.8  # about half of the ~150 distinct entries
+
+
+@pytest.mark.parametrize("p", [2, -1, float("nan"), "0.5", True])
+def test_sparse_dropout_refuses_bad_p(p):
+    from modgraph.ops.sparse import SparseDropout
+
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"sparse_dropout: p must be a number in \[0, 1\], got"):
+        sparse_dropout(x.to_sparse(), p)  # torch's "dropout probability" error, a TypeError for '0.5', True accepted
+    with pytest.raises(ValueError, match=r"SparseDropout: p must be a number in \[0, 1\], got"):
+        SparseDropout(p)  # accepted until the first forward before
+
+
+def test_sparse_dropout_refuses_bad_training_and_x():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="sparse_dropout: training must be true or false, got 'no'"):
+        sparse_dropout(x, 0.5, training="no")  # 'no' is truthy: dropout ran
+    with pytest.raises(TypeError, match="sparse_dropout: x must be a torch.Tensor .* got list"):
+        sparse_dropout(x.tolist(), 0.5)
+    assert sparse_dropout(x, 0.5, training=False) is x and sparse_dropout(x, 0) is x

@@ -193,3 +193,48 @@ def test_standardisation_refuses_non_finite_statistics():
         fit_standardizer(np.array([[1.0, np.nan], [2.0, 3.0]]))  # a NaN mean, silently, before
     with pytest.raises(ValueError, match=r"^std must be finite and > 0 in every column .*, got \[1\.0, 0\.0\]$"):
         standardize(np.ones((2, 2)), np.zeros(2), np.array([1.0, 0.0]))  # inf features before
+
+
+def test_min_samples_of_a_tiny_fraction_ends():
+    import subprocess
+    import sys
+
+    # the search for the rounding never ended before (a child process, so a hang fails the test instead of the run)
+    code = "from modgraph.protocols import min_samples; print(min_samples(3, 1e-300) > 10 ** 299, min_samples(2, 0.2))"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("min_samples(3, 1e-300) did not return within 60 s")
+    assert out.stdout.split() == ["True", "10"]
+
+
+@pytest.mark.parametrize("y", [
+    np.array([0, np.float32("nan"), 1, 1], dtype=object),  # numpy floats in an object array: a class of their own
+    np.array(["NaT", "2020-01-01", "2020-01-01", "NaT"], dtype="datetime64[D]"),
+])
+def test_labels_missing_in_other_kinds_are_named(y):
+    with pytest.raises(ValueError, match=r"labels: \d missing \(NaN or None\), the first at position"):
+        stratified_kfold(y, folds=2)
+
+
+def test_ragged_labels_are_named():
+    with pytest.raises(ValueError, match="expected a non-empty 1-D array of labels, got a ragged sequence"):
+        stratified_kfold([[0], [1, 2]], folds=2)
+
+
+def test_standardize_names_bad_statistics_and_features():
+    X = np.arange(12.0).reshape(4, 3)
+    mean, std = fit_standardizer(X)
+    with pytest.raises(ValueError, match=r"std must be a 1-D array \[d\], one value per column .*got shape \(\)"):
+        standardize(X, mean, 1.0)  # broadcast silently before
+    with pytest.raises(ValueError, match="mean and std must have one value per column each, got 3 and 2"):
+        standardize(X, mean, std[:2])  # numpy's broadcast error before
+    with pytest.raises(ValueError, match=r"mean must be a 1-D array \[d\].*got shape \(\)"):
+        standardize(X, 0.0, std)  # an IndexError before
+    with pytest.raises(TypeError, match="mean must be a 1-D array of numbers .*got list"):
+        standardize(X, ["a", "b", "c"], std)
+    with pytest.raises(ValueError, match="mean must be finite in every column"):
+        standardize(X, mean * np.nan, std)  # NaN out before
+    with pytest.raises(ValueError, match="X holds 1 NaN/Inf values, the first at row 1, column 2"):
+        standardize(np.where(X == 5.0, np.nan, X), mean, std)  # NaN out before
+    assert np.array_equal(standardize(X, mean.tolist(), std.tolist()), ((X - mean) / std).astype(np.float32))
