@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["choice", "edge_index", "flag", "integer", "is_integer", "number", "path", "positive_int"]
+__all__ = ["choice", "edge_index", "flag", "integer", "is_integer", "is_real", "number", "path", "positive_int"]
 
 
 def _fail(error: type[Exception], name: str, what: str, why: str | None, value) -> None:
@@ -56,6 +56,11 @@ def is_integer(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number: a Python or numpy integer or float, not a ``bool`` (NaN included)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def integer(name: str, value, *, least: int | None = None, most: int | None = None, optional: bool = False,
             why: str | None = None, error: type[Exception] = ValueError) -> int | None:
     """``value`` as an ``int``, if it is an integer in ``[least, most]`` (either bound may be ``None``: none)."""
@@ -79,7 +84,7 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
     (either may be ``None``: no bound), open at an end where asked."""
     if optional and value is None:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+    ok = is_real(value) and not math.isnan(value)
     ok = ok and not (finite and math.isinf(value))
     if ok and low is not None:
         ok = value > low if low_open else value >= low

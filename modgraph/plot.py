@@ -14,7 +14,6 @@ headless machines and inside tests. Every function saves to ``path`` and returns
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,10 +58,6 @@ def _check_recorder(where: str, recorder) -> None:
 
     if not isinstance(recorder, EdgeRecorder):
         raise TypeError(f"{where}: recorder must be a modgraph.record.EdgeRecorder, got {type(recorder).__name__}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _epoch(where: str, epoch) -> int:
@@ -265,7 +260,7 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
             raise ValueError(f"sparsity_curves: row {i} has no {', '.join(absent)}; its keys: "
                              f"{', '.join(map(repr, r))}")
         for role, k in (("x", x), ("y", y)):
-            if not _is_number(r[k]):
+            if not checks.is_real(r[k]):
                 raise ValueError(f"sparsity_curves: row {i}: {k!r} ({role}) must be a number, got {r[k]!r:.60}")
         for role, k in (("line", line), ("panel", panel)):
             try:
@@ -279,7 +274,7 @@ def sparsity_curves(rows: list[dict], path, y: str = "test_acc_after", x: str = 
         raise ValueError(f"sparsity_curves: row {missing} has no 'test_acc_before', but row {before[0]} has; give it "
                          f"in every row (the unpruned line) or in none")
     for i in before:
-        if not _is_number(rows[i]["test_acc_before"]):
+        if not checks.is_real(rows[i]["test_acc_before"]):
             raise ValueError(f"sparsity_curves: row {i}: 'test_acc_before' must be a number, got "
                              f"{rows[i]['test_acc_before']!r:.60}")
     panels = list(dict.fromkeys(r[panel] for r in rows))
@@ -345,10 +340,11 @@ def training_curves(runs: dict, path, title: str | None = None) -> Path:
                 raise ValueError(f"run {label!r}: history[{i}] has no {', '.join(map(repr, absent))}; expected "
                                  f"{{'step', 'loss', 'score', ...}} as FitResult.history holds them")
             score = h["score"]
-            if isinstance(score, (list, tuple)) or (hasattr(score, "shape") and not _is_number(score)) or score is None:
+            if score is None or isinstance(score, (list, tuple)) or (hasattr(score, "shape")
+                                                                     and not checks.is_real(score)):
                 raise ValueError(f"run {label!r}: per-member (ensemble) scores are not plotted; plot one member")
             for k in ("step", "loss", "score"):
-                if not _is_number(h[k]):
+                if not checks.is_real(h[k]):
                     raise ValueError(f"run {label!r}: history[{i}][{k!r}] must be a number, got {h[k]!r:.60}")
         for i, ph in enumerate(phases):
             absent = [k for k in ("name", "trains", "attention", "start", "end")

@@ -373,3 +373,10 @@ def test_path():
             checks.path("f: path", value)
     with pytest.raises(TypeError, match=r"^d must be a folder path \(a str or a Path\), got int 1$"):
         checks.path("d", 1, what="a folder path")
+
+
+@pytest.mark.parametrize("value, expected", [(3, True), (2.5, True), (np.float32(0.5), True), (np.int64(4), True),
+                                             (float("nan"), True), (True, False), (np.bool_(True), False),
+                                             ("1", False), (None, False), (torch.tensor(1.0), False)])
+def test_is_real_takes_python_and_numpy_numbers_but_not_bools(value, expected):
+    assert checks.is_real(value) is expected

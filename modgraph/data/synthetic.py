@@ -7,7 +7,6 @@ nodes and ten million edges takes a few seconds and about as much memory as its 
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch_geometric.data import Data
@@ -157,7 +156,7 @@ def _check(
                                error=DataError)
     feature_noise = checks.number("sbm_graph: feature_noise", feature_noise, low=0, error=DataError)
     fractions = isinstance(split, (tuple, list)) and len(split) == 3 and all(
-        isinstance(f, numbers.Real) and not isinstance(f, bool) and 0.0 <= f <= 1.0 for f in split)
+        checks.is_real(f) and 0.0 <= f <= 1.0 for f in split)
     if not fractions or sum(split) > 1.0 + 1e-9:
         raise DataError(f"sbm_graph: split must be 3 fractions (train, val, test) in [0, 1] summing to at most 1, "
                         f"got {split!r}")
